@@ -1,0 +1,5 @@
+import sys
+
+from fastbp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,110 @@
+"""Input checks at the public boundary: convert once, fail early, name the argument."""
+import numbers
+
+import numpy as np
+
+DTYPES = ("float32", "float64")
+
+
+def as_dtype(dtype):
+    """np.dtype for "float32" / "float64" (or the NumPy types themselves)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in DTYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
+    return dt
+
+
+def _numeric(name, value):
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers; got an array of dtype {arr.dtype}")
+    return arr
+
+
+def _check_finite(name, arr):
+    if not np.isfinite(arr).all():
+        row = int(np.argwhere(~np.isfinite(arr))[0][0])
+        raise ValueError(f"{name} contains NaN or infinite values (first in row {row}, "
+                         f"after conversion to {arr.dtype})")
+
+
+def as_inputs(X, n_in, dtype, name="X"):
+    """X as a C-contiguous (n, n_in) array of dtype, and whether it was one 1-D sample."""
+    arr = _numeric(name, X)
+    single = arr.ndim == 1
+    if single:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 1-D (one sample) or 2-D (samples x features); "
+                         f"got {arr.ndim} dimensions")
+    if arr.shape[1] != n_in:
+        raise ValueError(f"{name} has {arr.shape[1]} columns; the network expects {n_in}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} has no rows")
+    with np.errstate(over="ignore"):  # an overflow is reported just below, naming X
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+    _check_finite(name, arr)
+    return arr, single
+
+
+def as_targets(Y, n, n_out, labels_ok, probabilities, dtype, name="Y"):
+    """Y as a C-contiguous (n, n_out) array of dtype.
+
+    labels_ok: a 1-D array of integer class labels is one-hot encoded (softmax output).
+    probabilities: targets must lie in [0, 1] (cross-entropy).
+    """
+    arr = _numeric(name, Y)
+    if arr.ndim == 1 and labels_ok:
+        if arr.shape[0] != n:
+            raise ValueError(f"{name} has {arr.shape[0]} labels; X has {n} rows")
+        if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
+            raise ValueError(f"{name} as a 1-D array must hold integer class labels")
+        if arr.size and (arr.min() < 0 or arr.max() >= n_out):
+            raise ValueError(f"{name} holds class labels outside 0..{n_out - 1}; "
+                             f"got {arr.min()}..{arr.max()}")
+        onehot = np.zeros((n, n_out), dtype=dtype)
+        onehot[np.arange(n), arr.astype(np.int64)] = 1
+        return onehot
+    if arr.ndim == 1 and n_out == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape != (n, n_out):
+        hint = " (or 1-D integer class labels)" if labels_ok else ""
+        raise ValueError(f"{name} must have shape ({n}, {n_out}){hint}; got {arr.shape}")
+    with np.errstate(over="ignore"):
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+    _check_finite(name, arr)
+    if probabilities and (arr.min() < 0 or arr.max() > 1):
+        raise ValueError(f"{name} must lie in [0, 1] for the cross_entropy loss; "
+                         f"got values in [{arr.min()}, {arr.max()}]")
+    return arr
+
+
+def positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def real(name, value, low=0.0, low_inclusive=True, high=None):
+    """A finite real number >= low (or > low), and < high if given."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {value!r}")
+    value = float(value)
+    ok = np.isfinite(value) and (value >= low if low_inclusive else value > low)
+    if high is not None:
+        ok = ok and value < high
+    if not ok:
+        bound = (">= " if low_inclusive else "> ") + str(low)
+        if high is not None:
+            bound += f" and < {high}"
+        raise ValueError(f"{name} must be a finite number {bound}; got {value!r}")
+    return value
+
+
+def choice(name, value, options):
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {sorted(options)}; got {value!r}")
+    return value

@@ -1,0 +1,161 @@
+"""NumPy matrix formulation of the kernels: the reference and the rival.
+
+Same names, argument order and layouts as ``fastbp.kernels.loop``; each layer is one
+matrix product over the whole batch (``a[m] = act(a[m-1] @ W[m].T + b[m])``).
+"""
+import numpy as np
+
+from fastbp.kernels.codes import CROSS_ENTROPY, RELU, SIGMOID, SOFTMAX, TANH
+from fastbp.kernels.scalar import LOG_FLOOR
+
+
+def _layer(params, sizes, m):
+    """Views W[m] (D[m], D[m-1]) and b[m] (D[m],) of params (or of grad)."""
+    p = int(sum(sizes[k] * (sizes[k - 1] + 1) for k in range(1, m)))
+    n_out, n_in = int(sizes[m]), int(sizes[m - 1])
+    return (params[p:p + n_out * n_in].reshape(n_out, n_in),
+            params[p + n_out * n_in:p + n_out * (n_in + 1)])
+
+
+def _block(A, sizes, m, n):
+    """View of block m, (n, D[m]), of a layer-major workspace."""
+    off = n * int(sum(sizes[:m]))
+    return A[off:off + n * int(sizes[m])].reshape(n, int(sizes[m]))
+
+
+def _activate(code, z):
+    """a = act(z) in place on a (n, D) array."""
+    if code == SIGMOID:
+        e = np.exp(-np.abs(z))
+        np.divide(np.where(z >= 0, 1, e), 1 + e, out=z)
+    elif code == TANH:
+        np.tanh(z, out=z)
+    elif code == RELU:
+        np.maximum(z, 0, out=z)
+    elif code == SOFTMAX:
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+
+
+def _derivative(code, a):
+    """act'(z) from the stored activation a = act(z)."""
+    if code == SIGMOID:
+        return a * (1 - a)
+    if code == TANH:
+        return 1 - a * a
+    if code == RELU:
+        return (a > 0).astype(a.dtype)
+    return np.ones_like(a)
+
+
+def forward(A, params, n, sizes, acts):
+    """z[m] = a[m-1] @ W[m].T + b[m],  a[m] = act_m(z[m]),  m = 1..L (layouts as loop.forward)."""
+    for m in range(1, len(sizes)):
+        W, b = _layer(params, sizes, m)
+        z = _block(A, sizes, m, n)
+        np.matmul(_block(A, sizes, m - 1, n), W.T, out=z)
+        z += b
+        _activate(acts[m - 1], z)
+
+
+def sample_costs(cost, A, Y, n, sizes, acts, loss):
+    """cost_s = C(a[L], y) per sample, summed over outputs in float64."""
+    L = len(sizes) - 1
+    a = _block(A, sizes, L, n).astype(np.float64)
+    y = np.asarray(Y[:n], dtype=np.float64)
+    if loss == CROSS_ENTROPY:
+        c = -(y * np.log(np.maximum(a, LOG_FLOOR)))
+        if acts[L - 1] == SIGMOID:
+            c -= (1 - y) * np.log(np.maximum(1 - a, LOG_FLOOR))
+    else:
+        c = 0.5 * (y - a) ** 2
+    cost[:n] = c.sum(axis=1)
+
+
+def output_delta(Dl, A, Y, n, sizes, acts, loss):
+    """delta[L] = dC/da[L] (*) act_L'(z[L]); a[L] - y for softmax or sigmoid + cross-entropy."""
+    L = len(sizes) - 1
+    a = _block(A, sizes, L, n)
+    d = _block(Dl, sizes, L, n)
+    if loss == CROSS_ENTROPY and acts[L - 1] == SOFTMAX:
+        np.multiply(a, Y[:n].sum(axis=1, keepdims=True), out=d)  # a * sum(y) - y, see loop
+        d -= Y[:n]
+        return
+    np.subtract(a, Y[:n], out=d)
+    if loss == CROSS_ENTROPY:
+        return
+    if acts[L - 1] == SOFTMAX:
+        d -= (d * a).sum(axis=1, keepdims=True)
+        d *= a
+    else:
+        d *= _derivative(acts[L - 1], a)
+
+
+def hidden_deltas(Dl, A, params, n, sizes, acts):
+    """delta[m] = act_m'(z[m]) (*) (delta[m+1] @ W[m+1]),  m = L-1..1."""
+    for m in range(len(sizes) - 2, 0, -1):
+        W_next, _ = _layer(params, sizes, m + 1)
+        d = _block(Dl, sizes, m, n)
+        np.matmul(_block(Dl, sizes, m + 1, n), W_next, out=d)
+        d *= _derivative(acts[m - 1], _block(A, sizes, m, n))
+
+
+def accumulate_gradients(grad, Dl, A, n, sizes):
+    """dC/dW[m] += delta[m].T @ a[m-1],  dC/db[m] += sum over samples of delta[m]."""
+    for m in range(1, len(sizes)):
+        gW, gb = _layer(grad, sizes, m)
+        d = _block(Dl, sizes, m, n)
+        gW += d.T @ _block(A, sizes, m - 1, n)
+        gb += d.sum(axis=0)
+
+
+def sgd_update(params, velocity, grad, sizes, scale, lr, momentum, nesterov, l2, use_bias):
+    """w <- w - lr * g with g = scale * grad (+ l2 * w for weights), through momentum if > 0."""
+    dtype = params.dtype.type
+    scale, lr, momentum, l2 = dtype(scale), dtype(lr), dtype(momentum), dtype(l2)
+    for m in range(1, len(sizes)):
+        for k, (w, g_sum, v) in enumerate(zip(_layer(params, sizes, m), _layer(grad, sizes, m),
+                                              _layer(velocity, sizes, m))):
+            is_bias = k == 1
+            if is_bias and not use_bias:
+                continue
+            g = scale * g_sum if is_bias else scale * g_sum + l2 * w
+            if momentum != 0:
+                v *= momentum
+                v += g
+                g = g + momentum * v if nesterov else v
+            w -= lr * g
+
+
+def train_epoch(params, velocity, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
+                sizes, acts, loss, lr, momentum, nesterov, l2, use_bias, stats):
+    """One epoch of mini-batch SGD, one Python iteration per batch (see loop.train_epoch)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported via stats
+        _train_epoch(params, velocity, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
+                     sizes, acts, loss, lr, momentum, nesterov, l2, use_bias, stats)
+
+
+def _train_epoch(params, velocity, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
+                 sizes, acts, loss, lr, momentum, nesterov, l2, use_bias, stats):
+    stats[:] = 0.0
+    n_total = len(order)
+    for start in range(0, n_total, batch_size):
+        rows = order[start:start + batch_size]
+        nb = len(rows)
+        _block(A, sizes, 0, nb)[...] = X[rows]
+        Yb[:nb] = Y[rows]
+        forward(A, params, nb, sizes, acts)
+        sample_costs(cost, A, Yb, nb, sizes, acts, loss)
+        batch_cost = float(cost[:nb].sum())
+        if not np.isfinite(batch_cost):
+            stats[2] = 1.0
+            return
+        stats[0] += batch_cost
+        stats[1] += nb
+        output_delta(Dl, A, Yb, nb, sizes, acts, loss)
+        hidden_deltas(Dl, A, params, nb, sizes, acts)
+        grad[:] = 0
+        accumulate_gradients(grad, Dl, A, nb, sizes)
+        sgd_update(params, velocity, grad, sizes, 1.0 / nb, lr, momentum, nesterov, l2,
+                   use_bias)

@@ -1,0 +1,178 @@
+"""The chain of references: finite differences check the vectorized formulation; the
+vectorized formulation checks every loop kernel, kernel by kernel."""
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp.kernels import loop, vectorized
+
+from ._util import assert_close, data
+
+HIDDEN = ["sigmoid", "tanh", "relu", "identity"]
+OUTPUT_LOSS = [("sigmoid", "mse"), ("tanh", "mse"), ("relu", "mse"), ("identity", "mse"),
+               ("softmax", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "cross_entropy")]
+SIZES = [3, 5, 4, 2]  # two hidden layers, so hidden deltas propagate through a hidden layer
+N = 7
+
+
+def _net(hidden, output, loss, dtype="float64", sizes=SIZES, seed=0):
+    net = fastbp.Network(sizes, activations=[hidden] * (len(sizes) - 2) + [output],
+                         loss=loss, dtype=dtype, seed=seed)
+    # Nonzero biases, so bias paths are exercised.
+    for b in net.biases:
+        b[...] = np.random.default_rng(seed + 1).normal(scale=0.3, size=b.shape)
+    return net
+
+
+@pytest.mark.parametrize("output,loss", OUTPUT_LOSS)
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_vectorized_gradients_match_finite_differences(hidden, output, loss):
+    net = _net(hidden, output, loss)
+    X, Y = data(N, SIZES[0], SIZES[-1], seed=3)
+    dW, db = net.gradients(X, Y, backend="vectorized")
+    analytic = np.concatenate([np.concatenate([w.ravel(), b]) for w, b in zip(dW, db)])
+    numeric = np.empty_like(net.params)
+    eps = 1e-6
+    for k in range(net.n_params):
+        keep = net.params[k]
+        net.params[k] = keep + eps
+        up = net.loss(X, Y, backend="vectorized")
+        net.params[k] = keep - eps
+        down = net.loss(X, Y, backend="vectorized")
+        net.params[k] = keep
+        numeric[k] = (up - down) / (2 * eps)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8,
+                               err_msg=f"gradient vs finite differences, {hidden}/{output}/{loss}")
+
+
+def _reference_pass(net, X, Y, n):
+    """Workspaces after a vectorized forward and backward pass over n samples."""
+    units = int(net.sizes.sum())
+    A = np.zeros(n * units, net.dtype)
+    A[:X.size] = X.ravel()
+    vectorized.forward(A, net.params, n, net.sizes, net.act_codes)
+    Dl = np.zeros_like(A)
+    vectorized.output_delta(Dl, A, Y, n, net.sizes, net.act_codes, net.loss_code)
+    vectorized.hidden_deltas(Dl, A, net.params, n, net.sizes, net.act_codes)
+    return A, Dl
+
+
+@pytest.mark.parametrize("output,loss", OUTPUT_LOSS)
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_loop_kernels_match_vectorized(hidden, output, loss, dtype):
+    net = _net(hidden, output, loss, dtype=dtype)
+    X, Y = data(N, SIZES[0], SIZES[-1], seed=4, dtype=dtype)
+    if output == "softmax":
+        Y = Y / Y.sum(axis=1, keepdims=True)
+    sizes, acts = net.sizes, net.act_codes
+    A_ref, D_ref = _reference_pass(net, X, Y, N)
+    L_start = N * int(sizes[:-1].sum())
+
+    A = np.zeros_like(A_ref)
+    A[:X.size] = X.ravel()
+    loop.forward(A, net.params, N, sizes, acts)
+    assert_close(A, A_ref, dtype, f"forward activations, {hidden}/{output}, backend=loop")
+
+    cost, cost_ref = np.empty(N), np.empty(N)
+    loop.sample_costs(cost, A_ref, Y, N, sizes, acts, net.loss_code)
+    vectorized.sample_costs(cost_ref, A_ref, Y, N, sizes, acts, net.loss_code)
+    assert_close(cost, cost_ref, dtype, f"sample costs, {output}/{loss}, backend=loop")
+
+    Dl = np.zeros_like(A_ref)
+    loop.output_delta(Dl, A_ref, Y, N, sizes, acts, net.loss_code)
+    assert_close(Dl[L_start:], D_ref[L_start:], dtype,
+                 f"delta[L], {output}/{loss}, backend=loop")
+    loop.hidden_deltas(Dl, A_ref, net.params, N, sizes, acts)
+    assert_close(Dl, D_ref, dtype, f"hidden deltas, {hidden}, backend=loop")
+
+    grad, grad_ref = np.zeros_like(net.params), np.zeros_like(net.params)
+    loop.accumulate_gradients(grad, D_ref, A_ref, N, sizes)
+    vectorized.accumulate_gradients(grad_ref, D_ref, A_ref, N, sizes)
+    assert_close(grad, grad_ref, dtype, "outer-product gradients, backend=loop")
+
+
+@pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_loop_sgd_update_matches_vectorized(momentum, nesterov, use_bias, dtype):
+    net = _net("tanh", "identity", "mse", dtype=dtype)
+    rng = np.random.default_rng(5)
+    grad = rng.normal(size=net.n_params).astype(dtype)
+    velocity = rng.normal(size=net.n_params).astype(dtype)
+    params, v = net.params.copy(), velocity.copy()
+    loop.sgd_update(params, v, grad, net.sizes, 1 / 7, 0.3, momentum, nesterov, 0.01, use_bias)
+    params_ref, v_ref = net.params.copy(), velocity.copy()
+    vectorized.sgd_update(params_ref, v_ref, grad, net.sizes, 1 / 7, 0.3, momentum, nesterov,
+                          0.01, use_bias)
+    assert_close(params, params_ref, dtype, "params after sgd_update, backend=loop")
+    assert_close(v, v_ref, dtype, "velocity after sgd_update, backend=loop")
+
+
+@pytest.mark.parametrize("backend", ["loop", "vectorized"])
+def test_gradients_method_agrees_across_backends_and_chunks(backend, dtype, monkeypatch):
+    import fastbp.network
+    net = _net("sigmoid", "softmax", "cross_entropy", dtype=dtype, sizes=[3, 5, 4])
+    X, labels = data(11, 3, 4, seed=6, dtype=dtype, labels=True)
+    dW_ref, db_ref = net.gradients(X, labels, backend="vectorized")
+    # Chunks of 4 rows: 4 + 4 + 3, so the summed gradient crosses chunk boundaries.
+    monkeypatch.setattr(fastbp.network, "_CHUNK", 4)
+    dW, db = net.gradients(X, labels, backend=backend)
+    for m, (g, g_ref) in enumerate(zip(dW + db, dW_ref + db_ref)):
+        assert_close(g, g_ref, dtype, f"gradient tensor {m}, backend={backend}")
+
+
+def test_worked_example_output_before_training():
+    """2 inputs (0.35, 0.9), hidden weights (0.1, 0.8) and (0.4, 0.6), output weights
+    (0.3, 0.9), no bias, sigmoid: output 0.69 before training."""
+    for dtype in ("float32", "float64"):
+        net = fastbp.Network([2, 2, 1], activations="sigmoid", bias=False, dtype=dtype)
+        net.weights[0][...] = [[0.1, 0.8], [0.4, 0.6]]
+        net.weights[1][...] = [[0.3, 0.9]]
+        for backend in ("loop", "vectorized"):
+            out = net.forward([0.35, 0.9], backend=backend)
+            assert out.shape == (1,)
+            assert round(float(out[0]), 2) == 0.69
+            np.testing.assert_allclose(out[0], 0.690283, atol=1e-6)
+
+
+def test_compiled_once_per_dtype_not_per_shape():
+    for sizes in ([3, 5, 2], [4, 7, 6, 3], [2, 1], [9, 2, 2, 2, 5]):
+        for dtype in ("float32", "float64"):
+            net = fastbp.Network(sizes, activations="tanh", dtype=dtype, seed=1)
+            X, Y = data(5, sizes[0], sizes[-1], dtype=dtype)
+            net.gradients(X, Y)
+            net.loss(X, Y)
+    for kernel in (loop.forward, loop.sample_costs, loop.output_delta, loop.hidden_deltas,
+                   loop.accumulate_gradients):
+        assert len(kernel.signatures) == 2, (
+            f"{kernel.__name__} compiled {len(kernel.signatures)} times for 2 dtypes: "
+            f"{kernel.signatures}")
+
+
+_INSPECT_FLOAT32 = """
+import numpy as np, fastbp
+from fastbp.kernels import loop
+net = fastbp.Network([3, 5, 4, 2], activations=["sigmoid", "tanh", "softmax"], loss="mse", seed=0)
+rng = np.random.default_rng(0)
+net.gradients(rng.normal(size=(7, 3)), rng.uniform(size=(7, 2)))
+for kernel in (loop.forward, loop.output_delta, loop.hidden_deltas, loop.accumulate_gradients):
+    (sig,) = kernel.signatures
+    widened = kernel.inspect_llvm(sig).count("fpext float")
+    print(kernel.__name__, widened)
+"""
+
+
+def test_float32_stays_float32(tmp_path):
+    """The loop kernels keep float32 arithmetic in float32 (no float -> double in the IR).
+
+    Runs in a fresh process with an empty cache: Numba cannot inspect cached code.
+    """
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", _INSPECT_FLOAT32], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    counts = dict(line.split() for line in out.splitlines())
+    assert len(counts) == 4, out
+    for name, widened in counts.items():
+        assert widened == "0", f"{name} widens float32 to double {widened} times"

@@ -1,0 +1,234 @@
+"""Trainer: schedule equivalences, optimizer arithmetic, history, divergence, the CLI."""
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp.cli import main as cli_main
+
+from ._util import assert_close, data
+from .test_gradients import HIDDEN, OUTPUT_LOSS
+
+BACKENDS = ["loop", "vectorized"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+def _net(dtype="float64", seed=0, sizes=(3, 5, 4, 2), hidden="tanh", output="sigmoid",
+         loss="mse"):
+    return fastbp.Network(list(sizes), activations=[hidden] * (len(sizes) - 2) + [output],
+                          loss=loss, dtype=dtype, seed=seed)
+
+
+def _copy(net):
+    twin = _net(net.dtype, sizes=net.layer_sizes)
+    twin.params[...] = net.params
+    return twin
+
+
+OPTIONS = dict(learning_rate=0.3, momentum=0.9, l2=0.01)
+
+
+@pytest.mark.parametrize("schedule,batch_size,batches", [
+    ("online", 1, [[k] for k in range(7)]),
+    ("minibatch", 3, [[0, 1, 2], [3, 4, 5], [6]]),  # the last batch is shorter
+    ("fullbatch", 1, [list(range(7))]),
+])
+def test_epoch_equals_sequence_of_steps(schedule, batch_size, batches, backend, dtype):
+    X, Y = data(7, 3, 2, seed=1, dtype=dtype)
+    net = _net(dtype)
+    twin = _copy(net)
+    history = fastbp.Trainer(net, schedule=schedule, batch_size=batch_size, shuffle=False,
+                             backend=backend, **OPTIONS).fit(X, Y, epochs=1)
+    stepper = fastbp.Trainer(twin, backend=backend, **OPTIONS)
+    costs = [stepper.step(X[rows], Y[rows]) * len(rows) for rows in batches]
+    assert_close(net.params, twin.params, dtype, f"{schedule} epoch vs steps, backend={backend}")
+    assert_close(history.loss[0], sum(costs) / 7, dtype, f"{schedule} history.loss")
+
+
+@pytest.mark.parametrize("schedule", ["online", "minibatch", "fullbatch"])
+def test_backends_train_alike(schedule, dtype):
+    X, labels = data(23, 3, 4, seed=2, dtype=dtype, labels=True)
+    results = []
+    for backend in BACKENDS:
+        net = _net(dtype, sizes=(3, 6, 4), hidden="sigmoid", output="softmax",
+                   loss="cross_entropy")
+        trainer = fastbp.Trainer(net, schedule=schedule, batch_size=5, seed=7, backend=backend,
+                                 nesterov=True, **OPTIONS)
+        results.append((net.params, trainer.fit(X, labels, epochs=3).loss))
+    (p_loop, h_loop), (p_vec, h_vec) = results
+    assert_close(p_loop, p_vec, dtype, f"params after 3 {schedule} epochs, loop vs vectorized")
+    assert_close(h_loop, h_vec, dtype, f"history.loss, {schedule}, loop vs vectorized")
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum_and_l2_match_hand_computation(nesterov, backend):
+    X, Y = data(6, 3, 2, seed=3)
+    net = _net()
+    hand = _copy(net)
+    trainer = fastbp.Trainer(net, backend=backend, nesterov=nesterov, **OPTIONS)
+    lr, mu, l2 = OPTIONS["learning_rate"], OPTIONS["momentum"], OPTIONS["l2"]
+    velocity = np.zeros_like(hand.params)
+    for rows in ([0, 1, 2], [3, 4, 5], [0, 5]):
+        trainer.step(X[rows], Y[rows])
+        dW, db = hand.gradients(X[rows], Y[rows], backend="vectorized")
+        g = np.concatenate([np.concatenate([(w_grad + l2 * W).ravel(), b_grad])
+                            for w_grad, W, b_grad in zip(dW, hand.weights, db)])
+        velocity = mu * velocity + g
+        hand.params -= lr * (g + mu * velocity if nesterov else velocity)
+    assert_close(net.params, hand.params, "float64", f"params, nesterov={nesterov}, {backend}")
+    assert_close(trainer.velocity, velocity, "float64", f"velocity, {backend}")
+
+
+def test_deltas_use_the_weights_of_the_forward_pass(backend):
+    """The seeds' worked example, one step by hand: the hidden deltas must be computed
+    with the output weights as they were before this step's update."""
+    net = fastbp.Network([2, 2, 1], activations="sigmoid", bias=False, dtype="float64")
+    net.weights[0][...] = W1 = np.array([[0.1, 0.8], [0.4, 0.6]])
+    net.weights[1][...] = W2 = np.array([[0.3, 0.9]])
+    x, y, lr = np.array([0.35, 0.9]), np.array([0.5]), 1.0
+    h = 1 / (1 + np.exp(-W1 @ x))
+    out = 1 / (1 + np.exp(-W2 @ h))
+    d_out = (out - y) * out * (1 - out)
+    d_hidden = (W2.T @ d_out) * h * (1 - h)  # old W2
+    fastbp.Trainer(net, learning_rate=lr, backend=backend).step(x[None], y[None])
+    np.testing.assert_allclose(net.weights[1], W2 - lr * np.outer(d_out, h), rtol=1e-12)
+    np.testing.assert_allclose(net.weights[0], W1 - lr * np.outer(d_hidden, x), rtol=1e-12)
+    assert round(float(out[0]), 2) == 0.69
+
+
+@pytest.mark.parametrize("output,loss", OUTPUT_LOSS)
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_l2_step_is_gradient_of_penalized_objective(hidden, output, loss):
+    """(w_before - w_after) / lr equals finite differences of loss + (l2/2) sum W^2."""
+    net = _net(hidden=hidden, output=output, loss=loss)
+    X, Y = data(5, 3, 2, seed=4)
+    l2, lr = 0.05, 0.1
+
+    def objective():
+        return net.loss(X, Y, backend="vectorized") + l2 / 2 * sum((W ** 2).sum()
+                                                                    for W in net.weights)
+    numeric = np.empty_like(net.params)
+    for k in range(net.n_params):
+        keep = net.params[k]
+        net.params[k] = keep + 1e-6
+        up = objective()
+        net.params[k] = keep - 1e-6
+        numeric[k] = (up - objective()) / 2e-6
+        net.params[k] = keep
+    before = net.params.copy()
+    fastbp.Trainer(net, learning_rate=lr, l2=l2, backend="vectorized").step(X, Y)
+    np.testing.assert_allclose((before - net.params) / lr, numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_same_seed_same_weights(backend):
+    X, Y = data(40, 3, 2, seed=5, dtype="float32")
+    runs = []
+    for seed in (11, 11, 12):
+        net = _net("float32")
+        fastbp.Trainer(net, batch_size=8, seed=seed, backend=backend).fit(X, Y, epochs=3)
+        runs.append(net.params.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+def test_history_semantics(backend):
+    X, Y = data(20, 3, 2, seed=6)
+    Xv, Yv = data(9, 3, 2, seed=7)
+    net = _net()
+    start_loss = net.loss(X, Y)
+    trainer = fastbp.Trainer(net, schedule="fullbatch", learning_rate=0.5, backend=backend)
+    history = trainer.fit(X, Y, epochs=4, validation_data=(Xv, Yv))
+    assert history.epochs == 4 and len(history.val_loss) == 4 and len(history.seconds) == 4
+    # Full batch: the epoch's loss is the loss at the weights the epoch started from.
+    assert history.loss[0] == pytest.approx(start_loss, rel=1e-12)
+    assert history.val_loss[-1] == pytest.approx(net.loss(Xv, Yv), rel=1e-12)
+    assert history.loss == sorted(history.loss, reverse=True)
+    assert history.best_epoch == int(np.argmin(history.val_loss)) and not history.stopped_early
+    assert all(type(v) is float for v in history.loss + history.val_loss)
+
+
+def test_divergence_raises_and_keeps_finite_weights(backend):
+    X, Y = data(50, 3, 2, seed=8)
+    Y = Y * 1e3
+    net = _net(output="identity")
+    with pytest.raises(FloatingPointError, match=r"epoch \d+: the loss is not finite"):
+        fastbp.Trainer(net, schedule="online", learning_rate=50.0, seed=0, backend=backend).fit(
+            X, Y, epochs=3)
+    assert np.isfinite(net.params).all()
+
+
+def test_early_stopping_restores_best_weights(backend):
+    X, Y = data(30, 3, 2, seed=9)
+    Xv, Yv = data(30, 3, 2, seed=10)
+    net = _net()
+    seen = []
+
+    def record(epoch, history):
+        seen.append(net.params.copy())
+        return False
+    history = fastbp.Trainer(net, learning_rate=2.0, momentum=0.9, backend=backend).fit(
+        X, Y, epochs=60, validation_data=(Xv, Yv), patience=2, callback=record)
+    assert history.stopped_early
+    assert history.epochs == history.best_epoch + 3
+    np.testing.assert_array_equal(net.params, seen[history.best_epoch])
+
+
+def test_callback_can_stop_training():
+    X, Y = data(10, 3, 2)
+    history = fastbp.Trainer(_net()).fit(X, Y, epochs=50, callback=lambda e, h: e == 2)
+    assert history.epochs == 3 and history.stopped_early
+
+
+def test_progress_bar(capsys):
+    X, Y = data(10, 3, 2)
+    fastbp.Trainer(_net()).fit(X, Y, epochs=2, validation_data=(X, Y), progress=True)
+    err = capsys.readouterr().err
+    assert "100%" in err and "20.0/20.0" in err and "loss=" in err and "val_loss=" in err
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(schedule="sgd"), "schedule must be one of"),
+    (dict(batch_size=0), "batch_size must be a positive integer"),
+    (dict(learning_rate=0.0), "learning_rate must be a finite number > 0"),
+    (dict(learning_rate=float("nan")), "learning_rate must be a finite number"),
+    (dict(momentum=1.0), "momentum must be a finite number >= 0.0 and < 1.0"),
+    (dict(nesterov=True), "nesterov=True needs momentum > 0"),
+    (dict(l2=-1.0), "l2 must be a finite number >= 0"),
+    (dict(backend="fortran"), "backend must be one of"),
+])
+def test_bad_trainer_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        fastbp.Trainer(_net(), **kwargs)
+
+
+def test_bad_fit_arguments_leave_the_network_untouched():
+    X, Y = data(10, 3, 2)
+    net = _net()
+    before = net.params.copy()
+    trainer = fastbp.Trainer(net)
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        trainer.fit(X, Y, epochs=0)
+    with pytest.raises(ValueError, match="validation_data must be a pair"):
+        trainer.fit(X, Y, validation_data=X)
+    with pytest.raises(ValueError, match="X has 4 columns"):
+        trainer.fit(X, Y, validation_data=(np.zeros((3, 4)), Y[:3]))
+    np.testing.assert_array_equal(net.params, before)
+
+
+def test_cli_trains_on_digits(tmp_path, capsys):
+    path = tmp_path / "digits.npz"
+    code = cli_main(["train", "--epochs", "3", "--hidden", "16", "--save", str(path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "epoch    3" in out and "held-out accuracy" in out and "samples/s" in out
+    accuracy = float(out.split("held-out accuracy:")[1].split()[0])
+    assert accuracy > 0.8
+    assert fastbp.Network.load(path).layer_sizes == [64, 16, 10]
+
+
+def test_cli_reports_bad_options(capsys):
+    assert cli_main(["--learning-rate", "-1", "--epochs", "1"]) == 2
+    assert "learning_rate must be" in capsys.readouterr().err
