@@ -89,48 +89,12 @@ class Trainer:
     def _batch_size(self, n):
         return {"online": 1, "minibatch": min(self.batch_size, n), "fullbatch": n}[self.schedule]
 
-    def _run(self, X, Y, order, batch_size, on_chunk=None):
-        """Train over X[order] in compiled calls; return (sum of costs, samples seen).
-
-        Raises FloatingPointError if a batch's cost is not finite, leaving the network
-        at the last finite weights.
-        """
-        net = self.net
-        units = int(net.sizes.sum())
-        A = np.empty(batch_size * units, net.dtype)
-        Dl = np.empty_like(A)
-        cost = np.empty(batch_size, np.float64)
-        Yb = np.empty((batch_size, Y.shape[1]), net.dtype)
-        grad = np.empty_like(net.params)
-        stats = np.zeros(3, np.float64)
-        per_call = max(1, _SAMPLES_PER_CALL // batch_size) * batch_size
-        total, seen = 0.0, 0
-        for start in range(0, len(order), per_call):
-            snapshot = net.params.copy(), self.velocity.copy()
-            self.kernels.train_epoch(
-                net.params, self.velocity, grad, A, Dl, cost, Yb, X, Y,
-                order[start:start + per_call], batch_size, net.sizes, net.act_codes,
-                net.loss_code, self.learning_rate, self.momentum, self.nesterov, self.l2,
-                net.bias, stats)
-            total += stats[0]
-            seen += int(stats[1])
-            if stats[2] or not np.isfinite(net.params).all():
-                if not np.isfinite(net.params).all():
-                    net.params[...], self.velocity[...] = snapshot
-                raise FloatingPointError(
-                    f"the loss is not finite after {seen} samples; training diverged "
-                    f"(try a smaller learning_rate). The network keeps its last finite "
-                    f"weights.")
-            if on_chunk is not None:
-                on_chunk(int(stats[1]), total / max(seen, 1))
-        return float(total), seen
-
     def step(self, X, Y):
         """Exactly one update from the mean gradient over the rows of X; returns their mean cost."""
         X, _ = self.net._inputs(X)
         Y = self.net._targets(Y, X.shape[0])
         n = X.shape[0]
-        total, seen = self._run(X, Y, np.arange(n, dtype=np.int64), n)
+        total, seen = _Session(self, X, Y, n).run(np.arange(n, dtype=np.int64))
         return total / seen
 
     def fit(self, X, Y, epochs=10, validation_data=None, progress=False, patience=None,
@@ -180,6 +144,7 @@ class Trainer:
         batch_size = self._batch_size(n)
         history = History()
         best, best_params = math.inf, None
+        session = _Session(self, X, Y, batch_size)
         bar = _progress_bar(epochs * n) if progress else None
         try:
             for epoch in range(epochs):
@@ -188,7 +153,7 @@ class Trainer:
                 on_chunk = None if bar is None else (
                     lambda k, running: (bar.update(k), bar.set_postfix(loss=f"{running:.4g}")))
                 try:
-                    total, seen = self._run(X, Y, order, batch_size, on_chunk)
+                    total, seen = session.run(order, on_chunk)
                 except FloatingPointError as exc:
                     raise FloatingPointError(f"epoch {epoch}: {exc}") from None
                 history.seconds.append(time.perf_counter() - started)
@@ -215,6 +180,67 @@ class Trainer:
             if bar is not None:
                 bar.close()
         return history
+
+
+class _Session:
+    """The arrays of one ``fit`` or ``step``, where the backend's kernels want them (on the
+    GPU for cuda): data, parameters, optimizer state and workspaces, allocated once."""
+
+    def __init__(self, trainer, X, Y, batch_size):
+        self.trainer, self.net, self.kernels = trainer, trainer.net, trainer.kernels
+        k, net = self.kernels, self.net
+        self.batch_size = batch_size
+        self.X, self.Y = k.to_device(X), k.to_device(Y)
+        self.params, self.velocity = k.to_device(net.params), k.to_device(trainer.velocity)
+        units = int(net.sizes.sum())
+        self.A = k.empty(batch_size * units, net.dtype)     # activations of one batch
+        self.Dl = k.empty(batch_size * units, net.dtype)    # deltas of one batch
+        self.cost = k.empty(batch_size, np.float64)         # per-sample costs of one batch
+        self.Yb = k.empty((batch_size, Y.shape[1]), net.dtype)
+        self.grad = k.empty(net.params.shape, net.dtype)
+        self.stats = k.empty(3, np.float64)
+        self.stats_host = np.zeros(3)
+
+    def _sync(self):
+        """Bring parameters and optimizer state back into the Network and the Trainer."""
+        self.kernels.to_host(self.params, self.net.params)
+        self.kernels.to_host(self.velocity, self.trainer.velocity)
+
+    def run(self, order, on_chunk=None):
+        """Train over the samples in ``order`` (int64); return (sum of costs, samples seen).
+
+        The work goes to the kernels in calls of about _SAMPLES_PER_CALL samples (whole
+        batches); after each the parameters come back to the host, where divergence is
+        checked. Raises FloatingPointError if a cost is not finite, leaving the network
+        at its last finite weights.
+        """
+        k, net, tr = self.kernels, self.net, self.trainer
+        per_call = max(1, _SAMPLES_PER_CALL // self.batch_size) * self.batch_size
+        total, seen = 0.0, 0
+        for start in range(0, len(order), per_call):
+            snapshot = net.params.copy(), tr.velocity.copy()
+            k.train_epoch(self.params, self.velocity, self.grad, self.A, self.Dl, self.cost,
+                          self.Yb, self.X, self.Y, k.to_device(order[start:start + per_call]),
+                          self.batch_size, net.sizes, net.act_codes, net.loss_code,
+                          tr.learning_rate, tr.momentum, tr.nesterov, tr.l2, net.bias,
+                          self.stats)
+            stats = k.to_host(self.stats, self.stats_host)
+            self._sync()
+            total += stats[0]
+            seen += int(stats[1])
+            finite = np.isfinite(net.params).all()
+            if stats[2] or not finite:
+                if not finite:
+                    net.params[...], tr.velocity[...] = snapshot
+                    self.params = k.to_device(net.params)
+                    self.velocity = k.to_device(tr.velocity)
+                raise FloatingPointError(
+                    f"the loss is not finite after {seen} samples; training diverged "
+                    f"(try a smaller learning_rate). The network keeps its last finite "
+                    f"weights.")
+            if on_chunk is not None:
+                on_chunk(int(stats[1]), total / max(seen, 1))
+        return float(total), seen
 
 
 def _progress_bar(total):

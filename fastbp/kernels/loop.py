@@ -12,6 +12,7 @@ from numba import njit
 
 from fastbp._config import JIT
 from fastbp.kernels import scalar
+from fastbp.kernels._host import empty, to_device, to_host  # noqa: F401  (backend contract)
 from fastbp.kernels.codes import CROSS_ENTROPY, SIGMOID, SOFTMAX
 
 _activate = njit(**JIT)(scalar.activate)

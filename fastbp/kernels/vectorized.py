@@ -5,6 +5,7 @@ matrix product over the whole batch (``a[m] = act(a[m-1] @ W[m].T + b[m])``).
 """
 import numpy as np
 
+from fastbp.kernels._host import empty, to_device, to_host  # noqa: F401  (backend contract)
 from fastbp.kernels.codes import CROSS_ENTROPY, RELU, SIGMOID, SOFTMAX, TANH
 from fastbp.kernels.scalar import LOG_FLOOR
 
