@@ -193,10 +193,11 @@ class _Session:
         self.X, self.Y = k.to_device(X), k.to_device(Y)
         self.params, self.velocity = k.to_device(net.params), k.to_device(trainer.velocity)
         units = int(net.sizes.sum())
-        self.A = k.empty(batch_size * units, net.dtype)     # activations of one batch
-        self.Dl = k.empty(batch_size * units, net.dtype)    # deltas of one batch
-        self.cost = k.empty(batch_size, np.float64)         # per-sample costs of one batch
-        self.Yb = k.empty((batch_size, Y.shape[1]), net.dtype)
+        rows = k.workspace_rows(batch_size) if hasattr(k, "workspace_rows") else batch_size
+        self.A = k.empty(rows * units, net.dtype)     # activations of a batch (or a piece)
+        self.Dl = k.empty(rows * units, net.dtype)    # deltas, same layout
+        self.cost = k.empty(rows, np.float64)         # per-sample costs
+        self.Yb = k.empty((rows, Y.shape[1]), net.dtype)
         self.grad = k.empty(net.params.shape, net.dtype)
         self.stats = k.empty(3, np.float64)
         self.stats_host = np.zeros(3)

@@ -4,6 +4,10 @@ Array layouts are described in ``fastbp.kernels``. Every kernel works for any de
 with one compiled specialization per dtype: the shape travels in ``sizes``, the
 choices in integer codes. Inner loops run over the contiguous index (the input index
 j of ``W[m]_ij`` and of a sample's activation row), so they vectorize.
+
+The public kernels take flat buffers; each cuts its per-layer views once per call and
+hands them to a per-layer kernel (``_layer_*``). Online training, where a sample's work
+is too small to pay for views, indexes the flat buffers directly (``_sample_*``).
 """
 import math
 
@@ -15,33 +19,32 @@ from fastbp.kernels import scalar
 from fastbp.kernels._host import empty, to_device, to_host  # noqa: F401  (backend contract)
 from fastbp.kernels.codes import CROSS_ENTROPY, SIGMOID, SOFTMAX
 
+# Samples per cache block in the batch kernels: a block of activations (SAMPLE_BLOCK rows
+# of up to a few thousand floats) stays in L2 while rows of W stream through L1.
+SAMPLE_BLOCK = 32
+# train_epoch works through a batch in pieces of at most WORK_ROWS samples, summing
+# their gradients before the one update: a full batch then runs from cache, and the
+# workspaces need only min(batch_size, WORK_ROWS) rows.
+WORK_ROWS = 256
+
 _activate = njit(**JIT)(scalar.activate)
 _derivative = njit(**JIT)(scalar.derivative)
 _log = njit(**JIT)(scalar.log_clamped)
 
 
-@njit(**JIT)
-def _param_offset(sizes, m):
-    """Offset of W[m] in params; b[m] follows it."""
-    off = 0
-    for k in range(1, m):
-        off += sizes[k] * (sizes[k - 1] + 1)
-    return off
+def workspace_rows(batch_size):
+    """Rows that train_epoch's workspaces A, Dl, cost and Yb need for this batch size."""
+    return min(batch_size, WORK_ROWS)
 
 
-@njit(**JIT)
-def _unit_offset(sizes, m, n):
-    """Offset of block m (n, D[m]) in a layer-major workspace for n samples."""
-    off = 0
-    for k in range(m):
-        off += sizes[k]
-    return n * off
-
+# -- views --------------------------------------------------------------------------------
 
 @njit(**JIT)
 def _layer(params, sizes, m):
     """Views W[m] (D[m], D[m-1]) and b[m] (D[m],) of params (or of grad)."""
-    p = _param_offset(sizes, m)
+    p = 0
+    for k in range(1, m):
+        p += sizes[k] * (sizes[k - 1] + 1)
     n_out, n_in = sizes[m], sizes[m - 1]
     W = params[p:p + n_out * n_in].reshape((n_out, n_in))
     b = params[p + n_out * n_in:p + n_out * (n_in + 1)]
@@ -50,25 +53,236 @@ def _layer(params, sizes, m):
 
 @njit(**JIT)
 def _block(A, sizes, m, n):
-    """View of block m, (n, D[m]), of a layer-major workspace."""
-    off = _unit_offset(sizes, m, n)
+    """View of block m, (n, D[m]), of a layer-major workspace for n samples."""
+    off = 0
+    for k in range(m):
+        off += sizes[k]
+    off *= n
     return A[off:off + n * sizes[m]].reshape((n, sizes[m]))
 
 
-@njit(**JIT)
-def _softmax_row(z, one):
-    """a = exp(z - max z) / sum exp(z - max z), in place on one sample's row."""
-    top = z[0]
-    for i in range(1, z.shape[0]):
-        top = max(top, z[i])
-    total = one - one
-    for i in range(z.shape[0]):
-        z[i] = math.exp(z[i] - top)
-        total += z[i]
-    inv = one / total
-    for i in range(z.shape[0]):
-        z[i] *= inv
+# -- per-sample rows ----------------------------------------------------------------------
 
+@njit(**JIT)
+def _activate_row(z, code, one):
+    """a = act(z) in place on one sample's row; softmax: exp(z - max z) / sum."""
+    if code == SOFTMAX:
+        top = z[0]
+        for i in range(1, z.shape[0]):
+            top = max(top, z[i])
+        total = one - one
+        for i in range(z.shape[0]):
+            z[i] = math.exp(z[i] - top)
+            total += z[i]
+        inv = one / total
+        for i in range(z.shape[0]):
+            z[i] *= inv
+    else:
+        for i in range(z.shape[0]):
+            z[i] = _activate(code, z[i], one)
+
+
+@njit(**JIT)
+def _row_cost(a, y, binary, loss):
+    """C(a[L], y) of one sample in float64: 0.5 * sum (y - a)^2, or the cross-entropy."""
+    c = 0.0
+    for i in range(a.shape[0]):
+        t = float(y[i])
+        p = float(a[i])
+        if loss == CROSS_ENTROPY:
+            if t != 0.0:
+                c -= t * _log(p)
+            if binary and t != 1.0:
+                c -= (1.0 - t) * _log(1.0 - p)
+        else:
+            c += 0.5 * (t - p) * (t - p)
+    return c
+
+
+@njit(**JIT)
+def _row_output_delta(d, a, y, code, loss, one):
+    """delta[L] of one sample (see output_delta)."""
+    if loss == CROSS_ENTROPY and code == SOFTMAX:
+        # a_i * sum_k y_k - y_i: the exact gradient, a - y when the row sums to 1.
+        total = one - one
+        for i in range(a.shape[0]):
+            total += y[i]
+        for i in range(a.shape[0]):
+            d[i] = a[i] * total - y[i]
+        return
+    for i in range(a.shape[0]):
+        d[i] = a[i] - y[i]
+    if loss == CROSS_ENTROPY:
+        return  # sigmoid + binary cross-entropy: a - y exactly
+    if code == SOFTMAX:
+        # Softmax Jacobian: delta_i = a_i * (g_i - sum_k g_k a_k), g = a - y.
+        dot = one - one
+        for i in range(a.shape[0]):
+            dot += d[i] * a[i]
+        for i in range(a.shape[0]):
+            d[i] = a[i] * (d[i] - dot)
+    else:
+        for i in range(a.shape[0]):
+            d[i] *= _derivative(code, a[i], one)
+
+
+# -- per-layer kernels --------------------------------------------------------------------
+
+@njit(**JIT)
+def _layer_forward(z, W, b, a_in, code, one):
+    """z_si = sum_j W_ij * a_in_sj + b_i, then a = act(z) in place.
+
+    z     (n, n_out)   out
+    W     (n_out, n_in)
+    a_in  (n, n_in)
+    """
+    n = z.shape[0]
+    n_out, n_in = W.shape
+    # Rows in blocks of 4: four independent sums share each load of a[m-1]_j, so the
+    # j loop is neither latency-bound on one accumulator nor load-bound. The block's
+    # 4 rows of W stay in L1 while a block of samples, held in L2, streams past.
+    full = n_out - n_out % 4
+    for s0 in range(0, n, SAMPLE_BLOCK):
+        s1 = min(s0 + SAMPLE_BLOCK, n)
+        pairs = s1 - (s1 - s0) % 2
+        for i in range(0, full, 4):
+            # 4 rows x 2 samples: 8 independent sums, 6 loads per 8 multiply-adds.
+            for s in range(s0, pairs, 2):
+                z0, z1, z2, z3 = b[i], b[i + 1], b[i + 2], b[i + 3]
+                y0, y1, y2, y3 = b[i], b[i + 1], b[i + 2], b[i + 3]
+                for j in range(n_in):  # contiguous in W[m] and in a[m-1]
+                    x, u = a_in[s, j], a_in[s + 1, j]
+                    w0, w1, w2, w3 = W[i, j], W[i + 1, j], W[i + 2, j], W[i + 3, j]
+                    z0 += w0 * x
+                    z1 += w1 * x
+                    z2 += w2 * x
+                    z3 += w3 * x
+                    y0 += w0 * u
+                    y1 += w1 * u
+                    y2 += w2 * u
+                    y3 += w3 * u
+                z[s, i], z[s, i + 1], z[s, i + 2], z[s, i + 3] = z0, z1, z2, z3
+                z[s + 1, i], z[s + 1, i + 1], z[s + 1, i + 2], z[s + 1, i + 3] = y0, y1, y2, y3
+            for s in range(pairs, s1):
+                z0, z1, z2, z3 = b[i], b[i + 1], b[i + 2], b[i + 3]
+                for j in range(n_in):
+                    x = a_in[s, j]
+                    z0 += W[i, j] * x
+                    z1 += W[i + 1, j] * x
+                    z2 += W[i + 2, j] * x
+                    z3 += W[i + 3, j] * x
+                z[s, i], z[s, i + 1], z[s, i + 2], z[s, i + 3] = z0, z1, z2, z3
+        for i in range(full, n_out):
+            for s in range(s0, s1):
+                acc = b[i]
+                for j in range(n_in):
+                    acc += W[i, j] * a_in[s, j]
+                z[s, i] = acc
+        for s in range(s0, s1):
+            _activate_row(z[s], code, one)
+
+
+@njit(**JIT)
+def _layer_delta(d, W_next, d_next, a, code, one):
+    """d_sj = act'(a_sj) * sum_i W_next_ij * d_next_si.
+
+    d       (n, n_here)     out
+    W_next  (n_next, n_here)
+    d_next  (n, n_next)
+    a       (n, n_here)     activations of this layer
+    """
+    n = d.shape[0]
+    n_next, n_here = W_next.shape
+    # Rows of W[m+1] in blocks of 4 per sweep over j (one load and store of delta[m]_j
+    # per four multiply-adds); the 4 rows stay in L1 across a block of samples.
+    full = n_next - n_next % 4
+    for s0 in range(0, n, SAMPLE_BLOCK):
+        s1 = min(s0 + SAMPLE_BLOCK, n)
+        d[s0:s1, :] = 0
+        for i in range(0, full, 4):
+            for s in range(s0, s1):
+                d0, d1, d2, d3 = d_next[s, i], d_next[s, i + 1], d_next[s, i + 2], d_next[s, i + 3]
+                for j in range(n_here):  # contiguous in W[m+1] and delta[m]
+                    d[s, j] += (W_next[i, j] * d0 + W_next[i + 1, j] * d1
+                                + W_next[i + 2, j] * d2 + W_next[i + 3, j] * d3)
+        for i in range(full, n_next):
+            for s in range(s0, s1):
+                di = d_next[s, i]
+                for j in range(n_here):
+                    d[s, j] += W_next[i, j] * di
+        for s in range(s0, s1):
+            for j in range(n_here):
+                d[s, j] *= _derivative(code, a[s, j], one)
+
+
+@njit(**JIT)
+def _layer_gradient(gW, gb, d, a_in):
+    """gW_ij += sum_s d_si * a_in_sj,  gb_i += sum_s d_si.
+
+    gW    (n_out, n_in)  in/out
+    d     (n, n_out)
+    a_in  (n, n_in)
+    """
+    n = d.shape[0]
+    n_out, n_in = gW.shape
+    # A block of samples (in L2) is swept once per 4 rows of gW (in L1). A 4 x 4 tile
+    # of rows x samples gives 16 multiply-adds per 4 loads of a[m-1] and 4 loads and
+    # stores of gW. Contiguous in j.
+    full_i = n_out - n_out % 4
+    for s0 in range(0, n, SAMPLE_BLOCK):
+        s1 = min(s0 + SAMPLE_BLOCK, n)
+        full_s = s1 - (s1 - s0) % 4
+        for i in range(0, full_i, 4):
+            g0, g1, g2, g3 = gW[i], gW[i + 1], gW[i + 2], gW[i + 3]
+            for s in range(s0, full_s, 4):
+                p0, p1, p2, p3 = d[s, i], d[s + 1, i], d[s + 2, i], d[s + 3, i]
+                q0, q1, q2, q3 = d[s, i + 1], d[s + 1, i + 1], d[s + 2, i + 1], d[s + 3, i + 1]
+                r0, r1, r2, r3 = d[s, i + 2], d[s + 1, i + 2], d[s + 2, i + 2], d[s + 3, i + 2]
+                t0, t1, t2, t3 = d[s, i + 3], d[s + 1, i + 3], d[s + 2, i + 3], d[s + 3, i + 3]
+                for j in range(n_in):
+                    x0, x1, x2, x3 = a_in[s, j], a_in[s + 1, j], a_in[s + 2, j], a_in[s + 3, j]
+                    g0[j] += p0 * x0 + p1 * x1 + p2 * x2 + p3 * x3
+                    g1[j] += q0 * x0 + q1 * x1 + q2 * x2 + q3 * x3
+                    g2[j] += r0 * x0 + r1 * x1 + r2 * x2 + r3 * x3
+                    g3[j] += t0 * x0 + t1 * x1 + t2 * x2 + t3 * x3
+            for s in range(full_s, s1):
+                p0, q0, r0, t0 = d[s, i], d[s, i + 1], d[s, i + 2], d[s, i + 3]
+                for j in range(n_in):
+                    x0 = a_in[s, j]
+                    g0[j] += p0 * x0
+                    g1[j] += q0 * x0
+                    g2[j] += r0 * x0
+                    g3[j] += t0 * x0
+        for i in range(full_i, n_out):
+            g = gW[i]
+            for s in range(s0, s1):
+                ds = d[s, i]
+                for j in range(n_in):
+                    g[j] += ds * a_in[s, j]
+        for s in range(s0, s1):
+            for i in range(n_out):
+                gb[i] += d[s, i]
+
+
+@njit(**JIT)
+def _layer_update(W, b, vW, vb, gW, gb, scale, lr, momentum, nesterov, l2, use_bias):
+    """W <- W - lr * g, g = scale * gW + l2 * W (biases: scale * gb), through momentum."""
+    for i in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            g = scale * gW[i, j] + l2 * W[i, j]
+            if momentum != 0:
+                vW[i, j] = momentum * vW[i, j] + g
+                g = g + momentum * vW[i, j] if nesterov else vW[i, j]
+            W[i, j] -= lr * g
+        if use_bias:
+            g = scale * gb[i]
+            if momentum != 0:
+                vb[i] = momentum * vb[i] + g
+                g = g + momentum * vb[i] if nesterov else vb[i]
+            b[i] -= lr * g
+
+
+# -- the kernels of the backend contract ----------------------------------------------------
 
 @njit(**JIT)
 def forward(A, params, n, sizes, acts):
@@ -80,20 +294,8 @@ def forward(A, params, n, sizes, acts):
     one = params.dtype.type(1)
     for m in range(1, sizes.shape[0]):
         W, b = _layer(params, sizes, m)
-        a_in = _block(A, sizes, m - 1, n)
-        a_out = _block(A, sizes, m, n)
-        code = acts[m - 1]
-        for s in range(n):
-            for i in range(W.shape[0]):
-                acc = b[i]
-                for j in range(W.shape[1]):  # contiguous in W[m] and in a[m-1]
-                    acc += W[i, j] * a_in[s, j]
-                a_out[s, i] = acc
-            if code == SOFTMAX:
-                _softmax_row(a_out[s], one)
-            else:
-                for i in range(W.shape[0]):
-                    a_out[s, i] = _activate(code, a_out[s, i], one)
+        _layer_forward(_block(A, sizes, m, n), W, b, _block(A, sizes, m - 1, n),
+                       acts[m - 1], one)
 
 
 @njit(**JIT)
@@ -108,18 +310,7 @@ def sample_costs(cost, A, Y, n, sizes, acts, loss):
     a = _block(A, sizes, L, n)
     binary = acts[L - 1] == SIGMOID
     for s in range(n):
-        c = 0.0
-        for i in range(a.shape[1]):
-            y = float(Y[s, i])
-            p = float(a[s, i])
-            if loss == CROSS_ENTROPY:
-                if y != 0.0:
-                    c -= y * _log(p)
-                if binary and y != 1.0:
-                    c -= (1.0 - y) * _log(1.0 - p)
-            else:
-                c += 0.5 * (y - p) * (y - p)
-        cost[s] = c
+        cost[s] = _row_cost(a[s], Y[s], binary, loss)
 
 
 @njit(**JIT)
@@ -137,30 +328,8 @@ def output_delta(Dl, A, Y, n, sizes, acts, loss):
     L = sizes.shape[0] - 1
     a = _block(A, sizes, L, n)
     d = _block(Dl, sizes, L, n)
-    code = acts[L - 1]
     for s in range(n):
-        if loss == CROSS_ENTROPY and code == SOFTMAX:
-            # a_i * sum_k y_k - y_i: the exact gradient, a - y when the row sums to 1.
-            total = one - one
-            for i in range(a.shape[1]):
-                total += Y[s, i]
-            for i in range(a.shape[1]):
-                d[s, i] = a[s, i] * total - Y[s, i]
-            continue
-        for i in range(a.shape[1]):
-            d[s, i] = a[s, i] - Y[s, i]
-        if loss == CROSS_ENTROPY:
-            continue  # sigmoid + binary cross-entropy: a - y exactly
-        if code == SOFTMAX:
-            # Softmax Jacobian: delta_i = a_i * (g_i - sum_k g_k a_k), g = a - y.
-            dot = one - one
-            for i in range(a.shape[1]):
-                dot += d[s, i] * a[s, i]
-            for i in range(a.shape[1]):
-                d[s, i] = a[s, i] * (d[s, i] - dot)
-        else:
-            for i in range(a.shape[1]):
-                d[s, i] *= _derivative(code, a[s, i], one)
+        _row_output_delta(d[s], a[s], Y[s], acts[L - 1], loss, one)
 
 
 @njit(**JIT)
@@ -174,20 +343,8 @@ def hidden_deltas(Dl, A, params, n, sizes, acts):
     one = params.dtype.type(1)
     for m in range(sizes.shape[0] - 2, 0, -1):
         W_next, _ = _layer(params, sizes, m + 1)
-        d_next = _block(Dl, sizes, m + 1, n)
-        d = _block(Dl, sizes, m, n)
-        a = _block(A, sizes, m, n)
-        code = acts[m - 1]
-        for s in range(n):
-            for j in range(d.shape[1]):
-                d[s, j] = 0
-            # Row i of W[m+1] is contiguous: accumulate axpy-style over j.
-            for i in range(W_next.shape[0]):
-                di = d_next[s, i]
-                for j in range(W_next.shape[1]):
-                    d[s, j] += W_next[i, j] * di
-            for j in range(d.shape[1]):
-                d[s, j] *= _derivative(code, a[s, j], one)
+        _layer_delta(_block(Dl, sizes, m, n), W_next, _block(Dl, sizes, m + 1, n),
+                     _block(A, sizes, m, n), acts[m - 1], one)
 
 
 @njit(**JIT)
@@ -200,14 +357,7 @@ def accumulate_gradients(grad, Dl, A, n, sizes):
     """
     for m in range(1, sizes.shape[0]):
         gW, gb = _layer(grad, sizes, m)
-        d = _block(Dl, sizes, m, n)
-        a_in = _block(A, sizes, m - 1, n)
-        for s in range(n):
-            for i in range(gW.shape[0]):
-                di = d[s, i]
-                gb[i] += di
-                for j in range(gW.shape[1]):  # rank-1 update, contiguous in j
-                    gW[i, j] += di * a_in[s, j]
+        _layer_gradient(gW, gb, _block(Dl, sizes, m, n), _block(A, sizes, m - 1, n))
 
 
 @njit(**JIT)
@@ -224,19 +374,155 @@ def sgd_update(params, velocity, grad, sizes, scale, lr, momentum, nesterov, l2,
         W, b = _layer(params, sizes, m)
         gW, gb = _layer(grad, sizes, m)
         vW, vb = _layer(velocity, sizes, m)
-        for i in range(W.shape[0]):
-            for j in range(W.shape[1]):
-                g = scale * gW[i, j] + l2 * W[i, j]
-                if momentum != 0:
-                    vW[i, j] = momentum * vW[i, j] + g
-                    g = g + momentum * vW[i, j] if nesterov else vW[i, j]
-                W[i, j] -= lr * g
+        _layer_update(W, b, vW, vb, gW, gb, scale, lr, momentum, nesterov, l2, use_bias)
+
+
+# -- online training: one sample at a time, on flat buffers ---------------------------------
+# Per sample the work is small (a few thousand multiply-adds for a 64-32-10 network), so
+# these kernels index the flat buffers through offsets computed once per epoch instead of
+# cutting array views: a view costs about 45 ns of slicing and reference counting.
+
+@njit(**JIT)
+def _u(x):
+    return np.uint64(x)
+
+
+@njit(**JIT)
+def _offsets(sizes):
+    """Offsets of W[m] in params and of a[m] in a one-sample workspace, m = 0..L."""
+    L = sizes.shape[0] - 1
+    w_off = np.zeros(L + 1, np.int64)
+    a_off = np.zeros(L + 1, np.int64)
+    for m in range(1, L + 1):
+        a_off[m] = a_off[m - 1] + sizes[m - 1]
+        if m < L:
+            w_off[m + 1] = w_off[m] + sizes[m] * (sizes[m - 1] + 1)
+    return w_off, a_off
+
+
+@njit(**JIT)
+def _sample_forward(A, params, w, a_in, a_out, n_in, n_out, code, one):
+    """a_out_i = act(sum_j W_ij * a_in_j + b_i) for one sample; W at params[w], rows of n_in,
+    b right after W; a_in and a_out are offsets into A. Rows in blocks of 4, as in
+    _layer_forward."""
+    # Unsigned offsets: Numba then skips the negative-index wraparound check, which would
+    # keep these loops from vectorizing.
+    w, a_in, a_out, n_in, n_out = _u(w), _u(a_in), _u(a_out), _u(n_in), _u(n_out)
+    b = w + n_out * n_in
+    full = n_out - n_out % _u(4)
+    for i in range(_u(0), full, _u(4)):
+        r0, r1, r2, r3 = w + i * n_in, w + (i + _u(1)) * n_in, w + (i + _u(2)) * n_in, w + (i + _u(3)) * n_in
+        z0, z1, z2, z3 = params[b + i], params[b + i + _u(1)], params[b + i + _u(2)], params[b + i + _u(3)]
+        for j in range(n_in):  # contiguous in W and a
+            x = A[a_in + j]
+            z0 += params[r0 + j] * x
+            z1 += params[r1 + j] * x
+            z2 += params[r2 + j] * x
+            z3 += params[r3 + j] * x
+        A[a_out + i], A[a_out + i + _u(1)], A[a_out + i + _u(2)], A[a_out + i + _u(3)] = z0, z1, z2, z3
+    for i in range(full, n_out):
+        acc = params[b + i]
+        row = w + i * n_in
+        for j in range(n_in):
+            acc += params[row + j] * A[a_in + j]
+        A[a_out + i] = acc
+    _activate_row(A[a_out:a_out + n_out], code, one)
+
+
+@njit(**JIT)
+def _sample_backprop_update(params, velocity, Dl, A, w, a_in, a_out, n_in, n_out, lr,
+                            momentum, nesterov, l2, use_bias, propagate):
+    """One sample, one layer: delta[m-1]_j = sum_i W_ij * delta[m]_i (if propagate; with the
+    weights of the forward pass, before their update), then W_ij -= lr * (delta[m]_i *
+    a[m-1]_j + l2 * W_ij), b_i -= lr * delta[m]_i, through momentum if > 0: the arithmetic
+    of _layer_update with scale 1. Per row i one sweep over j does both, so there is no
+    gradient buffer and one pass over the parameters instead of four. delta[m-1] is left
+    without the activation derivative. Offsets as in _sample_forward (Dl laid out like A).
+    """
+    w, a_in, a_out, n_in, n_out = _u(w), _u(a_in), _u(a_out), _u(n_in), _u(n_out)  # see above
+    b = w + n_out * n_in
+    if propagate:
+        Dl[a_in:a_in + n_in] = 0
+    plain = momentum == 0
+    start = _u(0)
+    if plain and propagate:
+        # Rows in blocks of 4: one load and store of delta[m-1]_j per four weights.
+        start = n_out - n_out % _u(4)
+        for i in range(_u(0), start, _u(4)):
+            d0, d1, d2, d3 = Dl[a_out + i], Dl[a_out + i + _u(1)], Dl[a_out + i + _u(2)], Dl[a_out + i + _u(3)]
+            r0, r1, r2, r3 = w + i * n_in, w + (i + _u(1)) * n_in, w + (i + _u(2)) * n_in, w + (i + _u(3)) * n_in
+            for j in range(n_in):  # contiguous in W, a[m-1], delta[m-1]
+                w0, w1, w2, w3 = params[r0 + j], params[r1 + j], params[r2 + j], params[r3 + j]
+                Dl[a_in + j] += w0 * d0 + w1 * d1 + w2 * d2 + w3 * d3
+                x = A[a_in + j]
+                params[r0 + j] = w0 - lr * (d0 * x + l2 * w0)
+                params[r1 + j] = w1 - lr * (d1 * x + l2 * w1)
+                params[r2 + j] = w2 - lr * (d2 * x + l2 * w2)
+                params[r3 + j] = w3 - lr * (d3 * x + l2 * w3)
             if use_bias:
-                g = scale * gb[i]
-                if momentum != 0:
-                    vb[i] = momentum * vb[i] + g
-                    g = g + momentum * vb[i] if nesterov else vb[i]
-                b[i] -= lr * g
+                for k in range(i, i + _u(4)):
+                    params[b + k] -= lr * Dl[a_out + k]
+    for i in range(start, n_out):
+        di = Dl[a_out + i]
+        row = w + i * n_in
+        if plain:
+            for j in range(n_in):
+                wt = params[row + j]
+                if propagate:
+                    Dl[a_in + j] += wt * di
+                params[row + j] = wt - lr * (di * A[a_in + j] + l2 * wt)
+            if use_bias:
+                params[b + i] -= lr * di
+        else:
+            for j in range(n_in):
+                wt = params[row + j]
+                if propagate:
+                    Dl[a_in + j] += wt * di
+                g = di * A[a_in + j] + l2 * wt
+                v = momentum * velocity[row + j] + g
+                velocity[row + j] = v
+                params[row + j] = wt - lr * (g + momentum * v if nesterov else v)
+            if use_bias:
+                v = momentum * velocity[b + i] + di
+                velocity[b + i] = v
+                params[b + i] -= lr * (di + momentum * v if nesterov else v)
+
+
+@njit(**JIT)
+def _online_epoch(params, velocity, A, Dl, Yb, X, Y, order, sizes, acts, loss, lr,
+                  momentum, nesterov, l2, use_bias, stats):
+    """train_epoch for batch_size 1: forward, cost, output delta, then per layer the fused
+    backward pass and update."""
+    one = params.dtype.type(1)
+    L = sizes.shape[0] - 1
+    w_off, a_off = _offsets(sizes)
+    y = Yb[0]
+    a_out = A[a_off[L]:a_off[L] + sizes[L]]
+    d_out = Dl[a_off[L]:a_off[L] + sizes[L]]
+    binary = acts[L - 1] == SIGMOID
+    for k in range(order.shape[0]):
+        r = order[k]
+        for j in range(sizes[0]):
+            A[j] = X[r, j]
+        for i in range(y.shape[0]):
+            y[i] = Y[r, i]
+        for m in range(1, L + 1):
+            _sample_forward(A, params, w_off[m], a_off[m - 1], a_off[m], sizes[m - 1], sizes[m],
+                            acts[m - 1], one)
+        c = _row_cost(a_out, y, binary, loss)
+        if not math.isfinite(c):
+            stats[2] = 1.0
+            return
+        stats[0] += c
+        stats[1] += 1
+        _row_output_delta(d_out, a_out, y, acts[L - 1], loss, one)
+        for m in range(L, 0, -1):
+            _sample_backprop_update(params, velocity, Dl, A, w_off[m], a_off[m - 1], a_off[m],
+                                    sizes[m - 1], sizes[m], lr, momentum, nesterov, l2,
+                                    use_bias, m > 1)
+            if m > 1:
+                for j in range(a_off[m - 1], a_off[m]):
+                    Dl[j] *= _derivative(acts[m - 2], A[j], one)
 
 
 @njit(**JIT)
@@ -244,14 +530,15 @@ def train_epoch(params, velocity, grad, A, Dl, cost, Yb, X, Y, order, batch_size
                 sizes, acts, loss, lr, momentum, nesterov, l2, use_bias, stats):
     """One epoch of mini-batch SGD, all batches in compiled code (online: batch_size 1;
     full batch: batch_size n). Each batch: forward, deltas with the forward-pass
-    weights, summed gradient, then one update with scale 1 / batch size.
+    weights, summed gradient, then one update with scale 1 / batch size. A batch is
+    worked through in pieces of at most WORK_ROWS samples.
 
-    params, velocity, grad  (P,)                   in/out
-    A, Dl                   (>= batch_size * sum(D),)  workspaces
-    cost                    (>= batch_size,) float64   workspace
-    Yb                      (batch_size, D[L])         workspace for the batch's targets
-    X, Y                    (n, D[0]), (n, D[L])       the data set
-    order                   (n,) int64                 sample order of this epoch
+    params, velocity, grad  (P,)                        in/out
+    A, Dl                   (>= rows * sum(D),)         workspaces, rows = workspace_rows(batch_size)
+    cost                    (>= rows,) float64          workspace
+    Yb                      (rows, D[L])                workspace for targets
+    X, Y                    (n, D[0]), (n, D[L])        the data set
+    order                   (n,) int64                  sample order of this epoch
     stats                   (3,) float64 out: [sum of per-sample costs, samples seen,
                             1 if stopped at a batch whose cost was not finite else 0];
                             that batch's update is not applied.
@@ -261,27 +548,33 @@ def train_epoch(params, velocity, grad, A, Dl, cost, Yb, X, Y, order, batch_size
     stats[0] = 0.0
     stats[1] = 0.0
     stats[2] = 0.0
+    if batch_size == 1:
+        _online_epoch(params, velocity, A, Dl, Yb, X, Y, order, sizes, acts, loss, lr,
+                      momentum, nesterov, l2, use_bias, stats)
+        return
     n_total = order.shape[0]
     for start in range(0, n_total, batch_size):
-        nb = min(batch_size, n_total - start)
-        x_b = _block(A, sizes, 0, nb)
-        for s in range(nb):
-            r = order[start + s]
-            x_b[s, :] = X[r, :]
-            Yb[s, :] = Y[r, :]
-        forward(A, params, nb, sizes, acts)
-        sample_costs(cost, A, Yb, nb, sizes, acts, loss)
+        stop = min(start + batch_size, n_total)
+        grad[:] = 0
         batch_cost = 0.0
-        for s in range(nb):
-            batch_cost += cost[s]
+        for lo in range(start, stop, WORK_ROWS):
+            nb = min(WORK_ROWS, stop - lo)
+            x_b = _block(A, sizes, 0, nb)
+            for s in range(nb):
+                r = order[lo + s]
+                x_b[s, :] = X[r, :]
+                Yb[s, :] = Y[r, :]
+            forward(A, params, nb, sizes, acts)
+            sample_costs(cost, A, Yb, nb, sizes, acts, loss)
+            for s in range(nb):
+                batch_cost += cost[s]
+            output_delta(Dl, A, Yb, nb, sizes, acts, loss)
+            hidden_deltas(Dl, A, params, nb, sizes, acts)
+            accumulate_gradients(grad, Dl, A, nb, sizes)
         if not math.isfinite(batch_cost):
             stats[2] = 1.0
             return
         stats[0] += batch_cost
-        stats[1] += nb
-        output_delta(Dl, A, Yb, nb, sizes, acts, loss)
-        hidden_deltas(Dl, A, params, nb, sizes, acts)
-        grad[:] = 0
-        accumulate_gradients(grad, Dl, A, nb, sizes)
-        sgd_update(params, velocity, grad, sizes, scalar_t(1) / scalar_t(nb), lr, momentum,
-                   nesterov, l2, use_bias)
+        stats[1] += stop - start
+        sgd_update(params, velocity, grad, sizes, scalar_t(1) / scalar_t(stop - start), lr,
+                   momentum, nesterov, l2, use_bias)

@@ -10,6 +10,11 @@ from fastbp.kernels.codes import CROSS_ENTROPY, RELU, SIGMOID, SOFTMAX, TANH
 from fastbp.kernels.scalar import LOG_FLOOR
 
 
+def workspace_rows(batch_size):
+    """Rows that train_epoch's workspaces need: a whole batch, one matrix product per layer."""
+    return batch_size
+
+
 def _layer(params, sizes, m):
     """Views W[m] (D[m], D[m-1]) and b[m] (D[m],) of params (or of grad)."""
     p = int(sum(sizes[k] * (sizes[k - 1] + 1) for k in range(1, m)))
