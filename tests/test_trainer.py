@@ -232,3 +232,24 @@ def test_cli_trains_on_digits(tmp_path, capsys):
 def test_cli_reports_bad_options(capsys):
     assert cli_main(["--learning-rate", "-1", "--epochs", "1"]) == 2
     assert "learning_rate must be" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("schedule", ["minibatch", "fullbatch"])
+def test_threads_give_bit_identical_results(schedule):
+    """Threads split work only where writes are disjoint, so 1 and all threads agree exactly.
+    The network is big enough that the threaded kernels run (loop.PARALLEL_MIN_WORK)."""
+    import numba
+    from fastbp.kernels import loop
+    X, labels = data(300, 64, 10, seed=11, dtype="float32", labels=True)
+    assert 256 * 64 * 256 >= loop.PARALLEL_MIN_WORK
+    results = []
+    for threads in (1, numba.config.NUMBA_NUM_THREADS):
+        numba.set_num_threads(threads)
+        try:
+            net = fastbp.Network([64, 256, 10], activations=["tanh", "softmax"],
+                                 loss="cross_entropy", seed=0)
+            fastbp.Trainer(net, schedule=schedule, batch_size=256, seed=0).fit(X, labels, epochs=2)
+            results.append(net.params.copy())
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    np.testing.assert_array_equal(results[0], results[1])

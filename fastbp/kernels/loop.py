@@ -11,6 +11,7 @@ is too small to pay for views, indexes the flat buffers directly (``_sample_*``)
 """
 import math
 
+import numba
 import numpy as np
 from numba import njit
 
@@ -129,21 +130,20 @@ def _row_output_delta(d, a, y, code, loss, one):
 # -- per-layer kernels --------------------------------------------------------------------
 
 @njit(**JIT)
-def _layer_forward(z, W, b, a_in, code, one):
-    """z_si = sum_j W_ij * a_in_sj + b_i, then a = act(z) in place.
+def _layer_forward(z, W, b, a_in, code, one, lo, hi):
+    """z_si = sum_j W_ij * a_in_sj + b_i, then a = act(z) in place, for samples lo..hi-1.
 
     z     (n, n_out)   out
     W     (n_out, n_in)
     a_in  (n, n_in)
     """
-    n = z.shape[0]
     n_out, n_in = W.shape
     # Rows in blocks of 4: four independent sums share each load of a[m-1]_j, so the
     # j loop is neither latency-bound on one accumulator nor load-bound. The block's
     # 4 rows of W stay in L1 while a block of samples, held in L2, streams past.
     full = n_out - n_out % 4
-    for s0 in range(0, n, SAMPLE_BLOCK):
-        s1 = min(s0 + SAMPLE_BLOCK, n)
+    for s0 in range(lo, hi, SAMPLE_BLOCK):
+        s1 = min(s0 + SAMPLE_BLOCK, hi)
         pairs = s1 - (s1 - s0) % 2
         for i in range(0, full, 4):
             # 4 rows x 2 samples: 8 independent sums, 6 loads per 8 multiply-adds.
@@ -183,21 +183,20 @@ def _layer_forward(z, W, b, a_in, code, one):
 
 
 @njit(**JIT)
-def _layer_delta(d, W_next, d_next, a, code, one):
-    """d_sj = act'(a_sj) * sum_i W_next_ij * d_next_si.
+def _layer_delta(d, W_next, d_next, a, code, one, lo, hi):
+    """d_sj = act'(a_sj) * sum_i W_next_ij * d_next_si, for samples lo..hi-1.
 
     d       (n, n_here)     out
     W_next  (n_next, n_here)
     d_next  (n, n_next)
     a       (n, n_here)     activations of this layer
     """
-    n = d.shape[0]
     n_next, n_here = W_next.shape
     # Rows of W[m+1] in blocks of 4 per sweep over j (one load and store of delta[m]_j
     # per four multiply-adds); the 4 rows stay in L1 across a block of samples.
     full = n_next - n_next % 4
-    for s0 in range(0, n, SAMPLE_BLOCK):
-        s1 = min(s0 + SAMPLE_BLOCK, n)
+    for s0 in range(lo, hi, SAMPLE_BLOCK):
+        s1 = min(s0 + SAMPLE_BLOCK, hi)
         d[s0:s1, :] = 0
         for i in range(0, full, 4):
             for s in range(s0, s1):
@@ -216,23 +215,23 @@ def _layer_delta(d, W_next, d_next, a, code, one):
 
 
 @njit(**JIT)
-def _layer_gradient(gW, gb, d, a_in):
-    """gW_ij += sum_s d_si * a_in_sj,  gb_i += sum_s d_si.
+def _layer_gradient(gW, gb, d, a_in, lo, hi):
+    """gW_ij += sum_s d_si * a_in_sj,  gb_i += sum_s d_si, for rows i = lo..hi-1.
 
     gW    (n_out, n_in)  in/out
     d     (n, n_out)
     a_in  (n, n_in)
     """
     n = d.shape[0]
-    n_out, n_in = gW.shape
+    n_in = gW.shape[1]
     # A block of samples (in L2) is swept once per 4 rows of gW (in L1). A 4 x 4 tile
     # of rows x samples gives 16 multiply-adds per 4 loads of a[m-1] and 4 loads and
     # stores of gW. Contiguous in j.
-    full_i = n_out - n_out % 4
+    full_i = hi - (hi - lo) % 4
     for s0 in range(0, n, SAMPLE_BLOCK):
         s1 = min(s0 + SAMPLE_BLOCK, n)
         full_s = s1 - (s1 - s0) % 4
-        for i in range(0, full_i, 4):
+        for i in range(lo, full_i, 4):
             g0, g1, g2, g3 = gW[i], gW[i + 1], gW[i + 2], gW[i + 3]
             for s in range(s0, full_s, 4):
                 p0, p1, p2, p3 = d[s, i], d[s + 1, i], d[s + 2, i], d[s + 3, i]
@@ -253,15 +252,55 @@ def _layer_gradient(gW, gb, d, a_in):
                     g1[j] += q0 * x0
                     g2[j] += r0 * x0
                     g3[j] += t0 * x0
-        for i in range(full_i, n_out):
+        for i in range(full_i, hi):
             g = gW[i]
             for s in range(s0, s1):
                 ds = d[s, i]
                 for j in range(n_in):
                     g[j] += ds * a_in[s, j]
         for s in range(s0, s1):
-            for i in range(n_out):
+            for i in range(lo, hi):
                 gb[i] += d[s, i]
+
+
+# -- threads ------------------------------------------------------------------------------
+# Threads split a layer's work where their writes are disjoint, so no gradient slabs are
+# needed and every number is computed in the same order as with one thread (the results
+# are bit-identical): forward and deltas by blocks of samples, gradients by blocks of rows
+# of W. Below PARALLEL_MIN_WORK multiply-adds per layer a thread team costs more than it
+# saves, and the serial kernels run.
+PARALLEL_MIN_WORK = 1 << 17
+
+
+@njit(**JIT)
+def _threads_pay(n, W):
+    # The thread count is not consulted here: reading it from compiled code would make
+    # every caller uncacheable. With one thread the threaded kernels run serially.
+    return n * W.size >= PARALLEL_MIN_WORK
+
+
+@njit(parallel=True, **JIT)
+def _layer_forward_threads(z, W, b, a_in, code, one):
+    n = z.shape[0]
+    for k in numba.prange((n + SAMPLE_BLOCK - 1) // SAMPLE_BLOCK):
+        _layer_forward(z, W, b, a_in, code, one, k * SAMPLE_BLOCK,
+                       min((k + 1) * SAMPLE_BLOCK, n))
+
+
+@njit(parallel=True, **JIT)
+def _layer_delta_threads(d, W_next, d_next, a, code, one):
+    n = d.shape[0]
+    for k in numba.prange((n + SAMPLE_BLOCK - 1) // SAMPLE_BLOCK):
+        _layer_delta(d, W_next, d_next, a, code, one, k * SAMPLE_BLOCK,
+                     min((k + 1) * SAMPLE_BLOCK, n))
+
+
+@njit(parallel=True, **JIT)
+def _layer_gradient_threads(gW, gb, d, a_in):
+    n_out = gW.shape[0]
+    rows = 4 * max(1, n_out // 64)  # about 16 chunks of whole 4-row tiles
+    for k in numba.prange((n_out + rows - 1) // rows):
+        _layer_gradient(gW, gb, d, a_in, k * rows, min((k + 1) * rows, n_out))
 
 
 @njit(**JIT)
@@ -294,8 +333,11 @@ def forward(A, params, n, sizes, acts):
     one = params.dtype.type(1)
     for m in range(1, sizes.shape[0]):
         W, b = _layer(params, sizes, m)
-        _layer_forward(_block(A, sizes, m, n), W, b, _block(A, sizes, m - 1, n),
-                       acts[m - 1], one)
+        z, a_in = _block(A, sizes, m, n), _block(A, sizes, m - 1, n)
+        if _threads_pay(n, W):
+            _layer_forward_threads(z, W, b, a_in, acts[m - 1], one)
+        else:
+            _layer_forward(z, W, b, a_in, acts[m - 1], one, 0, n)
 
 
 @njit(**JIT)
@@ -343,8 +385,11 @@ def hidden_deltas(Dl, A, params, n, sizes, acts):
     one = params.dtype.type(1)
     for m in range(sizes.shape[0] - 2, 0, -1):
         W_next, _ = _layer(params, sizes, m + 1)
-        _layer_delta(_block(Dl, sizes, m, n), W_next, _block(Dl, sizes, m + 1, n),
-                     _block(A, sizes, m, n), acts[m - 1], one)
+        d, d_next, a = _block(Dl, sizes, m, n), _block(Dl, sizes, m + 1, n), _block(A, sizes, m, n)
+        if _threads_pay(n, W_next):
+            _layer_delta_threads(d, W_next, d_next, a, acts[m - 1], one)
+        else:
+            _layer_delta(d, W_next, d_next, a, acts[m - 1], one, 0, n)
 
 
 @njit(**JIT)
@@ -357,7 +402,11 @@ def accumulate_gradients(grad, Dl, A, n, sizes):
     """
     for m in range(1, sizes.shape[0]):
         gW, gb = _layer(grad, sizes, m)
-        _layer_gradient(gW, gb, _block(Dl, sizes, m, n), _block(A, sizes, m - 1, n))
+        d, a_in = _block(Dl, sizes, m, n), _block(A, sizes, m - 1, n)
+        if _threads_pay(n, gW):
+            _layer_gradient_threads(gW, gb, d, a_in)
+        else:
+            _layer_gradient(gW, gb, d, a_in, 0, gW.shape[0])
 
 
 @njit(**JIT)
