@@ -1,4 +1,4 @@
-"""Command line: ``fastbp train`` (the default command)."""
+"""Command line: ``fastbp train`` (the default command) and ``fastbp bench``."""
 import argparse
 import sys
 import time
@@ -71,6 +71,11 @@ def train(args):
     return 0
 
 
+def bench(args):
+    from fastbp.bench import main as bench_main
+    return bench_main(args)
+
+
 def _add_train_options(p):
     p.add_argument("--data", default="digits",
                    help="'digits' (bundled, default) or an .npz with X and y (or Y)")
@@ -105,6 +110,10 @@ def main(argv=None):
     p_train = sub.add_parser("train", help="train a network (default: on the bundled digits)")
     _add_train_options(p_train)
     p_train.set_defaults(func=train)
+    p_bench = sub.add_parser("bench", help="time the loop kernels against their rivals")
+    from fastbp.bench import add_options
+    add_options(p_bench)
+    p_bench.set_defaults(func=bench)
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["train", *argv]
