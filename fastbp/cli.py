@@ -38,11 +38,15 @@ def train(args):
     loss = args.loss or ("cross_entropy" if output in ("softmax", "sigmoid") else "mse")
     net = Network(sizes, activations=[args.activation] * len(args.hidden) + [output],
                   loss=loss, dtype=args.dtype, seed=args.seed)
+    momentum = args.momentum if args.momentum is not None else (
+        0.9 if args.optimizer == "sgd" else 0.0)
     trainer = Trainer(net, schedule=args.schedule, batch_size=args.batch_size,
-                      learning_rate=args.learning_rate, momentum=args.momentum, l2=args.l2,
-                      seed=args.seed, backend=args.backend)
+                      learning_rate=args.learning_rate, momentum=momentum, l2=args.l2,
+                      seed=args.seed, backend=args.backend, optimizer=args.optimizer,
+                      lr_schedule=args.lr_schedule)
     print(f"fastbp: {net}, {len(train_rows)} training and {len(test_rows)} held-out samples; "
-          f"{args.schedule}, backend={args.backend}", flush=True)
+          f"{args.schedule}, {args.optimizer}, {trainer.lr_schedule}, backend={args.backend}",
+          flush=True)
 
     def report(epoch, history):
         if not args.quiet:
@@ -66,8 +70,8 @@ def train(args):
     else:
         print(f"held-out loss: {net.loss(X_test, y_test):.6f}")
     if args.save:
-        net.save(args.save)
-        print(f"saved to {args.save}")
+        trainer.save(args.save)
+        print(f"saved to {args.save} (fastbp.Network.load or fastbp.Trainer.load to resume)")
     return 0
 
 
@@ -89,7 +93,14 @@ def _add_train_options(p):
     p.add_argument("--schedule", default="minibatch", choices=SCHEDULES)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--learning-rate", "--lr", type=float, default=0.1)
-    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--optimizer", default="sgd", choices=sorted(codes.OPTIMIZERS),
+                   help="sgd (with --momentum), adam, or rprop (best with --schedule fullbatch; "
+                        "--lr is then its initial step size)")
+    p.add_argument("--lr-schedule", default=None, metavar="SPEC",
+                   help="constant (default), invscaling[:decay=D,power=P], "
+                        "step[:every=N,gamma=G], plateau[:factor=F,patience=N]")
+    p.add_argument("--momentum", type=float, default=None,
+                   help="SGD momentum (default: 0.9 with sgd)")
     p.add_argument("--l2", type=float, default=0.0)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--patience", type=int, default=None,

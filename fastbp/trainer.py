@@ -1,13 +1,25 @@
 """Trainer: online, mini-batch and full-batch gradient descent over a Network."""
+import json
 import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastbp import _validate, backends
+from fastbp import _validate, backends, schedules
+from fastbp.kernels import codes
+from fastbp.network import Network, _read_npz, _write_npz
 
 SCHEDULES = ("online", "minibatch", "fullbatch")
+
+
+def _pair(name, value, low, high):
+    """Two finite numbers > low (and < high if given)."""
+    try:
+        a, b = value
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair of numbers; got {value!r}") from None
+    return (_validate.real(name, a, low, False, high), _validate.real(name, b, low, False, high))
 
 # Samples per compiled call within an epoch (rounded to whole batches): progress updates
 # and the divergence snapshot happen at this granularity, never per sample.
@@ -22,6 +34,7 @@ class History:
         forward pass that produced its gradient (no L2 term).
     val_loss : mean per-sample cost on ``validation_data`` after the epoch (empty without it).
     seconds : wall time of each epoch's training, validation excluded.
+    learning_rate : the rate the lr_schedule gave each epoch.
     best_epoch : index of the epoch with the lowest monitored loss (val_loss if given).
     stopped_early : True when early stopping or the callback ended training.
     """
@@ -29,6 +42,7 @@ class History:
     loss: list = field(default_factory=list)
     val_loss: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
+    learning_rate: list = field(default_factory=list)
     best_epoch: int = -1
     stopped_early: bool = False
 
@@ -65,26 +79,85 @@ class Trainer:
         Seeds the shuffling: the same seed and initial weights give bit-identical results.
     backend : {"loop", "vectorized", "cuda"}, default "loop"
         ``loop`` runs every epoch inside compiled code, whatever the schedule.
+    optimizer : {"sgd", "adam", "rprop"}, default "sgd"
+        How each update uses the gradient g (L2 term included), per parameter, as
+        ``torch.optim`` computes it: ``sgd`` steps ``learning_rate * g`` (with momentum
+        if set); ``adam`` scales the step per connection by running moments of g
+        (``betas``, ``eps``); ``rprop`` (iRprop-, FANN's default for full-batch training)
+        uses only the sign of g, with a step size per connection that grows by
+        ``etas[1]`` while the sign holds and shrinks by ``etas[0]`` when it flips,
+        within ``step_sizes``; ``learning_rate`` is its initial step size.
+    betas, eps : Adam's moment decay rates (default (0.9, 0.999)) and denominator term (1e-8).
+    etas, step_sizes : RPROP's (decrease, increase) factors (default (0.5, 1.2)) and
+        (smallest, largest) step size (default (1e-6, 50)).
+    lr_schedule : None, str or schedule, default None (constant)
+        How the learning rate changes per epoch: an object from :mod:`fastbp.schedules`
+        (``InverseScaling``, ``StepDecay``, ``ReduceOnPlateau``) or its text form, such
+        as ``"invscaling:decay=0.1,power=0.5"`` or ``"plateau:factor=0.5,patience=3"``.
+
+    Attributes
+    ----------
+    state : ndarray (2, P)
+        Optimizer state laid out like ``net.params`` (SGD: velocity in row 0; Adam: first
+        and second moments; RPROP: previous gradient and step sizes). Kept across
+        ``fit`` and ``step`` calls and stored by :meth:`save`.
+    epoch : int
+        Epochs trained so far by this trainer, across ``fit`` calls (drives lr_schedule).
     """
 
     def __init__(self, net, schedule="minibatch", batch_size=32, learning_rate=0.1,
                  momentum=0.0, nesterov=False, l2=0.0, shuffle=True, seed=None,
-                 backend="loop"):
+                 backend="loop", optimizer="sgd", betas=(0.9, 0.999), eps=1e-8,
+                 etas=(0.5, 1.2), step_sizes=(1e-6, 50.0), lr_schedule=None):
         self.net = net
         self.schedule = _validate.choice("schedule", schedule, SCHEDULES)
         self.batch_size = _validate.positive_int("batch_size", batch_size)
         self.learning_rate = _validate.real("learning_rate", learning_rate, 0.0, False)
+        self.optimizer = _validate.choice("optimizer", optimizer, codes.OPTIMIZERS)
         self.momentum = _validate.real("momentum", momentum, 0.0, True, high=1.0)
         self.nesterov = bool(nesterov)
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
+        if self.momentum and self.optimizer != "sgd":
+            raise ValueError(f"momentum applies to optimizer='sgd' only; got {optimizer!r}")
         self.l2 = _validate.real("l2", l2, 0.0)
+        self.betas = _pair("betas", betas, 0.0, 1.0)
+        self.eps = _validate.real("eps", eps, 0.0, False)
+        self.etas = _pair("etas", etas, 0.0, None)
+        if not self.etas[0] < 1.0 < self.etas[1]:
+            raise ValueError(f"etas must be (decrease < 1, increase > 1); got {etas!r}")
+        self.step_sizes = _pair("step_sizes", step_sizes, 0.0, None)
+        if not self.step_sizes[0] < self.step_sizes[1]:
+            raise ValueError(f"step_sizes must be (smallest, largest); got {step_sizes!r}")
+        self.lr_schedule = schedules.as_schedule(lr_schedule)
         self.shuffle = bool(shuffle)
         self.backend = backend
         self.kernels = backends.get(backend)
         self.rng = np.random.default_rng(seed)
-        # Optimizer state, laid out like net.params; kept across fit() and step() calls.
-        self.velocity = np.zeros_like(net.params)
+        self.reset()
+
+    def reset(self):
+        """Forget the optimizer state and the epoch count (the network is left as it is)."""
+        self.state = np.zeros((2, self.net.n_params), self.net.dtype)
+        if self.optimizer == "rprop":
+            self.state[1] = self.learning_rate  # initial step sizes
+        self.steps = np.zeros(1, np.int64)  # updates made (Adam's bias correction)
+        self.epoch = 0
+        self.monitored = []  # per epoch: val_loss if fit had validation data, else loss
+
+    @property
+    def velocity(self):
+        """SGD momentum buffer, laid out like ``net.params`` (row 0 of ``state``)."""
+        return self.state[0]
+
+    def _hyper(self, lr):
+        h = np.zeros(codes.N_HYPER)
+        h[codes.H_LR], h[codes.H_MOMENTUM] = lr, self.momentum
+        h[codes.H_NESTEROV], h[codes.H_L2] = float(self.nesterov), self.l2
+        h[codes.H_BETA1], h[codes.H_BETA2], h[codes.H_EPS] = *self.betas, self.eps
+        h[codes.H_ETA_MINUS], h[codes.H_ETA_PLUS] = self.etas
+        h[codes.H_STEP_MIN], h[codes.H_STEP_MAX] = self.step_sizes
+        return h
 
     def _batch_size(self, n):
         return {"online": 1, "minibatch": min(self.batch_size, n), "fullbatch": n}[self.schedule]
@@ -96,6 +169,49 @@ class Trainer:
         n = X.shape[0]
         total, seen = _Session(self, X, Y, n).run(np.arange(n, dtype=np.int64))
         return total / seen
+
+    def save(self, path):
+        """Write the network, this trainer's settings and its full state (optimizer state,
+        update and epoch counts, shuffling generator) to ``path`` (``.npz``, atomically),
+        so that :meth:`load` resumes training with the same result as never stopping."""
+        settings = dict(schedule=self.schedule, batch_size=self.batch_size,
+                        learning_rate=self.learning_rate, momentum=self.momentum,
+                        nesterov=self.nesterov, l2=self.l2, shuffle=self.shuffle,
+                        optimizer=self.optimizer, betas=self.betas, eps=self.eps,
+                        etas=self.etas, step_sizes=self.step_sizes,
+                        lr_schedule=self.lr_schedule.to_dict(), backend=self.backend)
+        extra = dict(trainer_settings=np.array(json.dumps(settings)),
+                     trainer_state=self.state, trainer_steps=self.steps,
+                     trainer_epoch=np.array(self.epoch),
+                     trainer_monitored=np.array(self.monitored, np.float64),
+                     trainer_rng=np.array(json.dumps(self.rng.bit_generator.state)))
+        _write_npz(path, {**self.net._state(), **extra})
+
+    @classmethod
+    def load(cls, path, backend=None):
+        """A Trainer (with its Network) written by :meth:`save`, ready to resume.
+
+        ``backend`` overrides the saved one. Raises ValueError for a file that is not a
+        saved trainer (a file from ``Network.save`` holds no trainer state).
+        """
+        state = _read_npz(path)
+        net = Network._from_state(state, path)
+        try:
+            settings = json.loads(str(state["trainer_settings"]))
+            settings["lr_schedule"] = schedules.from_dict(settings["lr_schedule"])
+            if backend is not None:
+                settings["backend"] = backend
+            trainer = cls(net, **settings)
+            if state["trainer_state"].shape != trainer.state.shape:
+                raise ValueError("optimizer state does not fit the network")
+            trainer.state[...] = state["trainer_state"]
+            trainer.steps[...] = state["trainer_steps"]
+            trainer.epoch = int(state["trainer_epoch"])
+            trainer.monitored = [float(v) for v in state["trainer_monitored"]]
+            trainer.rng.bit_generator.state = json.loads(str(state["trainer_rng"]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(f"{path} is not a valid fastbp trainer file: {exc}") from None
+        return trainer
 
     def fit(self, X, Y, epochs=10, validation_data=None, progress=False, patience=None,
             restore_best=True, callback=None):
@@ -149,6 +265,9 @@ class Trainer:
         try:
             for epoch in range(epochs):
                 order = (self.rng.permutation(n) if self.shuffle else np.arange(n)).astype(np.int64)
+                lr = self.lr_schedule.rate(self.epoch, self.learning_rate, self.monitored)
+                session.hyper[codes.H_LR] = lr
+                history.learning_rate.append(lr)
                 started = time.perf_counter()
                 on_chunk = None if bar is None else (
                     lambda k, running: (bar.update(k), bar.set_postfix(loss=f"{running:.4g}")))
@@ -161,6 +280,8 @@ class Trainer:
                 if validation_data is not None:
                     history.val_loss.append(net.loss(X_val, Y_val, backend=self.backend))
                 monitored = (history.val_loss or history.loss)[-1]
+                self.epoch += 1
+                self.monitored.append(monitored)
                 if monitored < best:
                     best, history.best_epoch = monitored, epoch
                     if patience is not None and restore_best:
@@ -191,7 +312,9 @@ class _Session:
         k, net = self.kernels, self.net
         self.batch_size = batch_size
         self.X, self.Y = k.to_device(X), k.to_device(Y)
-        self.params, self.velocity = k.to_device(net.params), k.to_device(trainer.velocity)
+        self.params, self.state = k.to_device(net.params), k.to_device(trainer.state)
+        self.steps = k.to_device(trainer.steps)
+        self.hyper = trainer._hyper(trainer.learning_rate)
         units = int(net.sizes.sum())
         rows = k.workspace_rows(batch_size) if hasattr(k, "workspace_rows") else batch_size
         self.A = k.empty(rows * units, net.dtype)     # activations of a batch (or a piece)
@@ -205,7 +328,8 @@ class _Session:
     def _sync(self):
         """Bring parameters and optimizer state back into the Network and the Trainer."""
         self.kernels.to_host(self.params, self.net.params)
-        self.kernels.to_host(self.velocity, self.trainer.velocity)
+        self.kernels.to_host(self.state, self.trainer.state)
+        self.kernels.to_host(self.steps, self.trainer.steps)
 
     def run(self, order, on_chunk=None):
         """Train over the samples in ``order`` (int64); return (sum of costs, samples seen).
@@ -219,12 +343,12 @@ class _Session:
         per_call = max(1, _SAMPLES_PER_CALL // self.batch_size) * self.batch_size
         total, seen = 0.0, 0
         for start in range(0, len(order), per_call):
-            snapshot = net.params.copy(), tr.velocity.copy()
-            k.train_epoch(self.params, self.velocity, self.grad, self.A, self.Dl, self.cost,
-                          self.Yb, self.X, self.Y, k.to_device(order[start:start + per_call]),
-                          self.batch_size, net.sizes, net.act_codes, net.loss_code,
-                          tr.learning_rate, tr.momentum, tr.nesterov, tr.l2, net.bias,
-                          self.stats)
+            snapshot = net.params.copy(), tr.state.copy(), tr.steps.copy()
+            k.train_epoch(self.params, self.state, self.steps, self.grad, self.A, self.Dl,
+                          self.cost, self.Yb, self.X, self.Y,
+                          k.to_device(order[start:start + per_call]), self.batch_size,
+                          net.sizes, net.act_codes, net.loss_code,
+                          codes.OPTIMIZERS[tr.optimizer], self.hyper, net.bias, self.stats)
             stats = k.to_host(self.stats, self.stats_host)
             self._sync()
             total += stats[0]
@@ -232,9 +356,9 @@ class _Session:
             finite = np.isfinite(net.params).all()
             if stats[2] or not finite:
                 if not finite:
-                    net.params[...], tr.velocity[...] = snapshot
+                    net.params[...], tr.state[...], tr.steps[...] = snapshot
                     self.params = k.to_device(net.params)
-                    self.velocity = k.to_device(tr.velocity)
+                    self.state, self.steps = k.to_device(tr.state), k.to_device(tr.steps)
                 raise FloatingPointError(
                     f"the loss is not finite after {seen} samples; training diverged "
                     f"(try a smaller learning_rate). The network keeps its last finite "

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp.kernels import loop, vectorized
+from fastbp.kernels import codes, loop, vectorized
 
 from ._util import assert_close, data
 
@@ -91,20 +91,29 @@ def test_loop_kernels_match_vectorized(hidden, output, loss, dtype):
     assert_close(grad, grad_ref, dtype, "outer-product gradients, backend=loop")
 
 
-@pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+@pytest.mark.parametrize("optimizer,momentum,nesterov", [
+    ("sgd", 0.0, False), ("sgd", 0.9, False), ("sgd", 0.9, True), ("adam", 0.0, False),
+    ("rprop", 0.0, False)])
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_loop_sgd_update_matches_vectorized(momentum, nesterov, use_bias, dtype):
+def test_loop_update_matches_vectorized(optimizer, momentum, nesterov, use_bias, dtype):
     net = _net("tanh", "identity", "mse", dtype=dtype)
+    trainer = fastbp.Trainer(net, optimizer=optimizer, momentum=momentum, nesterov=nesterov,
+                             learning_rate=0.3, l2=0.01)
     rng = np.random.default_rng(5)
-    grad = rng.normal(size=net.n_params).astype(dtype)
-    velocity = rng.normal(size=net.n_params).astype(dtype)
-    params, v = net.params.copy(), velocity.copy()
-    loop.sgd_update(params, v, grad, net.sizes, 1 / 7, 0.3, momentum, nesterov, 0.01, use_bias)
-    params_ref, v_ref = net.params.copy(), velocity.copy()
-    vectorized.sgd_update(params_ref, v_ref, grad, net.sizes, 1 / 7, 0.3, momentum, nesterov,
-                          0.01, use_bias)
-    assert_close(params, params_ref, dtype, "params after sgd_update, backend=loop")
-    assert_close(v, v_ref, dtype, "velocity after sgd_update, backend=loop")
+    state = np.abs(rng.normal(size=(2, net.n_params))).astype(dtype)
+    # A few steps, so RPROP sees sign changes and Adam's t grows.
+    grads = rng.normal(size=(3, net.n_params)).astype(dtype)
+    results = []
+    for kernels in (loop, vectorized):
+        params, s, steps = net.params.copy(), state.copy(), np.array([3], np.int64)
+        for grad in grads:
+            kernels.update(params, s, steps, grad, net.sizes, 1 / 7, codes.OPTIMIZERS[optimizer],
+                           trainer._hyper(0.3), use_bias)
+        results.append((params, s, steps))
+    (p, s, t), (p_ref, s_ref, t_ref) = results
+    assert_close(p, p_ref, dtype, f"params after {optimizer} update, backend=loop")
+    assert_close(s, s_ref, dtype, f"optimizer state after {optimizer} update, backend=loop")
+    assert t[0] == t_ref[0] == 6
 
 
 @pytest.mark.parametrize("backend", ["loop", "vectorized"])
@@ -153,8 +162,11 @@ import numpy as np, fastbp
 from fastbp.kernels import loop
 net = fastbp.Network([3, 5, 4, 2], activations=["sigmoid", "tanh", "softmax"], loss="mse", seed=0)
 rng = np.random.default_rng(0)
-net.gradients(rng.normal(size=(7, 3)), rng.uniform(size=(7, 2)))
-for kernel in (loop.forward, loop.output_delta, loop.hidden_deltas, loop.accumulate_gradients):
+X, Y = rng.normal(size=(7, 3)), rng.uniform(size=(7, 2))
+net.gradients(X, Y)
+fastbp.Trainer(net, optimizer="adam").step(X, Y)
+for kernel in (loop.forward, loop.output_delta, loop.hidden_deltas, loop.accumulate_gradients,
+               loop.update):
     (sig,) = kernel.signatures
     widened = kernel.inspect_llvm(sig).count("fpext float")
     print(kernel.__name__, widened)
@@ -173,6 +185,6 @@ def test_float32_stays_float32(tmp_path):
     out = subprocess.run([sys.executable, "-c", _INSPECT_FLOAT32], env=env, check=True,
                          capture_output=True, text=True).stdout
     counts = dict(line.split() for line in out.splitlines())
-    assert len(counts) == 4, out
+    assert len(counts) == 5, out
     for name, widened in counts.items():
         assert widened == "0", f"{name} widens float32 to double {widened} times"

@@ -229,6 +229,16 @@ def test_cli_trains_on_digits(tmp_path, capsys):
     assert fastbp.Network.load(path).layer_sizes == [64, 16, 10]
 
 
+def test_cli_optimizer_and_schedule(tmp_path, capsys):
+    path = tmp_path / "t.npz"
+    code = cli_main(["--epochs", "2", "--hidden", "8", "--optimizer", "adam", "--lr", "0.01",
+                     "--lr-schedule", "invscaling:decay=0.5", "--quiet", "--save", str(path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "adam" in out and "InverseScaling(decay=0.5" in out
+    resumed = fastbp.Trainer.load(path)
+    assert resumed.optimizer == "adam" and resumed.epoch == 2
+
+
 def test_cli_reports_bad_options(capsys):
     assert cli_main(["--learning-rate", "-1", "--epochs", "1"]) == 2
     assert "learning_rate must be" in capsys.readouterr().err

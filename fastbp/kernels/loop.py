@@ -18,7 +18,9 @@ from numba import njit
 from fastbp._config import JIT
 from fastbp.kernels import scalar
 from fastbp.kernels._host import empty, to_device, to_host  # noqa: F401  (backend contract)
-from fastbp.kernels.codes import CROSS_ENTROPY, SIGMOID, SOFTMAX
+from fastbp.kernels.codes import (CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, H_ETA_MINUS,
+                                  H_ETA_PLUS, H_L2, H_LR, H_MOMENTUM, H_NESTEROV,
+                                  H_STEP_MAX, H_STEP_MIN, SGD, SIGMOID, SOFTMAX)
 
 # Samples per cache block in the batch kernels: a block of activations (SAMPLE_BLOCK rows
 # of up to a few thousand floats) stays in L2 while rows of W stream through L1.
@@ -31,6 +33,7 @@ WORK_ROWS = 256
 _activate = njit(**JIT)(scalar.activate)
 _derivative = njit(**JIT)(scalar.derivative)
 _log = njit(**JIT)(scalar.log_clamped)
+_optimizer_step = njit(**JIT)(scalar.optimizer_step)
 
 
 def workspace_rows(batch_size):
@@ -304,21 +307,21 @@ def _layer_gradient_threads(gW, gb, d, a_in):
 
 
 @njit(**JIT)
-def _layer_update(W, b, vW, vb, gW, gb, scale, lr, momentum, nesterov, l2, use_bias):
-    """W <- W - lr * g, g = scale * gW + l2 * W (biases: scale * gb), through momentum."""
+def _layer_update(W, b, S0W, S0b, S1W, S1b, gW, gb, scale, opt, lr, momentum, nesterov, l2,
+                  step_size, beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus, step_min,
+                  step_max, use_bias):
+    """W, b <- optimizer step from g = scale * gW + l2 * W (biases: scale * gb)."""
+    one = W.dtype.type(1)
     for i in range(W.shape[0]):
         for j in range(W.shape[1]):
-            g = scale * gW[i, j] + l2 * W[i, j]
-            if momentum != 0:
-                vW[i, j] = momentum * vW[i, j] + g
-                g = g + momentum * vW[i, j] if nesterov else vW[i, j]
-            W[i, j] -= lr * g
+            W[i, j], S0W[i, j], S1W[i, j] = _optimizer_step(
+                opt, W[i, j], scale * gW[i, j] + l2 * W[i, j], S0W[i, j], S1W[i, j], lr,
+                momentum, nesterov, step_size, beta1, beta2, sqrt_bc2, eps, eta_minus,
+                eta_plus, step_min, step_max, one)
         if use_bias:
-            g = scale * gb[i]
-            if momentum != 0:
-                vb[i] = momentum * vb[i] + g
-                g = g + momentum * vb[i] if nesterov else vb[i]
-            b[i] -= lr * g
+            b[i], S0b[i], S1b[i] = _optimizer_step(
+                opt, b[i], scale * gb[i], S0b[i], S1b[i], lr, momentum, nesterov, step_size,
+                beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus, step_min, step_max, one)
 
 
 # -- the kernels of the backend contract ----------------------------------------------------
@@ -410,20 +413,34 @@ def accumulate_gradients(grad, Dl, A, n, sizes):
 
 
 @njit(**JIT)
-def sgd_update(params, velocity, grad, sizes, scale, lr, momentum, nesterov, l2, use_bias):
-    """w <- w - lr * g with g = scale * grad (+ l2 * w for weights), through momentum if > 0.
+def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
+    """One optimizer step on every parameter: w <- step(w, g), g = scale * grad + l2 * w for
+    weights, scale * grad for biases (skipped entirely when not use_bias). The step is
+    scalar.optimizer_step: SGD with momentum, Adam or RPROP, as torch.optim computes them.
 
-    Momentum as torch.optim.SGD: v <- momentum * v + g; g <- v, or g + momentum * v (Nesterov).
-
-    params    (P,)  in/out
-    velocity  (P,)  in/out, used only when momentum > 0
-    grad      (P,)  summed gradient of the batch; scale = 1 / batch size
+    params  (P,)            in/out
+    state   (2, P)          in/out optimizer state: SGD velocity; Adam m, v; RPROP previous
+                            gradient, step size
+    steps   (1,) int64      in/out: updates made so far (Adam's t), incremented here
+    grad    (P,)            summed gradient of the batch; scale = 1 / batch size
+    hyper   (N_HYPER,) float64  hyperparameters, slots H_* of fastbp.kernels.codes
     """
+    dt = params.dtype.type
+    steps[0] += 1
+    t = steps[0]
+    bc1 = 1.0 - hyper[H_BETA1] ** t
+    bc2 = 1.0 - hyper[H_BETA2] ** t
     for m in range(1, sizes.shape[0]):
         W, b = _layer(params, sizes, m)
         gW, gb = _layer(grad, sizes, m)
-        vW, vb = _layer(velocity, sizes, m)
-        _layer_update(W, b, vW, vb, gW, gb, scale, lr, momentum, nesterov, l2, use_bias)
+        S0W, S0b = _layer(state[0], sizes, m)
+        S1W, S1b = _layer(state[1], sizes, m)
+        _layer_update(W, b, S0W, S0b, S1W, S1b, gW, gb, scale, opt, dt(hyper[H_LR]),
+                      dt(hyper[H_MOMENTUM]), hyper[H_NESTEROV] != 0, dt(hyper[H_L2]),
+                      dt(hyper[H_LR] / bc1), dt(hyper[H_BETA1]), dt(hyper[H_BETA2]),
+                      dt(math.sqrt(bc2)), dt(hyper[H_EPS]), dt(hyper[H_ETA_MINUS]),
+                      dt(hyper[H_ETA_PLUS]), dt(hyper[H_STEP_MIN]), dt(hyper[H_STEP_MAX]),
+                      use_bias)
 
 
 # -- online training: one sample at a time, on flat buffers ---------------------------------
@@ -484,7 +501,7 @@ def _sample_backprop_update(params, velocity, Dl, A, w, a_in, a_out, n_in, n_out
     """One sample, one layer: delta[m-1]_j = sum_i W_ij * delta[m]_i (if propagate; with the
     weights of the forward pass, before their update), then W_ij -= lr * (delta[m]_i *
     a[m-1]_j + l2 * W_ij), b_i -= lr * delta[m]_i, through momentum if > 0: the arithmetic
-    of _layer_update with scale 1. Per row i one sweep over j does both, so there is no
+    of an SGD update with scale 1. Per row i one sweep over j does both, so there is no
     gradient buffer and one pass over the parameters instead of four. delta[m-1] is left
     without the activation derivative. Offsets as in _sample_forward (Dl laid out like A).
     """
@@ -575,31 +592,34 @@ def _online_epoch(params, velocity, A, Dl, Yb, X, Y, order, sizes, acts, loss, l
 
 
 @njit(**JIT)
-def train_epoch(params, velocity, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
-                sizes, acts, loss, lr, momentum, nesterov, l2, use_bias, stats):
-    """One epoch of mini-batch SGD, all batches in compiled code (online: batch_size 1;
-    full batch: batch_size n). Each batch: forward, deltas with the forward-pass
-    weights, summed gradient, then one update with scale 1 / batch size. A batch is
-    worked through in pieces of at most WORK_ROWS samples.
+def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
+                sizes, acts, loss, opt, hyper, use_bias, stats):
+    """One epoch, all batches in compiled code (online: batch_size 1; full batch:
+    batch_size n). Each batch: forward, deltas with the forward-pass weights, summed
+    gradient, then one ``update`` with scale 1 / batch size. A batch is worked through in
+    pieces of at most WORK_ROWS samples.
 
-    params, velocity, grad  (P,)                        in/out
+    params, grad            (P,)                        in/out
+    state, steps            (2, P), (1,) int64          optimizer state, in/out (``update``)
     A, Dl                   (>= rows * sum(D),)         workspaces, rows = workspace_rows(batch_size)
     cost                    (>= rows,) float64          workspace
     Yb                      (rows, D[L])                workspace for targets
     X, Y                    (n, D[0]), (n, D[L])        the data set
     order                   (n,) int64                  sample order of this epoch
+    opt, hyper              optimizer code and (N_HYPER,) float64 hyperparameters
     stats                   (3,) float64 out: [sum of per-sample costs, samples seen,
                             1 if stopped at a batch whose cost was not finite else 0];
                             that batch's update is not applied.
     """
-    scalar_t = params.dtype.type
-    lr, momentum, l2 = scalar_t(lr), scalar_t(momentum), scalar_t(l2)
+    dt = params.dtype.type
     stats[0] = 0.0
     stats[1] = 0.0
     stats[2] = 0.0
-    if batch_size == 1:
-        _online_epoch(params, velocity, A, Dl, Yb, X, Y, order, sizes, acts, loss, lr,
-                      momentum, nesterov, l2, use_bias, stats)
+    if batch_size == 1 and opt == SGD:
+        _online_epoch(params, state[0], A, Dl, Yb, X, Y, order, sizes, acts, loss,
+                      dt(hyper[H_LR]), dt(hyper[H_MOMENTUM]), hyper[H_NESTEROV] != 0,
+                      dt(hyper[H_L2]), use_bias, stats)
+        steps[0] += int(stats[1])
         return
     n_total = order.shape[0]
     for start in range(0, n_total, batch_size):
@@ -625,5 +645,5 @@ def train_epoch(params, velocity, grad, A, Dl, cost, Yb, X, Y, order, batch_size
             return
         stats[0] += batch_cost
         stats[1] += stop - start
-        sgd_update(params, velocity, grad, sizes, scalar_t(1) / scalar_t(stop - start), lr,
-                   momentum, nesterov, l2, use_bias)
+        update(params, state, steps, grad, sizes, dt(1) / dt(stop - start), opt, hyper,
+               use_bias)

@@ -8,7 +8,9 @@ import functools
 import numpy as np
 
 from fastbp.kernels._host import empty, to_device, to_host  # noqa: F401  (backend contract)
-from fastbp.kernels.codes import CROSS_ENTROPY, RELU, SIGMOID, SOFTMAX, TANH
+from fastbp.kernels.codes import (ADAM, CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, H_ETA_MINUS,
+                                  H_ETA_PLUS, H_L2, H_LR, H_MOMENTUM, H_NESTEROV, H_STEP_MAX,
+                                  H_STEP_MIN, RELU, RPROP, SGD, SIGMOID, SOFTMAX, TANH)
 from fastbp.kernels.scalar import LOG_FLOOR
 
 
@@ -132,37 +134,57 @@ def accumulate_gradients(grad, Dl, A, n, sizes):
         gb += d.sum(axis=0)
 
 
-def sgd_update(params, velocity, grad, sizes, scale, lr, momentum, nesterov, l2, use_bias):
-    """w <- w - lr * g with g = scale * grad (+ l2 * w for weights), through momentum if > 0."""
-    dtype = params.dtype.type
-    scale, lr, momentum, l2 = dtype(scale), dtype(lr), dtype(momentum), dtype(l2)
-    if momentum == 0 and l2 == 0 and use_bias:
-        params -= (lr * scale) * grad  # plain SGD: the whole buffer in one pass
+def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
+    """One optimizer step on every parameter (see loop.update), array by array."""
+    dt = params.dtype.type
+    steps[0] += 1
+    lr, l2, mu = dt(hyper[H_LR]), dt(hyper[H_L2]), dt(hyper[H_MOMENTUM])
+    if opt == SGD and mu == 0 and l2 == 0 and use_bias:
+        params -= (lr * dt(scale)) * grad  # plain SGD: the whole buffer in one pass
         return
+    t = int(steps[0])
+    bc1, bc2 = 1.0 - hyper[H_BETA1] ** t, 1.0 - hyper[H_BETA2] ** t
     for m in range(1, len(sizes)):
-        for k, (w, g_sum, v) in enumerate(zip(_layer(params, sizes, m), _layer(grad, sizes, m),
-                                              _layer(velocity, sizes, m))):
+        layers = zip(_layer(params, sizes, m), _layer(grad, sizes, m),
+                     _layer(state[0], sizes, m), _layer(state[1], sizes, m))
+        for k, (w, g_sum, s0, s1) in enumerate(layers):
             is_bias = k == 1
             if is_bias and not use_bias:
                 continue
-            g = scale * g_sum if is_bias else scale * g_sum + l2 * w
-            if momentum != 0:
-                v *= momentum
-                v += g
-                g = g + momentum * v if nesterov else v
-            w -= lr * g
+            g = dt(scale) * g_sum if is_bias else dt(scale) * g_sum + l2 * w
+            if opt == ADAM:
+                b1, b2 = dt(hyper[H_BETA1]), dt(hyper[H_BETA2])
+                s0 *= b1
+                s0 += (1 - b1) * g
+                s1 *= b2
+                s1 += (1 - b2) * g * g
+                w -= dt(hyper[H_LR] / bc1) * s0 / (np.sqrt(s1) / dt(np.sqrt(bc2)) + dt(hyper[H_EPS]))
+            elif opt == RPROP:
+                direction = g * s0
+                s1 *= np.where(direction > 0, dt(hyper[H_ETA_PLUS]),
+                               np.where(direction < 0, dt(hyper[H_ETA_MINUS]), dt(1)))
+                np.clip(s1, dt(hyper[H_STEP_MIN]), dt(hyper[H_STEP_MAX]), out=s1)
+                g = np.where(direction < 0, dt(0), g)
+                w -= np.sign(g) * s1
+                s0[...] = g
+            else:
+                if mu != 0:
+                    s0 *= mu
+                    s0 += g
+                    g = g + mu * s0 if hyper[H_NESTEROV] else s0
+                w -= lr * g
 
 
-def train_epoch(params, velocity, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
-                sizes, acts, loss, lr, momentum, nesterov, l2, use_bias, stats):
-    """One epoch of mini-batch SGD, one Python iteration per batch (see loop.train_epoch)."""
+def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
+                sizes, acts, loss, opt, hyper, use_bias, stats):
+    """One epoch, one Python iteration per batch (see loop.train_epoch)."""
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported via stats
-        _train_epoch(params, velocity, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
-                     sizes, acts, loss, lr, momentum, nesterov, l2, use_bias, stats)
+        _train_epoch(params, state, steps, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
+                     sizes, acts, loss, opt, hyper, use_bias, stats)
 
 
-def _train_epoch(params, velocity, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
-                 sizes, acts, loss, lr, momentum, nesterov, l2, use_bias, stats):
+def _train_epoch(params, state, steps, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
+                 sizes, acts, loss, opt, hyper, use_bias, stats):
     stats[:] = 0.0
     n_total = len(order)
     for start in range(0, n_total, batch_size):
@@ -182,5 +204,4 @@ def _train_epoch(params, velocity, grad, A, Dl, cost, Yb, X, Y, order, batch_siz
         hidden_deltas(Dl, A, params, nb, sizes, acts)
         grad[:] = 0
         accumulate_gradients(grad, Dl, A, nb, sizes)
-        sgd_update(params, velocity, grad, sizes, 1.0 / nb, lr, momentum, nesterov, l2,
-                   use_bias)
+        update(params, state, steps, grad, sizes, 1.0 / nb, opt, hyper, use_bias)

@@ -1,0 +1,128 @@
+"""Learning-rate schedules: how the global step size changes from epoch to epoch.
+
+A schedule is a pure function of the epoch number, the initial rate and the losses
+recorded so far, so a trainer restored from a file continues exactly where it stopped.
+Each has ``rate(epoch, lr0, losses)`` and round-trips through ``to_dict`` /
+:func:`from_dict` (used by ``Trainer.save``).
+"""
+import math
+
+from fastbp import _validate
+
+
+class Constant:
+    """The initial learning rate throughout."""
+
+    def rate(self, epoch, lr0, losses):
+        return lr0
+
+    def to_dict(self):
+        return {"name": "constant"}
+
+    def __repr__(self):
+        return "Constant()"
+
+
+class InverseScaling:
+    """``lr0 / (1 + decay * epoch) ** power`` (scikit-learn's "invscaling" over epochs)."""
+
+    def __init__(self, decay=1.0, power=0.5):
+        self.decay = _validate.real("decay", decay, 0.0)
+        self.power = _validate.real("power", power, 0.0)
+
+    def rate(self, epoch, lr0, losses):
+        return lr0 / (1.0 + self.decay * epoch) ** self.power
+
+    def to_dict(self):
+        return {"name": "invscaling", "decay": self.decay, "power": self.power}
+
+    def __repr__(self):
+        return f"InverseScaling(decay={self.decay}, power={self.power})"
+
+
+class StepDecay:
+    """``lr0 * gamma ** (epoch // every)``: multiply by gamma every ``every`` epochs."""
+
+    def __init__(self, every=10, gamma=0.5):
+        self.every = _validate.positive_int("every", every)
+        self.gamma = _validate.real("gamma", gamma, 0.0, False)
+
+    def rate(self, epoch, lr0, losses):
+        return lr0 * self.gamma ** (epoch // self.every)
+
+    def to_dict(self):
+        return {"name": "step", "every": self.every, "gamma": self.gamma}
+
+    def __repr__(self):
+        return f"StepDecay(every={self.every}, gamma={self.gamma})"
+
+
+class ReduceOnPlateau:
+    """Multiply the rate by ``factor`` after ``patience`` epochs in a row without the
+    monitored loss (validation loss when the fit has validation data, else the training
+    loss) improving on its best by more than a relative ``threshold``; never below
+    ``min_lr``. As ``torch.optim.lr_scheduler.ReduceLROnPlateau`` in "rel" mode."""
+
+    def __init__(self, factor=0.5, patience=5, threshold=1e-4, min_lr=0.0):
+        self.factor = _validate.real("factor", factor, 0.0, False, high=1.0)
+        self.patience = int(_validate.real("patience", patience, 0.0))
+        self.threshold = _validate.real("threshold", threshold, 0.0)
+        self.min_lr = _validate.real("min_lr", min_lr, 0.0)
+
+    def rate(self, epoch, lr0, losses):
+        lr, best, bad = lr0, math.inf, 0
+        for loss in losses[:epoch]:
+            if loss < best * (1.0 - self.threshold):
+                best, bad = loss, 0
+            else:
+                bad += 1
+                if bad > self.patience:
+                    lr, bad = max(lr * self.factor, self.min_lr), 0
+        return lr
+
+    def to_dict(self):
+        return {"name": "plateau", "factor": self.factor, "patience": self.patience,
+                "threshold": self.threshold, "min_lr": self.min_lr}
+
+    def __repr__(self):
+        return (f"ReduceOnPlateau(factor={self.factor}, patience={self.patience}, "
+                f"threshold={self.threshold}, min_lr={self.min_lr})")
+
+
+SCHEDULES = {"constant": Constant, "invscaling": InverseScaling, "step": StepDecay,
+             "plateau": ReduceOnPlateau}
+
+
+def from_dict(spec):
+    """The schedule that ``to_dict`` described."""
+    spec = dict(spec)
+    name = spec.pop("name")
+    return SCHEDULES[_validate.choice("lr_schedule", name, SCHEDULES)](**spec)
+
+
+def parse(text):
+    """A schedule from ``"name"`` or ``"name:key=value,key=value"`` (the command line form),
+    e.g. ``"invscaling:decay=0.1,power=0.5"`` or ``"plateau:factor=0.5,patience=3"``."""
+    name, _, args = text.partition(":")
+    spec = {"name": name}
+    for item in filter(None, args.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"lr_schedule {text!r}: expected key=value, got {item!r}")
+        spec[key.strip()] = float(value) if key.strip() != "every" else int(value)
+    try:
+        return from_dict(spec)
+    except TypeError as exc:
+        raise ValueError(f"lr_schedule {text!r}: {exc}") from None
+
+
+def as_schedule(value):
+    """None (constant), a name or spec string, or a schedule object."""
+    if value is None:
+        return Constant()
+    if isinstance(value, str):
+        return parse(value)
+    if not hasattr(value, "rate") or not hasattr(value, "to_dict"):
+        raise TypeError(f"lr_schedule must be None, a name such as 'invscaling', or a "
+                        f"schedule from fastbp.schedules; got {value!r}")
+    return value
