@@ -266,6 +266,24 @@ def _layer_gradient(gW, gb, d, a_in, lo, hi):
                 gb[i] += d[s, i]
 
 
+@njit(**JIT)
+def _layer_update(W, b, S0W, S0b, S1W, S1b, gW, gb, scale, opt, lr, momentum, nesterov, l2,
+                  step_size, beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus, step_min,
+                  step_max, use_bias):
+    """W, b <- optimizer step from g = scale * gW + l2 * W (biases: scale * gb)."""
+    one = W.dtype.type(1)
+    for i in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            W[i, j], S0W[i, j], S1W[i, j] = _optimizer_step(
+                opt, W[i, j], scale * gW[i, j] + l2 * W[i, j], S0W[i, j], S1W[i, j], lr,
+                momentum, nesterov, step_size, beta1, beta2, sqrt_bc2, eps, eta_minus,
+                eta_plus, step_min, step_max, one)
+        if use_bias:
+            b[i], S0b[i], S1b[i] = _optimizer_step(
+                opt, b[i], scale * gb[i], S0b[i], S1b[i], lr, momentum, nesterov, step_size,
+                beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus, step_min, step_max, one)
+
+
 # -- threads ------------------------------------------------------------------------------
 # Threads split a layer's work where their writes are disjoint, so no gradient slabs are
 # needed and every number is computed in the same order as with one thread (the results
@@ -304,24 +322,6 @@ def _layer_gradient_threads(gW, gb, d, a_in):
     rows = 4 * max(1, n_out // 64)  # about 16 chunks of whole 4-row tiles
     for k in numba.prange((n_out + rows - 1) // rows):
         _layer_gradient(gW, gb, d, a_in, k * rows, min((k + 1) * rows, n_out))
-
-
-@njit(**JIT)
-def _layer_update(W, b, S0W, S0b, S1W, S1b, gW, gb, scale, opt, lr, momentum, nesterov, l2,
-                  step_size, beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus, step_min,
-                  step_max, use_bias):
-    """W, b <- optimizer step from g = scale * gW + l2 * W (biases: scale * gb)."""
-    one = W.dtype.type(1)
-    for i in range(W.shape[0]):
-        for j in range(W.shape[1]):
-            W[i, j], S0W[i, j], S1W[i, j] = _optimizer_step(
-                opt, W[i, j], scale * gW[i, j] + l2 * W[i, j], S0W[i, j], S1W[i, j], lr,
-                momentum, nesterov, step_size, beta1, beta2, sqrt_bc2, eps, eta_minus,
-                eta_plus, step_min, step_max, one)
-        if use_bias:
-            b[i], S0b[i], S1b[i] = _optimizer_step(
-                opt, b[i], scale * gb[i], S0b[i], S1b[i], lr, momentum, nesterov, step_size,
-                beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus, step_min, step_max, one)
 
 
 # -- the kernels of the backend contract ----------------------------------------------------
