@@ -1,7 +1,8 @@
 """fastbp: fast, loop-kernel backpropagation for multilayer perceptrons.
 
-Public names: :class:`Network`, :class:`Trainer`, :class:`History`, and the module
-:mod:`fastbp.schedules` of learning-rate schedules.
+Public names: :class:`Network`, :class:`Trainer`, :class:`History`, the module
+:mod:`fastbp.schedules` of learning-rate schedules; with scikit-learn installed also
+:class:`MLPClassifier` and :class:`MLPRegressor` (``fastbp.estimators``).
 """
 from fastbp import schedules
 from fastbp.network import Network
@@ -9,3 +10,17 @@ from fastbp.trainer import History, Trainer
 
 __all__ = ["History", "Network", "Trainer", "schedules"]
 __version__ = "0.1.0"
+
+_ESTIMATORS = ("MLPClassifier", "MLPRegressor")
+
+
+def __getattr__(name):
+    # scikit-learn is optional: the estimators (and sklearn) load on first use only.
+    if name in _ESTIMATORS:
+        from fastbp import estimators
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'fastbp' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_ESTIMATORS])

@@ -1,0 +1,742 @@
+"""scikit-learn estimators over fastbp: :class:`MLPClassifier` and :class:`MLPRegressor`.
+
+They wrap :class:`~fastbp.Network` and :class:`~fastbp.Trainer` behind the interface of
+``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor`` (fit, predict, score,
+partial_fit, get_params/set_params), so fastbp drops into pipelines and grid searches.
+
+scikit-learn is optional for fastbp as a whole and required by this module only.
+"""
+import numbers
+import types
+import warnings
+
+import numpy as np
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import accuracy_score, r2_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import LabelBinarizer
+    from sklearn.utils import check_random_state
+    from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+    from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError("fastbp.estimators (MLPClassifier, MLPRegressor) needs scikit-learn "
+                      ">= 1.6; install it with `pip install scikit-learn`") from exc
+
+from fastbp import _validate
+from fastbp.network import Network
+from fastbp.trainer import SCHEDULES, Trainer
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+# scikit-learn's activation names -> fastbp's ("sigmoid" is accepted as well).
+_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid",
+                "tanh": "tanh", "relu": "relu"}
+
+
+def _sgd_options(est):
+    """Trainer keywords for plain gradient descent with classical or Nesterov momentum."""
+    return dict(momentum=est.momentum,
+                nesterov=bool(est.nesterovs_momentum) and est.momentum > 0)
+
+
+# solver name -> function(estimator) -> keyword arguments for fastbp.Trainer beyond
+# those every solver shares (schedule, batch size, learning rate, l2, shuffle, seed,
+# backend). A new Trainer optimizer is one entry here, plus its parameters in __init__.
+_SOLVERS = {"sgd": _sgd_options}
+
+_SEED_HIGH = 2 ** 31 - 1
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared fit/partial_fit machinery; the subclasses say how targets are encoded."""
+
+    # One signature for both estimators (get_params reads it). A new solver's own
+    # parameters (say beta_1, beta_2 for adam) go here and into its _SOLVERS entry.
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="sgd",
+                 alpha=1e-4, batch_size="auto", learning_rate_init=0.001, momentum=0.9,
+                 nesterovs_momentum=True, max_iter=200, shuffle=True, random_state=None,
+                 tol=1e-4, verbose=False, warm_start=False, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, backend="loop",
+                 dtype="float32", schedule="minibatch"):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.backend = backend
+        self.dtype = dtype
+        self.schedule = schedule
+
+    # -- hooks for the subclasses -------------------------------------------------------
+
+    def _validate_targets(self, X, y, reset, incremental):
+        """(X, Y, y_score): validated inputs, the (n, n_outputs) target matrix the
+        network trains on, and y in the form ``_score_arrays`` compares against."""
+        raise NotImplementedError
+
+    def _output(self):
+        """(output activation, loss) of the network."""
+        raise NotImplementedError
+
+    def _score_arrays(self, X, y):
+        """Validation score (higher is better) of already validated arrays."""
+        raise NotImplementedError
+
+    # -- parameters ---------------------------------------------------------------------
+
+    def _check_params(self):
+        """Validate the constructor parameters; return the derived settings as a dict.
+
+        Called at the start of every fit and partial_fit, before anything changes
+        (scikit-learn validates in fit, never in ``__init__`` or ``set_params``).
+        """
+        _validate.choice("solver", self.solver, _SOLVERS)
+        _validate.choice("activation", self.activation, _ACTIVATIONS)
+        _validate.choice("schedule", self.schedule, SCHEDULES)
+        hidden = self.hidden_layer_sizes
+        hidden = [hidden] if isinstance(hidden, numbers.Integral) else list(hidden)
+        if any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1
+               for h in hidden):
+            raise ValueError("hidden_layer_sizes must be positive integers; got "
+                             f"{self.hidden_layer_sizes!r}")
+        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
+            if (isinstance(self.batch_size, bool)
+                    or not isinstance(self.batch_size, numbers.Integral)
+                    or self.batch_size < 1):
+                raise ValueError(f"batch_size must be 'auto' or a positive integer; got "
+                                 f"{self.batch_size!r}")
+        _validate.real("alpha", self.alpha, 0.0)
+        _validate.real("learning_rate_init", self.learning_rate_init, 0.0, False)
+        _validate.real("momentum", self.momentum, 0.0, True, high=1.0)
+        _validate.positive_int("max_iter", self.max_iter)
+        _validate.real("tol", self.tol, 0.0)
+        if not (self.n_iter_no_change == np.inf
+                or (isinstance(self.n_iter_no_change, numbers.Integral)
+                    and not isinstance(self.n_iter_no_change, bool)
+                    and self.n_iter_no_change >= 1)):
+            raise ValueError("n_iter_no_change must be a positive integer or np.inf; got "
+                             f"{self.n_iter_no_change!r}")
+        if self.early_stopping:
+            _validate.real("validation_fraction", self.validation_fraction, 0.0, False,
+                           high=1.0)
+        return dict(hidden=[int(h) for h in hidden],
+                    activation=_ACTIVATIONS[self.activation],
+                    dtype=_validate.as_dtype(self.dtype))
+
+    def _batch_size(self, n_samples):
+        """min(200, n) for 'auto', else batch_size clipped to n (with a warning)."""
+        if isinstance(self.batch_size, str):
+            return min(200, n_samples)
+        if self.batch_size > n_samples and self.schedule == "minibatch":
+            warnings.warn(f"batch_size={self.batch_size} is larger than the {n_samples} "
+                          "training samples; it is clipped to their number", UserWarning)
+        return int(min(self.batch_size, n_samples))
+
+    def _trainer_options(self, seed):
+        """Keyword arguments of the fastbp.Trainer this estimator's parameters ask for."""
+        return dict(schedule=self.schedule, batch_size=1,  # set per call, see _fit
+                    learning_rate=self.learning_rate_init, l2=self.alpha,
+                    shuffle=bool(self.shuffle), seed=seed, backend=self.backend,
+                    **_SOLVERS[self.solver](self))
+
+    # -- training -----------------------------------------------------------------------
+
+    def _fit(self, X, y, incremental):
+        settings = self._check_params()
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        fitted = hasattr(self, "network_")
+        first = not fitted or not (self.warm_start or incremental)
+        X, Y, y_score = self._validate_targets(X, y, reset=first, incremental=incremental)
+        rng = check_random_state(self.random_state)
+        if first:
+            net = self._new_network(X.shape[1], Y.shape[1], settings, rng)
+        else:
+            net = self.network_
+            self._check_warm_network(net, Y.shape[1], settings)
+        if incremental and fitted:
+            trainer = self._trainer  # momentum (optimizer state) carries over
+            trainer_options = self._trainer_kwargs
+        else:
+            trainer_options = self._trainer_options(int(rng.randint(_SEED_HIGH)))
+            trainer = Trainer(net, **trainer_options)
+
+        if self.early_stopping:
+            # Stratify single-output classification, as scikit-learn does.
+            stratify = y_score if is_classifier(self) and y_score.ndim == 1 else None
+            X, X_val, Y, _, _, y_val = train_test_split(
+                X, Y, y_score, test_size=self.validation_fraction, random_state=rng,
+                stratify=stratify)
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
+        trainer.batch_size = self._batch_size(X.shape[0])
+
+        if first:
+            self.network_ = net
+            self.n_layers_ = len(net.layer_sizes)
+            self.n_outputs_ = Y.shape[1]
+            self.out_activation_ = {"sigmoid": "logistic"}.get(net.activations[-1],
+                                                              net.activations[-1])
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_, self.best_validation_score_ = [], -np.inf
+                self.best_loss_ = None
+            else:
+                self.validation_scores_ = self.best_validation_score_ = None
+                self.best_loss_ = np.inf
+        # Rebuilding the Trainer after unpickling needs the arguments it was made with.
+        self._trainer, self._trainer_kwargs = trainer, trainer_options
+        self.n_iter_ = 0
+        best_params = net.params.copy() if self.early_stopping else None
+
+        def after_epoch(epoch, history):
+            nonlocal best_params
+            self.n_iter_ += 1
+            self.loss_curve_.append(history.loss[-1])
+            self.loss_ = history.loss[-1]
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+            if self.early_stopping:
+                score = self._score_arrays(X_val, y_val)
+                self.validation_scores_.append(score)
+                if self.verbose:
+                    print(f"Validation score: {score:f}")
+                improved = score >= self.best_validation_score_ + self.tol
+                if score > self.best_validation_score_:
+                    self.best_validation_score_ = score
+                    best_params = net.params.copy()
+            else:
+                improved = self.loss_ <= self.best_loss_ - self.tol
+                self.best_loss_ = min(self.best_loss_, self.loss_)
+            self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
+            return self._no_improvement_count > self.n_iter_no_change
+
+        epochs = 1 if incremental else self.max_iter
+        try:
+            history = trainer.fit(X, Y, epochs=epochs, callback=after_epoch)
+        except FloatingPointError as exc:
+            raise FloatingPointError(f"{type(self).__name__}: {exc} The estimator was "
+                                     "trained with learning_rate_init="
+                                     f"{self.learning_rate_init}.") from exc
+        if best_params is not None:
+            net.params[...] = best_params
+        if incremental:
+            return self
+        if history.stopped_early:
+            if self.verbose:
+                what = "Validation score" if self.early_stopping else "Training loss"
+                print(f"{what} did not improve more than tol={self.tol:f} for "
+                      f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+        else:
+            warnings.warn(f"{type(self).__name__}: maximum iterations ({self.max_iter}) "
+                          "reached and the optimization hasn't converged yet.",
+                          ConvergenceWarning)
+        return self
+
+    def _new_network(self, n_in, n_out, settings, rng):
+        out_activation, loss = self._output()
+        sizes = [n_in, *settings["hidden"], n_out]
+        activations = [settings["activation"]] * len(settings["hidden"]) + [out_activation]
+        return Network(sizes, activations=activations, loss=loss, dtype=settings["dtype"],
+                       seed=int(rng.randint(_SEED_HIGH)))
+
+    def _check_warm_network(self, net, n_out, settings):
+        """warm_start / partial_fit continue training network_: it must still fit."""
+        want = [net.layer_sizes[0], *settings["hidden"], n_out]
+        if net.layer_sizes != want:
+            raise ValueError(f"{type(self).__name__} was fitted with layer sizes "
+                             f"{net.layer_sizes}; the current hidden_layer_sizes and targets "
+                             f"need {want}. Set warm_start=False to fit a new network.")
+        if net.dtype != settings["dtype"] or (settings["hidden"]
+                                              and net.activations[0] != settings["activation"]):
+            raise ValueError("dtype and activation cannot change between warm-started or "
+                             "partial fits; set warm_start=False to fit a new network.")
+
+    # -- prediction ---------------------------------------------------------------------
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "network_")
+
+    def _forward(self, X):
+        """Network outputs for X, validated against the fit, as float64 (n, n_outputs)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=self.network_.dtype)
+        return self.network_.forward(X, backend=self.backend).astype(np.float64)
+
+    # -- fitted views -------------------------------------------------------------------
+
+    @property
+    def coefs_(self):
+        """List of weight matrices, ``coefs_[i]`` of shape (n_in, n_out): transposed
+        views of ``network_.weights`` (writes go into the network)."""
+        return [W.T for W in self.network_.weights]
+
+    @property
+    def intercepts_(self):
+        """List of bias vectors, ``intercepts_[i]`` of shape (n_out,): views of
+        ``network_.biases``."""
+        return list(self.network_.biases)
+
+    # -- pickling: a Trainer holds its backend's kernel module, which cannot be pickled --
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        trainer = state.get("_trainer")
+        if trainer is not None:
+            state["_trainer"] = {k: v for k, v in vars(trainer).items()
+                                 if not isinstance(v, types.ModuleType)}
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        saved = state.pop("_trainer", None)
+        super().__setstate__(state)
+        if "network_" in state:
+            _own_arrays(self.network_)
+        if saved is not None:
+            # A fresh Trainer supplies what was dropped; the saved state (velocity,
+            # random generator, ...) then replaces the rest.
+            trainer = Trainer(self.network_, **self._trainer_kwargs)
+            vars(trainer).update(saved)
+            _own_arrays(trainer)
+            self._trainer = trainer
+
+
+def _own_arrays(obj):
+    """Replace read-only array attributes of obj by writable copies.
+
+    joblib unpickles large arrays as read-only memory maps; the network's weights must
+    stay writable, and Numba would compile a second specialization of every kernel
+    for read-only arrays.
+    """
+    for name, value in vars(obj).items():
+        if isinstance(value, np.ndarray) and not value.flags.writeable:
+            setattr(obj, name, value.copy())
+
+
+_PARAMETERS_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes : int or sequence of int, default=(100,)
+        Units of each hidden layer; ``()`` gives a network without hidden layers.
+    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
+        Activation of the hidden layers (``"logistic"`` is fastbp's ``"sigmoid"``,
+        which is accepted too).
+    solver : {"sgd"}, default="sgd"
+        The optimizer. Only ``"sgd"`` (gradient descent with classical or Nesterov
+        momentum, :class:`fastbp.Trainer`) is available.
+    alpha : float, default=1e-4
+        L2 penalty ``(alpha / 2) * sum W**2`` added to the *mean* per-sample cost of each
+        update (fastbp's ``Trainer(l2=alpha)``); biases are not penalized. scikit-learn
+        divides its ``alpha`` by the batch size, so its ``alpha=a`` corresponds to
+        ``alpha=a / batch_size`` here.
+    batch_size : int or "auto", default="auto"
+        Samples per update of the ``"minibatch"`` schedule; ``"auto"`` is
+        ``min(200, n_samples)``. Larger values are clipped to ``n_samples``.
+    learning_rate_init : float, default=0.001
+        Step size, constant throughout training. The default is scikit-learn's; with
+        standardized inputs and targets plain SGD often does better with 0.01 to 0.1
+        (larger steps can diverge on unscaled targets: ``FloatingPointError``).
+    momentum : float, default=0.9
+        Momentum in [0, 1): ``v <- momentum * v + g``, ``w <- w - learning_rate_init * v``
+        (for a constant step the same iterates as scikit-learn's formulation).
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum (ignored when ``momentum == 0``).
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the training data) per ``fit``.
+    shuffle : bool, default=True
+        Visit the samples in a new random order every epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialization, the shuffling and the early-stopping split.
+        An int gives reproducible fits.
+    tol : float, default=1e-4
+        Improvement that counts: training stops when the training loss (or, with
+        ``early_stopping``, the validation score) has not improved by at least ``tol``
+        for more than ``n_iter_no_change`` consecutive epochs.
+    verbose : bool, default=False
+        Print the loss (and validation score) after every epoch.
+    warm_start : bool, default=False
+        Continue from the fitted network on the next ``fit`` instead of starting anew.
+        The optimizer state (momentum) restarts with every ``fit``; it carries over
+        between ``partial_fit`` calls.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data, score it after every
+        epoch, stop when the score stalls (see ``tol``) and keep the weights of the best
+        epoch. Not available in ``partial_fit``.
+    validation_fraction : float, default=0.1
+        Share of the training data held out for early stopping, in (0, 1).
+    n_iter_no_change : int or np.inf, default=10
+        Epochs without an improvement of ``tol`` tolerated before stopping.
+    backend : {"loop", "vectorized", "cuda"}, default="loop"
+        fastbp kernel backend used for training and prediction.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of the network's parameters and arithmetic; inputs are converted to it.
+        Predictions are returned as float64 whatever the precision.
+    schedule : {"minibatch", "online", "fullbatch"}, default="minibatch"
+        Update schedule: one update per ``batch_size`` samples, per sample, or per epoch.
+"""
+
+_ATTRIBUTES_DOC = """
+    loss_ : float
+        Training loss of the last epoch.
+    loss_curve_ : list of float
+        Training loss of every epoch, across warm-started fits and ``partial_fit`` calls:
+        the mean per-sample cost of the samples seen in the epoch, each computed in the
+        forward pass that produced its gradient, without the L2 term.
+    best_loss_ : float or None
+        Lowest value in ``loss_curve_``; None with ``early_stopping``.
+    validation_scores_ : list of float or None
+        Validation score after every epoch with ``early_stopping``, else None.
+    best_validation_score_ : float or None
+        Best of ``validation_scores_`` with ``early_stopping``, else None.
+    n_iter_ : int
+        Epochs run by the last ``fit`` (1 after ``partial_fit``).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, when X had string column names.
+    n_layers_ : int
+        Number of layers, input and output included.
+    n_outputs_ : int
+        Number of output units.
+    out_activation_ : str
+        Activation of the output layer.
+    network_ : fastbp.Network
+        The trained network.
+    coefs_ : list of ndarray
+        ``coefs_[i]`` has shape (n_in, n_out), scikit-learn's orientation: a transposed
+        view of ``network_.weights[i]``, which fastbp stores as (n_out, n_in).
+    intercepts_ : list of ndarray
+        ``intercepts_[i]`` has shape (n_out,): a view of ``network_.biases[i]``.
+"""
+
+_NOT_SUPPORTED_DOC = """
+    Unlike scikit-learn's MLP estimators these support no ``sample_weight``, no sparse
+    input, no ``"lbfgs"``/``"adam"`` solvers and no learning-rate schedule; the weights
+    start from Glorot-uniform (He-normal for relu) draws and the biases at zero.
+"""
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    __doc__ = """Multilayer perceptron classifier trained by fastbp's backpropagation kernels.
+
+    A scikit-learn estimator over :class:`fastbp.Network` and :class:`fastbp.Trainer`.
+    Class labels of any kind (integers, strings, ...) are mapped to ``classes_``.
+
+    - multiclass (3 or more classes): a ``softmax`` output with one unit per class and
+      categorical cross-entropy;
+    - binary: **one** ``sigmoid`` output unit with binary cross-entropy (as scikit-learn
+      does); it estimates the probability of ``classes_[1]``, and ``predict_proba``
+      returns the two columns ``1 - p, p``;
+    - multilabel (a 2-D 0/1 indicator ``y``): one ``sigmoid`` unit per label with binary
+      cross-entropy; each label is predicted where its probability exceeds 0.5.
+    """ + _PARAMETERS_DOC + """
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, in the order of the columns of ``predict_proba``.
+    """ + _ATTRIBUTES_DOC + """
+    See Also
+    --------
+    MLPRegressor : the regression counterpart.
+    sklearn.neural_network.MLPClassifier : the estimator this one mirrors.
+
+    Notes
+    -----""" + _NOT_SUPPORTED_DOC + """
+    Examples
+    --------
+    >>> from fastbp.datasets import load_digits
+    >>> from fastbp.estimators import MLPClassifier
+    >>> X, y = load_digits()
+    >>> clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=30, random_state=0)
+    >>> clf.fit(X[:1400], y[:1400]).score(X[1400:], y[1400:]) > 0.9  # doctest: +SKIP
+    True
+    """
+
+    def fit(self, X, y):
+        """Train the network on (X, y) for up to ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a 0/1 indicator matrix for multilabel classification.
+
+        Returns
+        -------
+        self : MLPClassifier
+            The fitted estimator.
+
+        Warns
+        -----
+        ConvergenceWarning
+            When ``max_iter`` epochs ran without the stopping criterion being met.
+        """
+        return self._fit(X, y, incremental=False)
+
+    def partial_fit(self, X, y, classes=None):
+        """Train for one epoch over (X, y), continuing from the current network.
+
+        The optimizer state (momentum) carries over from one call to the next.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels (a subset of ``classes`` is fine), or a 0/1 indicator matrix.
+        classes : array-like of shape (n_classes,), default=None
+            All the classes the calls will ever see. Required on the first call (unless
+            the estimator was fitted before), ignored if equal to ``classes_`` later.
+
+        Returns
+        -------
+        self : MLPClassifier
+            The updated estimator.
+        """
+        if not hasattr(self, "network_"):
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(unique_labels(classes))
+            self._check_classes(self._label_binarizer)
+        elif classes is not None and not np.array_equal(self.classes_, unique_labels(classes)):
+            raise ValueError(f"classes={unique_labels(classes)!r} is not the same as on the "
+                             f"first call to partial_fit, {self.classes_!r}.")
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predict class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Predicted labels from ``classes_`` (a 0/1 matrix for multilabel problems).
+        """
+        P = self._forward(X)
+        return self._label_binarizer.inverse_transform(P.ravel() if P.shape[1] == 1 else P)
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes), float64
+            Probability of each class, columns in the order of ``classes_``; for a
+            binary problem ``[1 - p, p]`` from the single sigmoid output. For multilabel
+            problems, the probability of each label independently.
+        """
+        P = self._forward(X)
+        if P.shape[1] == 1 and len(self.classes_) == 2:
+            return np.hstack([1 - P, P])
+        return P
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            ``log(predict_proba(X))``.
+        """
+        proba = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(proba, out=proba)
+
+    # -- hooks ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_classes(binarizer):
+        if binarizer.y_type_ != "multilabel-indicator" and len(binarizer.classes_) < 2:
+            raise ValueError("MLPClassifier needs samples of at least 2 classes; y holds "
+                             f"one class only: {binarizer.classes_!r}")
+
+    def _validate_targets(self, X, y, reset, incremental):
+        X, y = validate_data(self, X, y, multi_output=True, reset=reset,
+                             dtype=_validate.as_dtype(self.dtype))
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if reset and not incremental:
+            binarizer = LabelBinarizer().fit(y)
+            self._check_classes(binarizer)
+            self._label_binarizer = binarizer
+            self.classes_ = binarizer.classes_
+        else:
+            self.classes_ = self._label_binarizer.classes_
+            classes = unique_labels(y)
+            if self.warm_start and not incremental:
+                if set(classes) != set(self.classes_):
+                    raise ValueError("warm_start can only be used where y has the same "
+                                     f"classes as in the previous call to fit. Previously "
+                                     f"got {self.classes_}, y has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_)):
+                raise ValueError(f"y has classes not in classes_ {self.classes_}: "
+                                 f"{np.setdiff1d(classes, self.classes_)}")
+        Y = self._label_binarizer.transform(y).astype(X.dtype)
+        return X, Y, y
+
+    def _output(self):
+        multiclass = self._label_binarizer.y_type_ == "multiclass"
+        return ("softmax" if multiclass else "sigmoid"), "cross_entropy"
+
+    def _score_arrays(self, X, y):
+        P = self.network_.forward(X, backend=self.backend)
+        return accuracy_score(y, self._label_binarizer.inverse_transform(
+            P.ravel() if P.shape[1] == 1 else P))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    __doc__ = """Multilayer perceptron regressor trained by fastbp's backpropagation kernels.
+
+    A scikit-learn estimator over :class:`fastbp.Network` and :class:`fastbp.Trainer`:
+    an ``identity`` output layer with one unit per target and the ``mse`` loss,
+    ``0.5 * sum_j (y_j - a_j)**2`` per sample. Multi-output targets are supported; a
+    1-D ``y`` gives 1-D predictions. Targets are not rescaled: standardize them if
+    their scale is far from 1.
+    """ + _PARAMETERS_DOC + """
+    Attributes
+    ----------""" + _ATTRIBUTES_DOC + """
+    See Also
+    --------
+    MLPClassifier : the classification counterpart.
+    sklearn.neural_network.MLPRegressor : the estimator this one mirrors.
+
+    Notes
+    -----""" + _NOT_SUPPORTED_DOC + """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastbp.estimators import MLPRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(-1, 1, (500, 2))
+    >>> y = np.sin(2 * X[:, 0]) * X[:, 1]
+    >>> reg = MLPRegressor(hidden_layer_sizes=(32,), activation="tanh", random_state=0)
+    >>> reg.fit(X, y).predict(X[:3]).shape  # doctest: +SKIP
+    (3,)
+    """
+
+    def fit(self, X, y):
+        """Train the network on (X, y) for up to ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Real-valued targets.
+
+        Returns
+        -------
+        self : MLPRegressor
+            The fitted estimator.
+
+        Warns
+        -----
+        ConvergenceWarning
+            When ``max_iter`` epochs ran without the stopping criterion being met.
+        """
+        return self._fit(X, y, incremental=False)
+
+    def partial_fit(self, X, y):
+        """Train for one epoch over (X, y), continuing from the current network.
+
+        The optimizer state (momentum) carries over from one call to the next.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Real-valued targets.
+
+        Returns
+        -------
+        self : MLPRegressor
+            The updated estimator.
+        """
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predict the targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs), float64
+            Predictions; 1-D when the network has one output.
+        """
+        Y = self._forward(X)
+        return Y.ravel() if Y.shape[1] == 1 else Y
+
+    # -- hooks ----------------------------------------------------------------------------
+
+    def _validate_targets(self, X, y, reset, incremental):
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, reset=reset,
+                             dtype=_validate.as_dtype(self.dtype))
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        with np.errstate(over="ignore"):
+            Y = np.ascontiguousarray(y.reshape(len(y), -1), dtype=X.dtype)
+        if not np.isfinite(Y).all():
+            raise ValueError(f"y holds values too large for dtype={self.dtype!r} "
+                             f"(largest magnitude {np.abs(y).max():g}); rescale y or use "
+                             "dtype='float64'")
+        return X, Y, y
+
+    def _output(self):
+        return "identity", "mse"
+
+    def _score_arrays(self, X, y):
+        Y = self.network_.forward(X, backend=self.backend).astype(np.float64)
+        return r2_score(y, Y.ravel() if Y.shape[1] == 1 else Y)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

@@ -1,0 +1,362 @@
+"""scikit-learn estimators: the estimator checks, then fastbp-specific behaviour."""
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn")
+
+from sklearn.base import clone  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
+from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from fastbp.datasets import load_digits  # noqa: E402
+from fastbp.estimators import MLPClassifier, MLPRegressor  # noqa: E402
+
+# Estimator-check instances: small networks and max_iter=50 with a loose tol keep the
+# whole set to a few seconds. The regressor checks fit unscaled multi-output targets
+# (make_regression, values in the hundreds): plain SGD needs a small step there.
+CHECKED = [
+    MLPClassifier(hidden_layer_sizes=(16,), max_iter=50, tol=1e-3, learning_rate_init=0.05),
+    MLPClassifier(hidden_layer_sizes=(8, 8), activation="tanh", max_iter=50, tol=1e-3,
+                  learning_rate_init=0.02, dtype="float64", schedule="online"),
+    MLPRegressor(hidden_layer_sizes=(16,), max_iter=50, tol=1e-3, learning_rate_init=1e-3,
+                 batch_size=16),
+    MLPRegressor(hidden_layer_sizes=(16,), activation="tanh", max_iter=50, tol=1e-3,
+                 learning_rate_init=1e-2, dtype="float64", schedule="fullbatch",
+                 backend="vectorized"),
+]
+
+# check name -> reason, per estimator class, for checks that cannot apply to fastbp's
+# estimators. None today: every check of scikit-learn 1.9 passes. (Instances with
+# early_stopping=True are left out of CHECKED on purpose: several checks fit on 5-20
+# samples, too few to hold out a validation set, as with scikit-learn's own MLPs.)
+EXPECTED_FAILED_CHECKS = {
+    "MLPClassifier": {},
+    "MLPRegressor": {},
+}
+
+
+@parametrize_with_checks(
+    CHECKED, expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS[type(est).__name__])
+def test_sklearn_estimator_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("ignore", "batch_size=.*clipped", UserWarning)
+        check(estimator)
+
+
+def test_import_without_sklearn_names_the_install():
+    code = ("import sys; sys.modules['sklearn'] = None\n"
+            "import fastbp\n"
+            "try:\n"
+            "    import fastbp.estimators\n"
+            "except ImportError as exc:\n"
+            "    assert 'pip install scikit-learn' in str(exc), exc\n"
+            "else:\n"
+            "    raise SystemExit('no ImportError')\n"
+            "if 'MLPClassifier' in dir(fastbp):  # exported lazily from fastbp\n"
+            "    try:\n"
+            "        fastbp.MLPClassifier\n"
+            "    except ImportError as exc:\n"
+            "        assert 'pip install scikit-learn' in str(exc), exc\n"
+            "    else:\n"
+            "        raise SystemExit('no ImportError from fastbp.MLPClassifier')\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_exported_from_fastbp():
+    import fastbp
+    if "MLPClassifier" not in dir(fastbp):
+        pytest.skip("fastbp does not export the estimators yet")
+    assert fastbp.MLPClassifier is MLPClassifier and fastbp.MLPRegressor is MLPRegressor
+
+
+# -- classification -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits()
+    return train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+
+
+def test_digits_accuracy(digits):
+    X_train, X_test, y_train, y_test = digits
+    clf = MLPClassifier(hidden_layer_sizes=(64,), activation="tanh", batch_size=32,
+                        learning_rate_init=0.1, max_iter=100, random_state=0)
+    clf.fit(X_train, y_train)
+    assert clf.score(X_test, y_test) >= 0.95
+    assert clf.n_iter_ < 100  # stopped on tol, before max_iter
+    assert clf.out_activation_ == "softmax" and clf.network_.loss_name == "cross_entropy"
+    assert clf.loss_curve_[-1] < clf.loss_curve_[0] and clf.best_loss_ == min(clf.loss_curve_)
+
+
+def test_pipeline_grid_search(digits):
+    X_train, X_test, y_train, y_test = digits
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(
+        hidden_layer_sizes=(32,), learning_rate_init=0.05, max_iter=20, random_state=0))
+    search = GridSearchCV(pipe, {"mlpclassifier__alpha": [1e-4, 1e-2],
+                                 "mlpclassifier__schedule": ["minibatch", "fullbatch"]},
+                          cv=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X_train[:600], y_train[:600])
+    assert set(search.best_params_) == {"mlpclassifier__alpha", "mlpclassifier__schedule"}
+    assert search.score(X_test, y_test) > 0.8
+
+
+def test_string_labels_binary_and_multiclass():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    names = np.array(["cat", "dog", "emu"])
+    y3 = names[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)]
+    clf = MLPClassifier(hidden_layer_sizes=(10,), learning_rate_init=0.1, max_iter=300,
+                        random_state=0).fit(X, y3)
+    assert list(clf.classes_) == ["cat", "dog", "emu"]
+    assert clf.network_.layer_sizes == [3, 10, 3] and clf.out_activation_ == "softmax"
+    assert set(clf.predict(X)) <= set(names) and clf.score(X, y3) > 0.9
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], clf.predict(X))
+
+    y2 = np.where(X[:, 0] > 0, "yes", "no")
+    clf2 = MLPClassifier(hidden_layer_sizes=(10,), learning_rate_init=0.1, max_iter=300,
+                         random_state=0).fit(X, y2)
+    # Binary: one sigmoid unit for P(classes_[1]); predict_proba gives [1 - p, p].
+    assert clf2.network_.layer_sizes == [3, 10, 1] and clf2.out_activation_ == "logistic"
+    p = clf2.network_.forward(X.astype(np.float32))[:, 0].astype(np.float64)
+    np.testing.assert_array_equal(clf2.predict_proba(X), np.column_stack([1 - p, p]))
+    np.testing.assert_array_equal(clf2.predict(X), clf2.classes_[(p > 0.5).astype(int)])
+    with np.errstate(divide="ignore"):
+        np.testing.assert_array_equal(clf2.predict_log_proba(X), np.log(clf2.predict_proba(X)))
+    assert clf2.score(X, y2) > 0.95
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_multilabel():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 4))
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] + X[:, 2] > 0, X[:, 3] < -0.5]).astype(int)
+    clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.1, max_iter=300,
+                        random_state=0).fit(X, Y)
+    assert clf.out_activation_ == "logistic" and clf.network_.layer_sizes[-1] == 3
+    assert clf.predict(X).shape == Y.shape and clf.predict_proba(X).shape == Y.shape
+    assert (clf.predict(X) == Y).mean() > 0.9
+
+
+def test_one_class_is_an_error():
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        MLPClassifier().fit(np.eye(3), ["a", "a", "a"])
+
+
+# -- regression -----------------------------------------------------------------------------
+
+def _smooth(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (n, 2))
+    return X, np.column_stack([np.sin(2 * X[:, 0]) * X[:, 1], np.cos(X[:, 0] + X[:, 1])])
+
+
+def test_regressor_smooth_problem():
+    X, Y = _smooth()
+    reg = MLPRegressor(hidden_layer_sizes=(32,), activation="tanh", batch_size=16,
+                       learning_rate_init=0.05, max_iter=300, tol=1e-5, random_state=0)
+    reg.fit(X[:500], Y[:500, 0])
+    assert reg.predict(X[500:]).shape == (100,)  # 1-D y predicts 1-D
+    assert reg.score(X[500:], Y[500:, 0]) > 0.95
+    assert reg.out_activation_ == "identity" and reg.network_.loss_name == "mse"
+    multi = clone(reg).fit(X[:500], Y[:500])
+    assert multi.predict(X[500:]).shape == (100, 2) and multi.n_outputs_ == 2
+    assert multi.score(X[500:], Y[500:]) > 0.9
+
+
+def test_regressor_divergence_names_the_step():
+    X, y = _smooth(50)[0], 1e4 * _smooth(50)[1][:, 0]
+    with pytest.raises(FloatingPointError, match="learning_rate_init=10"):
+        MLPRegressor(learning_rate_init=10.0, max_iter=5, random_state=0).fit(X, y)
+
+
+# -- the estimator interface ----------------------------------------------------------------
+
+def test_params_clone_round_trip():
+    clf = MLPClassifier(hidden_layer_sizes=(7, 5), activation="logistic", alpha=0.01,
+                        schedule="online", dtype="float64", backend="vectorized",
+                        random_state=3)
+    params = clf.get_params()
+    assert params["hidden_layer_sizes"] == (7, 5) and params["schedule"] == "online"
+    assert set(params) == set(MLPRegressor().get_params())
+    twin = clone(clf)
+    assert twin is not clf and twin.get_params() == params
+    assert clf.set_params(alpha=0.5, batch_size=3) is clf
+    assert clf.alpha == 0.5 and clf.batch_size == 3 and twin.alpha == 0.01
+    X, y = np.random.default_rng(0).normal(size=(30, 4)), np.arange(30) % 3
+    clf.set_params(max_iter=3)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    assert clone(clf).get_params() == clf.get_params()
+    assert not hasattr(clone(clf), "network_")
+    # The settings reach fastbp's Network and Trainer.
+    assert clf.network_.layer_sizes == [4, 7, 5, 3]
+    assert clf.network_.activations == ["sigmoid", "sigmoid", "softmax"]
+    assert clf.network_.dtype == np.float64 and clf._trainer.schedule == "online"
+    assert clf._trainer.l2 == 0.5 and clf._trainer.backend == "vectorized"
+
+
+def test_predictions_equal_network_forward_and_coefs_are_views():
+    X, Y = _smooth(80)
+    reg = MLPRegressor(hidden_layer_sizes=(6, 5), max_iter=3, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        reg.fit(X, Y)
+    np.testing.assert_array_equal(reg.predict(X), reg.network_.forward(X.astype(np.float32)))
+    assert reg.predict(X).dtype == np.float64
+    assert [c.shape for c in reg.coefs_] == [(2, 6), (6, 5), (5, 2)]
+    assert [b.shape for b in reg.intercepts_] == [(6,), (5,), (2,)]
+    for coef, W, b, bias in zip(reg.coefs_, reg.network_.weights, reg.intercepts_,
+                                reg.network_.biases):
+        np.testing.assert_array_equal(coef, W.T)
+        assert np.shares_memory(coef, reg.network_.params)
+        np.testing.assert_array_equal(b, bias)
+    reg.coefs_[0][...] = 0  # a write through the view changes the network
+    assert not reg.network_.weights[0].any()
+    with pytest.raises(NotFittedError):
+        MLPRegressor().predict(X)
+
+
+def test_partial_fit_continues_with_momentum():
+    """k partial_fit calls run the same updates as fit with max_iter=k: the Trainer, and
+    with it the momentum and the shuffling generator, is kept between calls."""
+    X, y = load_digits()
+    X, y = X[:300], y[:300]
+    kwargs = dict(hidden_layer_sizes=(16,), learning_rate_init=0.05, batch_size=32,
+                  random_state=0, n_iter_no_change=np.inf)
+    online = MLPClassifier(**kwargs)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        online.partial_fit(X, y)
+    online.partial_fit(X, y, classes=np.arange(10))
+    trainer = online._trainer
+    assert online.n_iter_ == 1 and np.abs(trainer.velocity).max() > 0
+    for _ in range(3):
+        online.partial_fit(X, y)
+    assert online._trainer is trainer and len(online.loss_curve_) == 4
+    with pytest.warns(ConvergenceWarning):
+        batch = MLPClassifier(max_iter=4, **kwargs).fit(X, y)
+    np.testing.assert_array_equal(online.network_.params, batch.network_.params)
+    assert online.loss_curve_ == batch.loss_curve_
+    # A batch may hold a subset of the classes; unknown classes are refused.
+    online.partial_fit(X[y < 5], y[y < 5])
+    with pytest.raises(ValueError, match="classes"):
+        online.partial_fit(X, y + 1)
+    with pytest.raises(ValueError, match="3 features"):
+        online.partial_fit(X[:, :3], y)
+    with pytest.raises(ValueError, match="early_stopping"):
+        MLPRegressor(early_stopping=True).partial_fit(X, y)
+
+
+def test_pickle_keeps_the_trainer():
+    X, y = load_digits()
+    X, y = X[:200], y[:200]
+    clf = MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.05, random_state=0)
+    clf.partial_fit(X, y, classes=np.arange(10))
+    twin = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(twin.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(twin._trainer.velocity, clf._trainer.velocity)
+    assert twin._trainer.net is twin.network_
+    clf.partial_fit(X, y)
+    twin.partial_fit(X, y)
+    np.testing.assert_array_equal(twin.network_.params, clf.network_.params)
+
+
+def test_stopping_rules_and_convergence_warning():
+    X, Y = _smooth(200)
+    y = Y[:, 0]
+    with pytest.warns(ConvergenceWarning, match=r"maximum iterations \(5\)"):
+        reg = MLPRegressor(max_iter=5, random_state=0).fit(X, y)
+    assert reg.n_iter_ == 5 and len(reg.loss_curve_) == 5
+    assert reg.validation_scores_ is None and reg.best_validation_score_ is None
+    # A huge tol: only the first epoch improves (on an infinite best loss); training
+    # stops once more than n_iter_no_change epochs in a row did not (scikit-learn's
+    # rule): after 1 + (3 + 1) epochs, without a warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        reg = MLPRegressor(tol=1e3, n_iter_no_change=3, random_state=0).fit(X, y)
+    assert reg.n_iter_ == 5
+    # Early stopping scores a held-out share and keeps the best epoch's weights.
+    reg = MLPRegressor(hidden_layer_sizes=(16,), activation="tanh", early_stopping=True,
+                       learning_rate_init=0.05, n_iter_no_change=5, max_iter=200,
+                       random_state=0).fit(X, y)
+    assert len(reg.validation_scores_) == reg.n_iter_ < 200
+    assert reg.best_validation_score_ == max(reg.validation_scores_) and reg.best_loss_ is None
+    assert int(np.argmax(reg.validation_scores_)) < reg.n_iter_ - 1
+    # The held-out share, drawn as fit draws it (after the network's and the Trainer's
+    # seeds): the final weights are the best epoch's.
+    rng = np.random.RandomState(0)
+    rng.randint(2 ** 31 - 1, size=2)
+    _, X_val, _, y_val = train_test_split(X, y, test_size=0.1, random_state=rng)
+    assert reg.score(X_val, y_val) == pytest.approx(reg.best_validation_score_, rel=1e-12)
+
+
+def test_warm_start_continues_training():
+    X, Y = _smooth(200)
+    reg = MLPRegressor(hidden_layer_sizes=(8,), learning_rate_init=0.02, max_iter=10,
+                       warm_start=True, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        reg.fit(X, Y[:, 0])
+    network, first = reg.network_, reg.network_.params.copy()
+    with pytest.warns(ConvergenceWarning):
+        reg.fit(X, Y[:, 0])
+    assert reg.network_ is network and not np.array_equal(first, network.params)
+    assert len(reg.loss_curve_) == 20 and reg.n_iter_ == 10
+    reg.set_params(hidden_layer_sizes=(9,))
+    with pytest.raises(ValueError, match="warm_start=False"):
+        reg.fit(X, Y[:, 0])
+
+
+@pytest.mark.parametrize("params,match", [
+    (dict(solver="adam"), r"solver must be one of \['sgd'\]"),
+    (dict(activation="softplus"), "activation must be one of"),
+    (dict(schedule="batch"), "schedule must be one of"),
+    (dict(hidden_layer_sizes=(4, 0)), "hidden_layer_sizes"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(learning_rate_init=0.0), "learning_rate_init"),
+    (dict(momentum=1.0), "momentum"),
+    (dict(dtype="float16"), "dtype"),
+    (dict(n_iter_no_change=0), "n_iter_no_change"),
+    (dict(early_stopping=True, validation_fraction=1.0), "validation_fraction"),
+])
+def test_bad_parameters_fail_in_fit(params, match):
+    clf = MLPClassifier(**params)  # never in __init__ or set_params
+    with pytest.raises(ValueError, match=match):
+        clf.fit(np.eye(4), [0, 1, 0, 1])
+    assert not hasattr(clf, "network_")
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_batch_size_auto_and_alpha():
+    X, y = np.random.default_rng(0).normal(size=(250, 3)), np.arange(250) % 2
+    clf = MLPClassifier(max_iter=1, alpha=0.25).fit(X, y)
+    assert clf._trainer.batch_size == 200 and clf._trainer.l2 == 0.25
+    clf.fit(X[:50], y[:50])
+    assert clf._trainer.batch_size == 50
+    with pytest.warns(UserWarning, match="clipped"):
+        clf.set_params(batch_size=80).fit(X[:50], y[:50])
+    assert clf._trainer.batch_size == 50
+
+
+def test_early_stopping_classifier_and_verbose(capsys):
+    X, y = load_digits()
+    labels = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven",
+                       "eight", "nine"])[y]
+    clf = MLPClassifier(hidden_layer_sizes=(32,), learning_rate_init=0.05, batch_size=32,
+                        early_stopping=True, validation_fraction=0.2, n_iter_no_change=3,
+                        verbose=True, random_state=0).fit(X[:800], labels[:800])
+    assert clf.n_iter_ < 200 and len(clf.validation_scores_) == clf.n_iter_
+    assert 0.85 < clf.best_validation_score_ <= 1 and clf.score(X[800:], labels[800:]) > 0.85
+    out = capsys.readouterr().out
+    assert "Iteration 1, loss = " in out and "Validation score: " in out
+    assert "did not improve more than tol" in out
