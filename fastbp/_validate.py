@@ -31,6 +31,14 @@ def _check_finite(name, arr):
                          f"after conversion to {arr.dtype})")
 
 
+def _kernel_ready(arr, dtype):
+    """C-contiguous, writable, of dtype: read-only input (joblib's memory maps) would make
+    Numba compile a second specialization of every kernel."""
+    with np.errstate(over="ignore"):  # an overflow is reported by _check_finite, by name
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+    return arr if arr.flags.writeable else arr.copy()
+
+
 def as_inputs(X, n_in, dtype, name="X"):
     """X as a C-contiguous (n, n_in) array of dtype, and whether it was one 1-D sample."""
     arr = _numeric(name, X)
@@ -44,8 +52,7 @@ def as_inputs(X, n_in, dtype, name="X"):
         raise ValueError(f"{name} has {arr.shape[1]} columns; the network expects {n_in}")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} has no rows")
-    with np.errstate(over="ignore"):  # an overflow is reported just below, naming X
-        arr = np.ascontiguousarray(arr, dtype=dtype)
+    arr = _kernel_ready(arr, dtype)
     _check_finite(name, arr)
     return arr, single
 
@@ -73,8 +80,7 @@ def as_targets(Y, n, n_out, labels_ok, probabilities, dtype, name="Y"):
     if arr.ndim != 2 or arr.shape != (n, n_out):
         hint = " (or 1-D integer class labels)" if labels_ok else ""
         raise ValueError(f"{name} must have shape ({n}, {n_out}){hint}; got {arr.shape}")
-    with np.errstate(over="ignore"):
-        arr = np.ascontiguousarray(arr, dtype=dtype)
+    arr = _kernel_ready(arr, dtype)
     _check_finite(name, arr)
     if probabilities and (arr.min() < 0 or arr.max() > 1):
         raise ValueError(f"{name} must lie in [0, 1] for the cross_entropy loss; "
@@ -108,3 +114,12 @@ def choice(name, value, options):
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {sorted(options)}; got {value!r}")
     return value
+
+
+def own_arrays(obj):
+    """Replace read-only array attributes of obj by writable copies (after unpickling:
+    joblib hands large arrays back as read-only memory maps, and parameters and
+    optimizer state are updated in place)."""
+    for name, value in vars(obj).items():
+        if isinstance(value, np.ndarray) and not value.flags.writeable:
+            setattr(obj, name, value.copy())

@@ -7,7 +7,6 @@ partial_fit, get_params/set_params), so fastbp drops into pipelines and grid sea
 scikit-learn is optional for fastbp as a whole and required by this module only.
 """
 import numbers
-import types
 import warnings
 
 import numpy as np
@@ -25,7 +24,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
     raise ImportError("fastbp.estimators (MLPClassifier, MLPRegressor) needs scikit-learn "
                       ">= 1.6; install it with `pip install scikit-learn`") from exc
 
-from fastbp import _validate
+from fastbp import _validate, schedules
 from fastbp.network import Network
 from fastbp.trainer import SCHEDULES, Trainer
 
@@ -42,10 +41,29 @@ def _sgd_options(est):
                 nesterov=bool(est.nesterovs_momentum) and est.momentum > 0)
 
 
+def _adam_options(est):
+    """Trainer keywords for Adam."""
+    return dict(optimizer="adam", betas=(est.beta_1, est.beta_2), eps=est.epsilon)
+
+
+def _rprop_options(est):
+    """Trainer keywords for RPROP (learning_rate_init is the initial step size)."""
+    return dict(optimizer="rprop")
+
+
 # solver name -> function(estimator) -> keyword arguments for fastbp.Trainer beyond
 # those every solver shares (schedule, batch size, learning rate, l2, shuffle, seed,
 # backend). A new Trainer optimizer is one entry here, plus its parameters in __init__.
-_SOLVERS = {"sgd": _sgd_options}
+_SOLVERS = {"sgd": _sgd_options, "adam": _adam_options, "rprop": _rprop_options}
+
+# scikit-learn's learning_rate names -> fastbp.schedules, per epoch (scikit-learn's
+# "invscaling" counts samples; "adaptive" divides by 5 after 2 epochs without a gain).
+_LEARNING_RATES = {
+    "constant": lambda est: None,
+    "invscaling": lambda est: schedules.InverseScaling(decay=1.0, power=est.power_t),
+    "adaptive": lambda est: schedules.ReduceOnPlateau(factor=0.2, patience=1,
+                                                      threshold=est.tol),
+}
 
 _SEED_HIGH = 2 ** 31 - 1
 
@@ -56,8 +74,10 @@ class _BaseMLP(BaseEstimator):
     # One signature for both estimators (get_params reads it). A new solver's own
     # parameters (say beta_1, beta_2 for adam) go here and into its _SOLVERS entry.
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="sgd",
-                 alpha=1e-4, batch_size="auto", learning_rate_init=0.001, momentum=0.9,
-                 nesterovs_momentum=True, max_iter=200, shuffle=True, random_state=None,
+                 alpha=1e-4, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, momentum=0.9,
+                 nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 max_iter=200, shuffle=True, random_state=None,
                  tol=1e-4, verbose=False, warm_start=False, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, backend="loop",
                  dtype="float32", schedule="minibatch"):
@@ -66,9 +86,14 @@ class _BaseMLP(BaseEstimator):
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.momentum = momentum
         self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
@@ -106,6 +131,11 @@ class _BaseMLP(BaseEstimator):
         (scikit-learn validates in fit, never in ``__init__`` or ``set_params``).
         """
         _validate.choice("solver", self.solver, _SOLVERS)
+        _validate.choice("learning_rate", self.learning_rate, _LEARNING_RATES)
+        _validate.real("power_t", self.power_t, 0.0)
+        for name in ("beta_1", "beta_2"):
+            _validate.real(name, getattr(self, name), 0.0, True, high=1.0)
+        _validate.real("epsilon", self.epsilon, 0.0, False)
         _validate.choice("activation", self.activation, _ACTIVATIONS)
         _validate.choice("schedule", self.schedule, SCHEDULES)
         hidden = self.hidden_layer_sizes
@@ -152,6 +182,7 @@ class _BaseMLP(BaseEstimator):
         return dict(schedule=self.schedule, batch_size=1,  # set per call, see _fit
                     learning_rate=self.learning_rate_init, l2=self.alpha,
                     shuffle=bool(self.shuffle), seed=seed, backend=self.backend,
+                    lr_schedule=_LEARNING_RATES[self.learning_rate](self),
                     **_SOLVERS[self.solver](self))
 
     # -- training -----------------------------------------------------------------------
@@ -294,42 +325,6 @@ class _BaseMLP(BaseEstimator):
         ``network_.biases``."""
         return list(self.network_.biases)
 
-    # -- pickling: a Trainer holds its backend's kernel module, which cannot be pickled --
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        trainer = state.get("_trainer")
-        if trainer is not None:
-            state["_trainer"] = {k: v for k, v in vars(trainer).items()
-                                 if not isinstance(v, types.ModuleType)}
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        saved = state.pop("_trainer", None)
-        super().__setstate__(state)
-        if "network_" in state:
-            _own_arrays(self.network_)
-        if saved is not None:
-            # A fresh Trainer supplies what was dropped; the saved state (velocity,
-            # random generator, ...) then replaces the rest.
-            trainer = Trainer(self.network_, **self._trainer_kwargs)
-            vars(trainer).update(saved)
-            _own_arrays(trainer)
-            self._trainer = trainer
-
-
-def _own_arrays(obj):
-    """Replace read-only array attributes of obj by writable copies.
-
-    joblib unpickles large arrays as read-only memory maps; the network's weights must
-    stay writable, and Numba would compile a second specialization of every kernel
-    for read-only arrays.
-    """
-    for name, value in vars(obj).items():
-        if isinstance(value, np.ndarray) and not value.flags.writeable:
-            setattr(obj, name, value.copy())
-
 
 _PARAMETERS_DOC = """
     Parameters
@@ -339,9 +334,10 @@ _PARAMETERS_DOC = """
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
         Activation of the hidden layers (``"logistic"`` is fastbp's ``"sigmoid"``,
         which is accepted too).
-    solver : {"sgd"}, default="sgd"
-        The optimizer. Only ``"sgd"`` (gradient descent with classical or Nesterov
-        momentum, :class:`fastbp.Trainer`) is available.
+    solver : {"sgd", "adam", "rprop"}, default="sgd"
+        The optimizer of :class:`fastbp.Trainer`: gradient descent with classical or
+        Nesterov momentum, Adam, or RPROP (iRprop-; ``learning_rate_init`` is its initial
+        step size; best with ``schedule="fullbatch"``).
     alpha : float, default=1e-4
         L2 penalty ``(alpha / 2) * sum W**2`` added to the *mean* per-sample cost of each
         update (fastbp's ``Trainer(l2=alpha)``); biases are not penalized. scikit-learn
@@ -354,11 +350,20 @@ _PARAMETERS_DOC = """
         Step size, constant throughout training. The default is scikit-learn's; with
         standardized inputs and targets plain SGD often does better with 0.01 to 0.1
         (larger steps can diverge on unscaled targets: ``FloatingPointError``).
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Per-epoch schedule of the step size (:mod:`fastbp.schedules`): ``"invscaling"``
+        is ``learning_rate_init / (1 + epoch) ** power_t`` (scikit-learn counts samples
+        instead of epochs); ``"adaptive"`` divides it by 5 whenever two epochs in a row
+        do not improve the training loss by a relative ``tol``.
+    power_t : float, default=0.5
+        Exponent of ``"invscaling"``.
     momentum : float, default=0.9
         Momentum in [0, 1): ``v <- momentum * v + g``, ``w <- w - learning_rate_init * v``
         (for a constant step the same iterates as scikit-learn's formulation).
     nesterovs_momentum : bool, default=True
         Use Nesterov's momentum (ignored when ``momentum == 0``).
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+        Adam's moment decay rates and denominator term (``solver="adam"``).
     max_iter : int, default=200
         Maximum number of epochs (passes over the training data) per ``fit``.
     shuffle : bool, default=True

@@ -116,6 +116,10 @@ class Network:
         finally:
             self.params = keep
 
+    def __setstate__(self, state):
+        vars(self).update(state)
+        _validate.own_arrays(self)
+
     def __repr__(self):
         return (f"Network({self.layer_sizes}, activations={self.activations}, "
                 f"loss={self.loss_name!r}, dtype={self.dtype.name!r}, bias={self.bias})")

@@ -145,6 +145,15 @@ class Trainer:
         self.epoch = 0
         self.monitored = []  # per epoch: val_loss if fit had validation data, else loss
 
+    def __getstate__(self):
+        # The kernel module cannot be pickled; it is looked up again from the backend name.
+        return {k: v for k, v in vars(self).items() if k != "kernels"}
+
+    def __setstate__(self, state):
+        vars(self).update(state)
+        _validate.own_arrays(self)
+        self.kernels = backends.get(self.backend)
+
     @property
     def velocity(self):
         """SGD momentum buffer, laid out like ``net.params`` (row 0 of ``state``)."""

@@ -97,6 +97,21 @@ def test_digits_accuracy(digits):
     assert clf.loss_curve_[-1] < clf.loss_curve_[0] and clf.best_loss_ == min(clf.loss_curve_)
 
 
+@pytest.mark.parametrize("solver,extra", [
+    ("adam", dict(learning_rate_init=0.003, learning_rate="invscaling", power_t=0.25)),
+    ("rprop", dict(schedule="fullbatch", learning_rate_init=0.01, learning_rate="adaptive")),
+])
+def test_solvers_and_learning_rates(digits, solver, extra):
+    X_train, X_test, y_train, y_test = digits
+    clf = MLPClassifier(hidden_layer_sizes=(64,), activation="tanh", solver=solver,
+                        max_iter=60, random_state=0, **extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X_train, y_train)
+    assert clf.score(X_test, y_test) >= 0.9
+    assert clf._trainer.optimizer == solver
+
+
 def test_pipeline_grid_search(digits):
     X_train, X_test, y_train, y_test = digits
     pipe = make_pipeline(StandardScaler(), MLPClassifier(
@@ -318,7 +333,9 @@ def test_warm_start_continues_training():
 
 
 @pytest.mark.parametrize("params,match", [
-    (dict(solver="adam"), r"solver must be one of \['sgd'\]"),
+    (dict(solver="lbfgs"), r"solver must be one of \['adam', 'rprop', 'sgd'\]"),
+    (dict(learning_rate="optimal"), "learning_rate must be one of"),
+    (dict(beta_1=1.0), "beta_1 must be a finite number"),
     (dict(activation="softplus"), "activation must be one of"),
     (dict(schedule="batch"), "schedule must be one of"),
     (dict(hidden_layer_sizes=(4, 0)), "hidden_layer_sizes"),

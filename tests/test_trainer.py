@@ -263,3 +263,16 @@ def test_threads_give_bit_identical_results(schedule):
         finally:
             numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_trainer_pickles_and_read_only_data_trains():
+    import pickle
+    X, Y = data(12, 3, 2, seed=12)
+    trainer = fastbp.Trainer(_net(), momentum=0.5, seed=3)
+    trainer.fit(X, Y, epochs=1)
+    twin = pickle.loads(pickle.dumps(trainer))
+    X.setflags(write=False)
+    Y.setflags(write=False)
+    trainer.fit(X, Y, epochs=1)
+    twin.fit(X, Y, epochs=1)
+    np.testing.assert_array_equal(trainer.net.params, twin.net.params)
