@@ -1,0 +1,350 @@
+"""The cuda backend: every kernel against the vectorized formulation, Network and Trainer
+against the loop backend through every way of running an epoch (one fused launch with the
+parameters in shared or in global memory, and per-layer launches), divergence, and the
+import and require() contract.
+
+Runs on the CUDA simulator when no GPU is present (tests/conftest.py), with tiny thread
+blocks so that the multi-block paths run.
+"""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastbp
+import fastbp.network
+from fastbp import backends
+from fastbp.kernels import cuda as ck
+from fastbp.kernels import loop, vectorized
+
+from ._util import assert_close, data
+from .test_gradients import N, SIZES, _net, _reference_pass
+
+needs_cuda = pytest.mark.skipif(ck.cuda is None, reason="numba-cuda is not installed")
+
+# (hidden, output, loss); the first three are the combinations the loss code special-cases.
+COMBOS = [("sigmoid", "softmax", "cross_entropy"), ("tanh", "softmax", "mse"),
+          ("relu", "sigmoid", "cross_entropy"), ("tanh", "identity", "mse")]
+
+
+@pytest.fixture(autouse=True)
+def small_blocks(monkeypatch):
+    """Tiny thread blocks, so batches of 7 samples and layers of 5 units span several
+    blocks; a short GIL switch interval, as the simulator runs each thread as a Python
+    thread (about 6x faster)."""
+    monkeypatch.setattr(ck, "THREADS_PER_BLOCK", 4)
+    monkeypatch.setattr(ck, "TILE", 4)
+    monkeypatch.setattr(ck, "FUSED_THREADS", 8)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    yield
+    sys.setswitchinterval(interval)
+
+
+@pytest.fixture(params=["fused", "fused-global", "per-layer"])
+def path(request, monkeypatch):
+    """Force train_epoch through one launch per epoch with the parameters in shared memory
+    ("fused") or in global memory ("fused-global"), or through per-layer launches."""
+    if request.param == "per-layer":
+        monkeypatch.setattr(ck, "FUSED", False)
+        return request.param
+    monkeypatch.setattr(ck, "FUSED", True)
+    in_shared = request.param == "fused"
+    monkeypatch.setattr(ck, "FUSED_PARAMS_IN_SHARED", in_shared)
+    plan_of = ck.fused_plan
+
+    def checked_plan(*args):
+        plan = plan_of(*args)
+        assert plan is not None and plan.in_shared == in_shared, plan
+        return plan
+
+    def fail(*args, **kwargs):
+        raise AssertionError("train_epoch took the per-layer path; expected the fused one")
+    monkeypatch.setattr(ck, "fused_plan", checked_plan)
+    monkeypatch.setattr(ck, "_per_layer_epoch", fail)
+    return request.param
+
+
+def _targets(Y, output):
+    return Y / Y.sum(axis=1, keepdims=True) if output == "softmax" else Y
+
+
+# -- kernels against the vectorized formulation ----------------------------------------------
+
+@needs_cuda
+@pytest.mark.parametrize("hidden,output,loss", COMBOS)
+def test_cuda_kernels_match_vectorized(hidden, output, loss, dtype):
+    net = _net(hidden, output, loss, dtype=dtype)
+    X, Y = data(N, SIZES[0], SIZES[-1], seed=4, dtype=dtype)
+    Y = _targets(Y, output)
+    sizes, acts = net.sizes, net.act_codes
+    A_ref, D_ref = _reference_pass(net, X, Y, N)
+    L_start = N * int(sizes[:-1].sum())
+    what = f"{hidden}/{output}/{loss}, backend=cuda"
+
+    A = np.zeros_like(A_ref)
+    A[:X.size] = X.ravel()
+    ck.forward(A, net.params, N, sizes, acts)
+    assert_close(A, A_ref, dtype, f"forward activations, {what}")
+
+    cost, cost_ref = np.empty(N), np.empty(N)
+    ck.sample_costs(cost, A_ref, Y, N, sizes, acts, net.loss_code)
+    vectorized.sample_costs(cost_ref, A_ref, Y, N, sizes, acts, net.loss_code)
+    assert_close(cost, cost_ref, dtype, f"sample costs, {what}")
+
+    Dl = np.zeros_like(A_ref)
+    ck.output_delta(Dl, A_ref, Y, N, sizes, acts, net.loss_code)
+    assert_close(Dl[L_start:], D_ref[L_start:], dtype, f"delta[L], {what}")
+    ck.hidden_deltas(Dl, A_ref, net.params, N, sizes, acts)
+    assert_close(Dl, D_ref, dtype, f"hidden deltas, {what}")
+
+    grad = np.full_like(net.params, 0.5)  # accumulate_gradients adds to what is there
+    grad_ref = grad.copy()
+    ck.accumulate_gradients(grad, D_ref, A_ref, N, sizes)
+    vectorized.accumulate_gradients(grad_ref, D_ref, A_ref, N, sizes)
+    assert_close(grad, grad_ref, dtype, f"outer-product gradients, {what}")
+
+
+@needs_cuda
+def test_cuda_kernels_take_device_arrays_without_copies(dtype):
+    net = _net("sigmoid", "softmax", "cross_entropy", dtype=dtype)
+    X, Y = data(N, SIZES[0], SIZES[-1], seed=4, dtype=dtype)
+    Y = _targets(Y, "softmax")
+    A_ref, D_ref = _reference_pass(net, X, Y, N)
+    sizes, acts = net.sizes, net.act_codes
+    A = ck.to_device(np.concatenate([X.ravel(), np.zeros(A_ref.size - X.size, dtype)]))
+    Dl, params, dY = ck.empty(A_ref.size, dtype), ck.to_device(net.params), ck.to_device(Y)
+    cost, grad = ck.empty(N, np.float64), ck.to_device(np.zeros_like(net.params))
+    ck.forward(A, params, N, sizes, acts)
+    ck.sample_costs(cost, A, dY, N, sizes, acts, net.loss_code)
+    ck.output_delta(Dl, A, dY, N, sizes, acts, net.loss_code)
+    ck.hidden_deltas(Dl, A, params, N, sizes, acts)
+    ck.accumulate_gradients(grad, Dl, A, N, sizes)
+    assert not isinstance(A, np.ndarray) and not isinstance(grad, np.ndarray)
+    assert_close(ck.to_host(A, np.empty_like(A_ref)), A_ref, dtype, "forward, device arrays")
+    D_host = ck.to_host(Dl, np.empty_like(A_ref))
+    assert_close(D_host[N * SIZES[0]:], D_ref[N * SIZES[0]:], dtype, "deltas, device arrays")
+    grad_ref = np.zeros_like(net.params)
+    vectorized.accumulate_gradients(grad_ref, D_ref, A_ref, N, sizes)
+    assert_close(ck.to_host(grad, np.empty_like(grad_ref)), grad_ref, dtype,
+                 "gradients, device arrays")
+    cost_ref = np.empty(N)
+    vectorized.sample_costs(cost_ref, A_ref, Y, N, sizes, acts, net.loss_code)
+    assert_close(ck.to_host(cost, np.empty(N)), cost_ref, dtype, "costs, device arrays")
+
+
+@needs_cuda
+@pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_cuda_sgd_update_matches_vectorized(momentum, nesterov, use_bias, dtype):
+    net = _net("tanh", "identity", "mse", dtype=dtype)
+    rng = np.random.default_rng(5)
+    grad = rng.normal(size=net.n_params).astype(dtype)
+    velocity = rng.normal(size=net.n_params).astype(dtype)
+    params, v = net.params.copy(), velocity.copy()
+    ck.sgd_update(params, v, grad, net.sizes, 1 / 7, 0.3, momentum, nesterov, 0.01, use_bias)
+    params_ref, v_ref = net.params.copy(), velocity.copy()
+    vectorized.sgd_update(params_ref, v_ref, grad, net.sizes, 1 / 7, 0.3, momentum, nesterov,
+                          0.01, use_bias)
+    assert_close(params, params_ref, dtype, "params after sgd_update, backend=cuda")
+    assert_close(v, v_ref, dtype, "velocity after sgd_update, backend=cuda")
+
+
+# -- Network ---------------------------------------------------------------------------------
+
+@needs_cuda
+def test_network_methods_match_loop(dtype, monkeypatch):
+    net = _net("sigmoid", "softmax", "cross_entropy", dtype=dtype, sizes=[3, 5, 4])
+    X, labels = data(11, 3, 4, seed=6, dtype=dtype, labels=True)
+    dW_ref, db_ref = net.gradients(X, labels, backend="loop")
+    out_ref = net.forward(X, backend="loop")
+    loss_ref = net.loss(X, labels, backend="loop")
+    monkeypatch.setattr(fastbp.network, "_CHUNK", 4)  # chunks 4 + 4 + 3
+    dW, db = net.gradients(X, labels, backend="cuda")
+    for m, (g, g_ref) in enumerate(zip(dW + db, dW_ref + db_ref)):
+        assert_close(g, g_ref, dtype, f"gradient tensor {m}, backend=cuda")
+    assert_close(net.forward(X, backend="cuda"), out_ref, dtype, "forward, backend=cuda")
+    assert_close(net.forward(X[0], backend="cuda"), out_ref[0], dtype, "forward of one sample")
+    assert_close(net.loss(X, labels, backend="cuda"), loss_ref, dtype, "loss, backend=cuda")
+
+
+# -- Trainer ---------------------------------------------------------------------------------
+
+SCHEDULES = [("online", 1), ("minibatch", 3), ("fullbatch", 1)]  # minibatch: 3 + 3 + 1
+OPTIONS = {"plain": dict(learning_rate=0.3),
+           "momentum+l2": dict(learning_rate=0.3, momentum=0.9, l2=0.01),
+           "nesterov+l2": dict(learning_rate=0.3, momentum=0.9, nesterov=True, l2=0.01)}
+
+
+def _train(backend, dtype, schedule, batch_size, options, epochs=1, bias=True, X=None, Y=None):
+    net = fastbp.Network([3, 5, 4, 2], activations=["tanh", "relu", "softmax"],
+                         loss="cross_entropy", dtype=dtype, seed=0, bias=bias)
+    if X is None:
+        X, Y = data(7, 3, 2, seed=1, dtype=dtype, labels=True)
+    trainer = fastbp.Trainer(net, schedule=schedule, batch_size=batch_size, seed=3,
+                             backend=backend, **options)
+    history = trainer.fit(X, Y, epochs=epochs)
+    return net, trainer, history
+
+
+def _check_against_loop(dtype, schedule, batch_size, options, **kwargs):
+    net, trainer, history = _train("cuda", dtype, schedule, batch_size, options, **kwargs)
+    ref, ref_trainer, ref_history = _train("loop", dtype, schedule, batch_size, options, **kwargs)
+    what = f"{schedule}, {options}, backend=cuda vs loop"
+    assert_close(net.params, ref.params, dtype, f"params, {what}")
+    assert_close(trainer.velocity, ref_trainer.velocity, dtype, f"velocity, {what}")
+    assert_close(history.loss, ref_history.loss, dtype, f"history.loss, {what}")
+    return net
+
+
+@needs_cuda
+@pytest.mark.parametrize("schedule,batch_size", SCHEDULES)
+@pytest.mark.parametrize("option", list(OPTIONS))
+def test_trainer_matches_loop_float64(schedule, batch_size, option, path):
+    # Two epochs carry velocity across train_epoch calls; one on the slow per-layer path.
+    _check_against_loop("float64", schedule, batch_size, OPTIONS[option],
+                        epochs=1 if path == "per-layer" else 2)
+
+
+@needs_cuda
+@pytest.mark.parametrize("schedule,batch_size", SCHEDULES)
+def test_trainer_matches_loop_float32(schedule, batch_size, path):
+    _check_against_loop("float32", schedule, batch_size, OPTIONS["nesterov+l2"])
+
+
+@needs_cuda
+def test_trainer_without_bias_matches_loop(path):
+    net = _check_against_loop("float64", "minibatch", 3, OPTIONS["momentum+l2"], bias=False)
+    assert all((b == 0).all() for b in net.biases)
+
+
+@needs_cuda
+def test_batches_in_pieces_match_loop(path, monkeypatch):
+    """Batches of 3 worked through in pieces of 2 (+ 1) samples: the fused epoch with its
+    gradient buffer in shared memory, the per-layer epoch with WORK_ROWS pieces."""
+    monkeypatch.setattr(ck, "FUSED_MAX_ROWS", 2)
+    monkeypatch.setattr(ck, "WORK_ROWS", 2)
+    if path != "per-layer":
+        net = fastbp.Network([3, 5, 4, 2], dtype="float64")
+        plan = ck.fused_plan(3, net.sizes, net.act_codes, np.float64, True)
+        assert plan.rows == 2 and plan.grad_at >= 0  # a gradient buffer sums the pieces
+    _check_against_loop("float64", "minibatch", 3, OPTIONS["nesterov+l2"])
+    _check_against_loop("float64", "fullbatch", 1, OPTIONS["plain"])
+
+
+@needs_cuda
+def test_step_matches_loop(path):
+    X, Y = data(5, 3, 2, seed=2)
+    nets = []
+    for backend in ("cuda", "loop"):
+        net = fastbp.Network([3, 4, 2], activations="sigmoid", dtype="float64", seed=1)
+        trainer = fastbp.Trainer(net, backend=backend, **OPTIONS["momentum+l2"])
+        costs = [trainer.step(X[rows], Y[rows]) for rows in ([0, 1, 2], [3, 4], [0, 4])]
+        nets.append((net.params.copy(), costs))
+    assert_close(nets[0][0], nets[1][0], "float64", "params after steps, cuda vs loop")
+    assert_close(nets[0][1], nets[1][1], "float64", "step costs, cuda vs loop")
+
+
+def test_fused_plan_limits():
+    if ck.cuda is None:
+        pytest.skip("numba-cuda is not installed")
+    small = fastbp.Network([64, 32, 10], activations=["sigmoid", "softmax"])
+    big = fastbp.Network([784, 128, 10])
+    plan = ck.fused_plan(32, small.sizes, small.act_codes, np.float32, False)
+    assert plan.in_shared and plan.rows == 32 and plan.grad_at == -1  # one piece, no buffer
+    assert plan.nbytes <= ck.FUSED_SHARED_BYTES
+    plan = ck.fused_plan(64, small.sizes, small.act_codes, np.float32, True)
+    assert plan.in_shared and plan.rows < 64 and plan.grad_at >= 0 and plan.vel_at >= 0
+    # P = 101,770 floats do not fit in shared memory: online training keeps them in global
+    # memory; batches of 32 run per layer, over the whole GPU.
+    plan = ck.fused_plan(1, big.sizes, big.act_codes, np.float32, True)
+    assert not plan.in_shared and plan.rows == 1 and plan.nbytes <= ck.FUSED_SHARED_BYTES
+    assert ck.fused_plan(32, big.sizes, big.act_codes, np.float32, False) is None
+    assert ck.fused_plan(4096, small.sizes, small.act_codes, np.float32, False) is None
+
+
+# -- divergence ------------------------------------------------------------------------------
+
+@needs_cuda
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the simulator's NumPy overflows
+def test_divergence_raises_and_keeps_finite_weights(path):
+    X, Y = data(12, 3, 2, seed=8)
+    net = fastbp.Network([3, 5, 4, 2], activations="identity", seed=0, dtype="float64")
+    with pytest.raises(FloatingPointError, match=r"epoch 0: the loss is not finite after 3 "):
+        fastbp.Trainer(net, schedule="online", learning_rate=10.0, seed=0, backend="cuda").fit(
+            X, Y * 1e3, epochs=3)
+    assert np.isfinite(net.params).all()
+
+
+@needs_cuda
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the simulator's NumPy overflows
+def test_train_epoch_stops_at_a_non_finite_batch_like_loop(path, dtype):
+    """Batch 2 of 3 has a NaN input: it and the batches after it change nothing, and
+    stats say so -- as in the loop backend."""
+    net = fastbp.Network([3, 4, 2], activations="sigmoid", dtype=dtype, seed=2)
+    X, Y = data(7, 3, 2, seed=9, dtype=dtype)
+    X[4, 1] = np.nan
+    order = np.arange(7, dtype=np.int64)
+    results = []
+    for kernels in (ck, loop):
+        params, velocity = net.params.copy(), np.zeros_like(net.params)
+        units = int(net.sizes.sum())
+        rows = kernels.workspace_rows(3)
+        stats = np.zeros(3)
+        A, Dl = np.zeros(rows * units, dtype), np.zeros(rows * units, dtype)
+        kernels.train_epoch(params, velocity, np.zeros_like(params), A, Dl, np.zeros(rows),
+                            np.zeros((rows, 2), dtype), X, Y, order, 3, net.sizes,
+                            net.act_codes, net.loss_code, 0.5, 0.9, False, 0.01, True, stats)
+        results.append((params, velocity, stats))
+    (p, v, stats), (p_ref, v_ref, stats_ref) = results
+    assert stats[2] == 1.0 and stats[1] == 3.0
+    assert_close(stats, stats_ref, dtype, "stats, backend=cuda vs loop")
+    assert_close(p, p_ref, dtype, "params after the stop, backend=cuda vs loop")
+    assert_close(v, v_ref, dtype, "velocity after the stop, backend=cuda vs loop")
+
+
+# -- import and require() ----------------------------------------------------------------------
+
+def test_require_names_the_extra_when_numba_cuda_is_missing(monkeypatch):
+    monkeypatch.setattr(ck, "cuda", None)
+    monkeypatch.setattr(ck, "_IMPORT_ERROR", ImportError("No module named 'numba_cuda'"))
+    with pytest.raises(RuntimeError, match=r"numba-cuda.*pip install fastbp\[cuda\]"):
+        ck.require()
+    with pytest.raises(RuntimeError, match=r"pip install fastbp\[cuda\]"):
+        backends.get("cuda")
+
+
+def test_require_says_when_no_gpu_is_found(monkeypatch):
+    class NoGPU:
+        @staticmethod
+        def is_available():
+            return False
+    monkeypatch.setattr(ck, "cuda", NoGPU)
+    with pytest.raises(RuntimeError, match="no usable CUDA GPU"):
+        ck.require()
+
+
+def _run(code):
+    return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def test_importing_fastbp_does_not_import_numba_cuda():
+    out = _run("import sys, numpy as np, fastbp, fastbp.backends\n"
+               "net = fastbp.Network([3, 4, 2], seed=0)\n"
+               "fastbp.Trainer(net).fit(np.zeros((4, 3)), np.zeros((4, 2)), epochs=1)\n"
+               "print('numba.cuda' in sys.modules)")
+    assert out == "False"
+
+
+def test_cuda_module_imports_without_numba_cuda():
+    out = _run("import sys\n"
+               "sys.modules['numba_cuda'] = None  # as if not installed\n"
+               "import fastbp\n"
+               "from fastbp import backends\n"
+               "try:\n"
+               "    backends.get('cuda')\n"
+               "except RuntimeError as exc:\n"
+               "    print(exc)\n")
+    assert "pip install fastbp[cuda]" in out
