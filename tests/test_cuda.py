@@ -16,7 +16,7 @@ import fastbp
 import fastbp.network
 from fastbp import backends
 from fastbp.kernels import cuda as ck
-from fastbp.kernels import loop, vectorized
+from fastbp.kernels import codes, loop, vectorized
 
 from ._util import assert_close, data
 from .test_gradients import N, SIZES, _net, _reference_pass
@@ -135,20 +135,45 @@ def test_cuda_kernels_take_device_arrays_without_copies(dtype):
 
 
 @needs_cuda
-@pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+@pytest.mark.parametrize("optimizer,momentum,nesterov", [
+    ("sgd", 0.0, False), ("sgd", 0.9, False), ("sgd", 0.9, True), ("adam", 0.0, False),
+    ("rprop", 0.0, False)])
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_cuda_sgd_update_matches_vectorized(momentum, nesterov, use_bias, dtype):
+def test_cuda_update_matches_vectorized(optimizer, momentum, nesterov, use_bias, dtype):
     net = _net("tanh", "identity", "mse", dtype=dtype)
+    hyper = fastbp.Trainer(net, optimizer=optimizer, momentum=momentum, nesterov=nesterov,
+                           learning_rate=0.3, l2=0.01)._hyper(0.3)
     rng = np.random.default_rng(5)
-    grad = rng.normal(size=net.n_params).astype(dtype)
-    velocity = rng.normal(size=net.n_params).astype(dtype)
-    params, v = net.params.copy(), velocity.copy()
-    ck.sgd_update(params, v, grad, net.sizes, 1 / 7, 0.3, momentum, nesterov, 0.01, use_bias)
-    params_ref, v_ref = net.params.copy(), velocity.copy()
-    vectorized.sgd_update(params_ref, v_ref, grad, net.sizes, 1 / 7, 0.3, momentum, nesterov,
-                          0.01, use_bias)
-    assert_close(params, params_ref, dtype, "params after sgd_update, backend=cuda")
-    assert_close(v, v_ref, dtype, "velocity after sgd_update, backend=cuda")
+    grads = rng.normal(size=(3, net.n_params)).astype(dtype)
+    state = np.abs(rng.normal(size=(2, net.n_params))).astype(dtype)
+    results = []
+    for kernels in (ck, vectorized):
+        params, s, steps = net.params.copy(), state.copy(), np.array([3], np.int64)
+        for grad in grads:
+            kernels.update(params, s, steps, grad, net.sizes, 1 / 7,
+                           codes.OPTIMIZERS[optimizer], hyper, use_bias)
+        results.append((params, s, steps))
+    (p, s, t), (p_ref, s_ref, t_ref) = results
+    assert_close(p, p_ref, dtype, f"params after {optimizer} update, backend=cuda")
+    assert_close(s, s_ref, dtype, f"optimizer state after {optimizer} update, backend=cuda")
+    assert t[0] == t_ref[0] == 6
+
+
+@needs_cuda
+@pytest.mark.parametrize("optimizer,schedule", [("adam", "minibatch"), ("rprop", "fullbatch")])
+def test_cuda_adaptive_optimizers_train_like_loop(optimizer, schedule, dtype):
+    X, labels = data(13, 3, 4, seed=21, dtype=dtype, labels=True)
+    results = []
+    for backend in ("cuda", "loop"):
+        net = _net("tanh", "softmax", "cross_entropy", dtype=dtype, sizes=[3, 5, 4])
+        trainer = fastbp.Trainer(net, schedule=schedule, batch_size=4, optimizer=optimizer,
+                                 learning_rate=0.01, seed=3, backend=backend)
+        trainer.fit(X, labels, epochs=2)
+        results.append((net.params, trainer.state, int(trainer.steps[0])))
+    (p, s, t), (p_ref, s_ref, t_ref) = results
+    assert_close(p, p_ref, dtype, f"params after {optimizer} epochs, backend=cuda vs loop")
+    assert_close(s, s_ref, dtype, f"{optimizer} state, backend=cuda vs loop")
+    assert t == t_ref
 
 
 # -- Network ---------------------------------------------------------------------------------
@@ -288,15 +313,18 @@ def test_train_epoch_stops_at_a_non_finite_batch_like_loop(path, dtype):
     order = np.arange(7, dtype=np.int64)
     results = []
     for kernels in (ck, loop):
-        params, velocity = net.params.copy(), np.zeros_like(net.params)
+        params, state = net.params.copy(), np.zeros((2, net.n_params), dtype)
+        steps = np.zeros(1, np.int64)
+        hyper = fastbp.Trainer(net, learning_rate=0.5, momentum=0.9, l2=0.01)._hyper(0.5)
         units = int(net.sizes.sum())
         rows = kernels.workspace_rows(3)
         stats = np.zeros(3)
         A, Dl = np.zeros(rows * units, dtype), np.zeros(rows * units, dtype)
-        kernels.train_epoch(params, velocity, np.zeros_like(params), A, Dl, np.zeros(rows),
+        kernels.train_epoch(params, state, steps, np.zeros_like(params), A, Dl, np.zeros(rows),
                             np.zeros((rows, 2), dtype), X, Y, order, 3, net.sizes,
-                            net.act_codes, net.loss_code, 0.5, 0.9, False, 0.01, True, stats)
-        results.append((params, velocity, stats))
+                            net.act_codes, net.loss_code, codes.SGD, hyper, True, stats)
+        assert steps[0] == 1, "one update applied before the stop"
+        results.append((params, state[0], stats))
     (p, v, stats), (p_ref, v_ref, stats_ref) = results
     assert stats[2] == 1.0 and stats[1] == 3.0
     assert_close(stats, stats_ref, dtype, "stats, backend=cuda vs loop")

@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastbp.kernels import scalar
+from fastbp.kernels import codes, scalar
 from fastbp.kernels.codes import CROSS_ENTROPY, SIGMOID, SOFTMAX
 
 try:
@@ -105,6 +105,8 @@ _device = _jit(device=True)
 _activate = _device(scalar.activate)
 _derivative = _device(scalar.derivative)
 _log = _device(scalar.log_clamped)
+_sgd_step = _device(scalar.sgd_step)
+_optimizer_step = _device(scalar.optimizer_step)
 # Under NUMBA_ENABLE_CUDASIM=1 kernels are FakeCUDAKernel objects run in Python threads.
 _SIMULATOR = type(_activate).__name__ == "FakeCUDAKernel"
 
@@ -269,17 +271,6 @@ def _row_output_delta(d, d_off, a, a_off, Y, r, n_out, code, loss, one):
             d[d_off + i] *= _derivative(code, a[a_off + i], one)
 
 
-@_device
-def _sgd(w, v, g, lr, momentum, nesterov):
-    """(w - lr * g', v') with g' = g, or through momentum as torch.optim.SGD:
-    v' = momentum * v + g; g' = v', or g + momentum * v' (Nesterov). The arithmetic of
-    loop._layer_update; g already holds scale * sum (+ l2 * w for weights)."""
-    if momentum != 0:
-        v = momentum * v + g
-        g = g + momentum * v if nesterov else v
-    return w - lr * g, v
-
-
 # -- per-layer kernels ------------------------------------------------------------------------
 
 @_jit(cache=True)
@@ -420,11 +411,13 @@ def _gradient_layer(grad, Dl, A, w, d_off, a_off, n, n_in, n_out, keep):
 
 
 @_jit(cache=True)
-def _update_kernel(params, velocity, grad, sizes, scale, lr, momentum, nesterov, l2,
-                   use_bias, stats):
-    """w <- w - lr * g, g = scale * grad (+ l2 * w for weights), through momentum if > 0;
-    one thread per parameter. Biases skip l2, and every step when use_bias is false.
-    Nothing happens once stats[2] (the divergence flag of train_epoch) is set."""
+def _update_kernel(params, state, grad, sizes, scale, opt, lr, momentum, nesterov, l2,
+                   step_size, beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus, step_min,
+                   step_max, use_bias, stats):
+    """One optimizer step per parameter (scalar.optimizer_step, one thread each) from
+    g = scale * grad (+ l2 * w for weights): the arithmetic of loop.update. Biases skip
+    l2, and every step when use_bias is false. Nothing happens once stats[2] (the
+    divergence flag of train_epoch) is set."""
     k = cuda.grid(1)
     if k >= params.shape[0] or stats[2] != 0:
         return
@@ -440,7 +433,10 @@ def _update_kernel(params, velocity, grad, sizes, scale, lr, momentum, nesterov,
             g = scale * grad[k]
             break
         p += n_w + sizes[m]
-    params[k], velocity[k] = _sgd(params[k], velocity[k], g, lr, momentum, nesterov)
+    params[k], state[0, k], state[1, k] = _optimizer_step(
+        opt, params[k], g, state[0, k], state[1, k], lr, momentum, nesterov, step_size,
+        beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus, step_min, step_max,
+        params.dtype.type(1))
 
 
 @_jit(cache=True)
@@ -523,11 +519,26 @@ def _scalars(dtype, *values):
     return [dtype.type(v) for v in values]
 
 
+def _update_args(dtype, hyper, t):
+    """The scalar arguments of _update_kernel after ``scale`` for the t-th update:
+    (lr, momentum, nesterov, l2, Adam's step_size, beta1, beta2, sqrt_bc2, eps, RPROP's
+    eta_minus, eta_plus, step_min, step_max), as loop.update computes them."""
+    bc1 = 1.0 - hyper[codes.H_BETA1] ** t
+    bc2 = 1.0 - hyper[codes.H_BETA2] ** t
+    lr, momentum, l2, step_size, beta1, beta2, sqrt_bc2, eps, *rprop = _scalars(
+        np.dtype(dtype), hyper[codes.H_LR], hyper[codes.H_MOMENTUM], hyper[codes.H_L2],
+        hyper[codes.H_LR] / bc1, hyper[codes.H_BETA1], hyper[codes.H_BETA2], math.sqrt(bc2),
+        hyper[codes.H_EPS], hyper[codes.H_ETA_MINUS], hyper[codes.H_ETA_PLUS],
+        hyper[codes.H_STEP_MIN], hyper[codes.H_STEP_MAX])
+    return (lr, momentum, bool(hyper[codes.H_NESTEROV]), l2, step_size, beta1, beta2,
+            sqrt_bc2, eps, *rprop)
+
+
 _NO_STOP = {}
 
 
 def _no_stop():
-    """A device stats array whose divergence flag is never set (for sgd_update)."""
+    """A device stats array whose divergence flag is never set (for update)."""
     if "stats" not in _NO_STOP:
         _NO_STOP["stats"] = cuda.to_device(np.zeros(3))
     return _NO_STOP["stats"]
@@ -613,73 +624,95 @@ def accumulate_gradients(grad, Dl, A, n, sizes):
     _back(dg, grad)
 
 
-def sgd_update(params, velocity, grad, sizes, scale, lr, momentum, nesterov, l2, use_bias):
-    """w <- w - lr * g with g = scale * grad (+ l2 * w for weights), through momentum if > 0.
+def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
+    """One optimizer step on every parameter (see loop.update): SGD, Adam or RPROP.
 
-    Momentum as torch.optim.SGD: v <- momentum * v + g; g <- v, or g + momentum * v (Nesterov).
-
-    params    (P,)  in/out
-    velocity  (P,)  in/out, used only when momentum > 0
-    grad      (P,)  summed gradient of the batch; scale = 1 / batch size
+    params  (P,)       in/out
+    state   (2, P)     in/out optimizer state
+    steps   (1,) int64 in/out: updates made so far, incremented here
+    grad    (P,)       summed gradient of the batch; scale = 1 / batch size
+    hyper   (N_HYPER,) float64 hyperparameters (host array)
     """
     net = _net(sizes)
-    dp, dv, dg = _on_device(params, velocity, grad)
+    dp, ds, dg = _on_device(params, state, grad)
+    t = int(_host(steps)[0]) + 1
     T = THREADS_PER_BLOCK
-    scale, lr, momentum, l2 = _scalars(dp.dtype, scale, lr, momentum, l2)
-    _launch(_update_kernel, _cdiv(net.P, T), T)(dp, dv, dg, net.sizes_d, scale, lr, momentum,
-                                                bool(nesterov), l2, bool(use_bias), _no_stop())
+    _launch(_update_kernel, _cdiv(net.P, T), T)(
+        dp, ds, dg, net.sizes_d, dp.dtype.type(scale), int(opt), *_update_args(dp.dtype, hyper, t),
+        bool(use_bias), _no_stop())
     _back(dp, params)
-    _back(dv, velocity)
+    _back(ds, state)
+    _set_steps(steps, t)
 
 
-def train_epoch(params, velocity, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
-                sizes, acts, loss, lr, momentum, nesterov, l2, use_bias, stats):
-    """One epoch of mini-batch SGD (online: batch_size 1; full batch: batch_size n). Each
-    batch: forward, deltas with the forward-pass weights, summed gradient, then one update
-    with scale 1 / batch size. Runs as one fused launch when ``fused_plan`` allows, else
-    as per-layer launches over pieces of at most WORK_ROWS samples.
+def _host(array):
+    """A host view of a small array, given on the host or on the device."""
+    return array if isinstance(array, np.ndarray) else array.copy_to_host()
 
-    params, velocity, grad  (P,)                        in/out
+
+def _set_steps(steps, value):
+    """steps[0] = value, steps on the host or on the device."""
+    if isinstance(steps, np.ndarray):
+        steps[0] = value
+    else:
+        steps.copy_to_device(np.array([value], np.int64))
+
+
+def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
+                sizes, acts, loss, opt, hyper, use_bias, stats):
+    """One epoch (online: batch_size 1; full batch: batch_size n). Each batch: forward,
+    deltas with the forward-pass weights, summed gradient, then one update with scale
+    1 / batch size. SGD runs as one fused launch when ``fused_plan`` allows; everything
+    else as per-layer launches over pieces of at most WORK_ROWS samples.
+
+    params, grad            (P,)                        in/out
+    state, steps            (2, P), (1,) int64          optimizer state, in/out (``update``)
     A, Dl                   (>= rows * sum(D),)         workspaces, rows = workspace_rows(B)
     cost                    (>= rows,) float64          workspace
     Yb                      (rows, D[L])                workspace for targets
     X, Y                    (n, D[0]), (n, D[L])        the data set
     order                   (n,) int64                  sample order of this epoch
+    opt, hyper              optimizer code and (N_HYPER,) float64 hyperparameters (host)
     stats                   (3,) float64 out: [sum of per-sample costs, samples seen,
                             1 if stopped at a batch whose cost was not finite else 0];
                             that batch's update is not applied, nor any later batch.
     """
     net = _net(sizes, acts)
-    dev = _on_device(params, velocity, grad, A, Dl, cost, Yb, X, Y, order, stats)
-    dp, dv, dg, dA, dD, dc, dYb, dX, dY, dorder, dstats = dev
+    dev = _on_device(params, state, grad, A, Dl, cost, Yb, X, Y, order, stats)
+    dp, ds, dg, dA, dD, dc, dYb, dX, dY, dorder, dstats = dev
     dtype = dp.dtype
-    lr, momentum, l2 = _scalars(dtype, lr, momentum, l2)
+    t0 = int(_host(steps)[0])
     dstats.copy_to_device(np.zeros(3))
     n_total = int(dorder.shape[0])
     batch_size = int(batch_size)
-    plan = fused_plan(batch_size, sizes, acts, dtype, momentum != 0)
+    momentum = hyper[codes.H_MOMENTUM]
+    plan = (fused_plan(batch_size, sizes, acts, dtype, momentum != 0)
+            if int(opt) == codes.SGD else None)
     if n_total and plan is not None:
+        lr, momentum, nesterov, l2 = _update_args(dtype, hyper, 1)[:4]
         _launch(_fused_epoch, 1, FUSED_THREADS, plan.nbytes)(
-            dp, dv, dg, dX, dY, dorder, batch_size, plan.lay, plan.rows, plan.in_shared,
-            plan.grad_at, plan.vel_at, plan.costs_at, int(loss), lr, momentum, bool(nesterov),
-            l2, bool(use_bias), dstats)
+            dp, ds[0], dg, dX, dY, dorder, batch_size, plan.lay, plan.rows, plan.in_shared,
+            plan.grad_at, plan.vel_at, plan.costs_at, int(loss), lr, momentum, nesterov, l2,
+            bool(use_bias), dstats)
     elif n_total:
-        _per_layer_epoch(net, dp, dv, dg, dA, dD, dc, dYb, dX, dY, dorder, batch_size,
-                         int(loss), lr, momentum, bool(nesterov), l2, bool(use_bias), dstats)
-    for device, host in ((dp, params), (dv, velocity), (dg, grad), (dstats, stats)):
+        _per_layer_epoch(net, dp, ds, t0, dg, dA, dD, dc, dYb, dX, dY, dorder, batch_size,
+                         int(loss), int(opt), hyper, bool(use_bias), dstats)
+    for device, host in ((dp, params), (ds, state), (dg, grad), (dstats, stats)):
         _back(device, host)
+    seen = int(_host(dstats)[1])
+    _set_steps(steps, t0 + -(-seen // batch_size))  # the updates applied
 
 
-def _per_layer_epoch(net, params, velocity, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
-                     loss, lr, momentum, nesterov, l2, use_bias, stats):
-    """train_epoch with per-layer launches; all arguments on the device."""
+def _per_layer_epoch(net, params, state, t0, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
+                     loss, opt, hyper, use_bias, stats):
+    """train_epoch with per-layer launches; arrays on the device, t0 updates made before."""
     T, L = THREADS_PER_BLOCK, net.L
     rows = min(workspace_rows(batch_size), int(Yb.shape[0]))
     running = cuda.device_array(1, np.float64)
     binary = net.acts[L - 1] == SIGMOID
     one = params.dtype.type(1)
     n_total = int(order.shape[0])
-    for start in range(0, n_total, batch_size):
+    for k, start in enumerate(range(0, n_total, batch_size)):
         stop = min(start + batch_size, n_total)
         for lo in range(start, stop, rows):
             nb = min(rows, stop - lo)
@@ -693,8 +726,8 @@ def _per_layer_epoch(net, params, velocity, grad, A, Dl, cost, Yb, X, Y, order, 
             _launch_hidden(Dl, A, params, nb, net)
             _launch_gradients(grad, Dl, A, nb, net, lo > start)
         _launch(_update_kernel, _cdiv(net.P, T), T)(
-            params, velocity, grad, net.sizes_d, one / params.dtype.type(stop - start), lr,
-            momentum, nesterov, l2, use_bias, stats)
+            params, state, grad, net.sizes_d, one / params.dtype.type(stop - start), opt,
+            *_update_args(params.dtype, hyper, t0 + k + 1), use_bias, stats)
 
 
 # -- fused epoch: one block, one launch ----------------------------------------------------------
@@ -866,7 +899,7 @@ def _fused_backward(pb, gb, vb, ab, lay, n, first, last, scale, grad_at, vel_at,
             elif j < n_in or use_bias:
                 g = scale * g + l2 * pb[p] if j < n_in else scale * g
                 v = vb[vel_at + p] if vel_at >= 0 else one - one
-                pb[p], v = _sgd(pb[p], v, g, lr, momentum, nesterov)
+                pb[p], v = _sgd_step(pb[p], g, v, lr, momentum, nesterov, one)
                 if vel_at >= 0:
                     vb[vel_at + p] = v
 

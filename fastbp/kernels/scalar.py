@@ -5,10 +5,13 @@ Written once and compiled for every target: ``numba.njit`` in ``loop.py`` and
 the working dtype, because a bare literal such as ``1 - a`` would promote float32
 arithmetic to float64.
 
-Softmax is not elementwise; its forward pass lives in the kernels. Its derivative
+The optimizer steps are register_jitable, so optimizer_step can call them on every
+target. Softmax is not elementwise; its forward pass lives in the kernels. Its derivative
 is only needed for softmax + mse, handled in the output-error kernels.
 """
 import math
+
+from numba.extending import register_jitable
 
 from fastbp.kernels.codes import ADAM, IDENTITY, RELU, RPROP, SIGMOID, TANH
 
@@ -50,39 +53,55 @@ def log_clamped(p):
     return math.log(max(float(p), LOG_FLOOR))
 
 
+@register_jitable
+def sgd_step(w, g, v, lr, momentum, nesterov, one):
+    """SGD as torch.optim.SGD; returns (w, v). v <- momentum * v + g; w <- w - lr * v, or
+    with Nesterov w <- w - lr * (g + momentum * v); without momentum w <- w - lr * g."""
+    if momentum != one - one:
+        v = momentum * v + g
+        g = g + momentum * v if nesterov else v
+    return w - lr * g, v
+
+
+@register_jitable
+def adam_step(w, g, m, v, step_size, beta1, beta2, sqrt_bc2, eps, one):
+    """Adam as torch.optim.Adam; returns (w, m, v). m <- beta1 m + (1 - beta1) g,
+    v <- beta2 v + (1 - beta2) g^2, w <- w - step_size * m / (sqrt(v) / sqrt_bc2 + eps)
+    with step_size = lr / (1 - beta1^t), sqrt_bc2 = sqrt(1 - beta2^t)."""
+    m = beta1 * m + (one - beta1) * g
+    v = beta2 * v + (one - beta2) * g * g
+    return w - step_size * m / (math.sqrt(v) / sqrt_bc2 + eps), m, v
+
+
+@register_jitable
+def rprop_step(w, g, prev, step, eta_minus, eta_plus, step_min, step_max, one):
+    """iRprop- as torch.optim.Rprop; returns (w, g', step). The step grows by eta_plus
+    while the gradient keeps its sign and shrinks by eta_minus when it flips (the gradient
+    then counts as 0: no move, and no sign to compare with next time), clamped to
+    [step_min, step_max]; w <- w - sign(g') * step. g' is the next call's prev."""
+    zero = one - one
+    direction = g * prev
+    if direction > zero:
+        step = step * eta_plus
+    elif direction < zero:
+        step = step * eta_minus
+        g = zero
+    step = min(max(step, step_min), step_max)
+    if g > zero:
+        w = w - step
+    elif g < zero:
+        w = w + step
+    return w, g, step
+
+
 def optimizer_step(opt, w, g, s0, s1, lr, momentum, nesterov, step_size, beta1, beta2,
                    sqrt_bc2, eps, eta_minus, eta_plus, step_min, step_max, one):
-    """One parameter's update from its gradient g (L2 already added); returns (w, s0, s1).
-
-    SGD (torch.optim.SGD): s0 = velocity; v <- momentum * v + g; w <- w - lr * v, or with
-        Nesterov w <- w - lr * (g + momentum * v); without momentum w <- w - lr * g.
-    Adam (torch.optim.Adam): s0 = m, s1 = v; m <- beta1 m + (1 - beta1) g,
-        v <- beta2 v + (1 - beta2) g^2, w <- w - step_size * m / (sqrt(v) / sqrt_bc2 + eps)
-        with step_size = lr / (1 - beta1^t), sqrt_bc2 = sqrt(1 - beta2^t).
-    RPROP (iRprop-, torch.optim.Rprop): s0 = previous gradient, s1 = step size; the step
-        grows by eta_plus while the gradient keeps its sign and shrinks by eta_minus when it
-        flips (then the gradient counts as 0: no move, no sign next time), clamped to
-        [step_min, step_max]; w <- w - sign(g) * step.
-    """
-    zero = one - one
+    """One parameter's update from its gradient g (L2 already added); returns (w, s0, s1),
+    the optimizer state being SGD: (velocity, unused); Adam: (m, v); RPROP: (previous
+    gradient, step size)."""
     if opt == ADAM:
-        s0 = beta1 * s0 + (one - beta1) * g
-        s1 = beta2 * s1 + (one - beta2) * g * g
-        return w - step_size * s0 / (math.sqrt(s1) / sqrt_bc2 + eps), s0, s1
+        return adam_step(w, g, s0, s1, step_size, beta1, beta2, sqrt_bc2, eps, one)
     if opt == RPROP:
-        direction = g * s0
-        if direction > zero:
-            s1 = s1 * eta_plus
-        elif direction < zero:
-            s1 = s1 * eta_minus
-            g = zero
-        s1 = min(max(s1, step_min), step_max)
-        if g > zero:
-            w = w - s1
-        elif g < zero:
-            w = w + s1
-        return w, g, s1
-    if momentum != zero:  # SGD
-        s0 = momentum * s0 + g
-        g = g + momentum * s0 if nesterov else s0
-    return w - lr * g, s0, s1
+        return rprop_step(w, g, s0, s1, eta_minus, eta_plus, step_min, step_max, one)
+    w, s0 = sgd_step(w, g, s0, lr, momentum, nesterov, one)
+    return w, s0, s1
