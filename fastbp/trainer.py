@@ -325,7 +325,7 @@ class _Session:
         self.steps = k.to_device(trainer.steps)
         self.hyper = trainer._hyper(trainer.learning_rate)
         units = int(net.sizes.sum())
-        rows = k.workspace_rows(batch_size) if hasattr(k, "workspace_rows") else batch_size
+        rows = k.workspace_rows(batch_size)
         self.A = k.empty(rows * units, net.dtype)     # activations of a batch (or a piece)
         self.Dl = k.empty(rows * units, net.dtype)    # deltas, same layout
         self.cost = k.empty(rows, np.float64)         # per-sample costs
