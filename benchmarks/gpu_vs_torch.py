@@ -59,17 +59,8 @@ def _torch_runner(net0, schedule, lr, device="cuda"):
     dev = torch.device(device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     torch.backends.cuda.matmul.allow_tf32 = False  # full float32, as fastbp
-    dtype = getattr(torch, net0.dtype.name)
-    layers = []
-    for k, (W, b) in enumerate(zip(net0.weights, net0.biases)):
-        lin = torch.nn.Linear(W.shape[1], W.shape[0], dtype=dtype, device=dev)
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(W))
-            lin.bias.copy_(torch.from_numpy(b))
-        layers.append(lin)
-        if k < len(net0.weights) - 1:
-            layers.append(torch.nn.Sigmoid())
-    model = torch.nn.Sequential(*layers)
+    from fastbp.bench import torch_mlp
+    model = torch_mlp(net0, dev)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     lossf = torch.nn.CrossEntropyLoss()  # softmax + cross-entropy on the logits, batch mean
     gen = torch.Generator(device=dev).manual_seed(0)

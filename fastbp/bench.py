@@ -102,18 +102,26 @@ def _fastbp_contender(backend, net0, schedule, n):
     return make
 
 
-def _torch_contender(net0, schedule, n):
+def torch_mlp(net0, device="cpu"):
+    """torch.nn.Sequential with net0's weights: Linear layers, Sigmoid between them, the
+    logits out (pair it with CrossEntropyLoss for softmax + cross-entropy)."""
     import torch
     layers = []
     for k, (W, b) in enumerate(zip(net0.weights, net0.biases)):
-        lin = torch.nn.Linear(W.shape[1], W.shape[0], dtype=getattr(torch, net0.dtype.name))
+        lin = torch.nn.Linear(W.shape[1], W.shape[0], dtype=getattr(torch, net0.dtype.name),
+                              device=device)
         with torch.no_grad():
             lin.weight.copy_(torch.from_numpy(W))
             lin.bias.copy_(torch.from_numpy(b))
         layers.append(lin)
         if k < len(net0.weights) - 1:
             layers.append(torch.nn.Sigmoid())
-    model = torch.nn.Sequential(*layers)
+    return torch.nn.Sequential(*layers)
+
+
+def _torch_contender(net0, schedule, n):
+    import torch
+    model = torch_mlp(net0)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     lossf = torch.nn.CrossEntropyLoss()  # softmax + cross-entropy on the logits
     gen = torch.Generator().manual_seed(0)

@@ -104,7 +104,7 @@ def _jit(*args, **kwargs):
 _device = _jit(device=True)
 _activate = _device(scalar.activate)
 _derivative = _device(scalar.derivative)
-_log = _device(scalar.log_clamped)
+_cost_term = _device(scalar.cost_term)
 _sgd_step = _device(scalar.sgd_step)
 _optimizer_step = _device(scalar.optimizer_step)
 # Under NUMBA_ENABLE_CUDASIM=1 kernels are FakeCUDAKernel objects run in Python threads.
@@ -232,15 +232,7 @@ def _row_cost(a, off, Y, r, n_out, binary, loss):
     """C(a[L], y) of one sample in float64; a[L] at a[off:], y = Y[r]."""
     c = 0.0
     for i in range(n_out):
-        t = float(Y[r, i])
-        p = float(a[off + i])
-        if loss == CROSS_ENTROPY:
-            if t != 0.0:
-                c -= t * _log(p)
-            if binary and t != 1.0:
-                c -= (1.0 - t) * _log(1.0 - p)
-        else:
-            c += 0.5 * (t - p) * (t - p)
+        c += _cost_term(Y[r, i], a[off + i], binary, loss)
     return c
 
 

@@ -32,7 +32,7 @@ WORK_ROWS = 256
 
 _activate = njit(**JIT)(scalar.activate)
 _derivative = njit(**JIT)(scalar.derivative)
-_log = njit(**JIT)(scalar.log_clamped)
+_cost_term = njit(**JIT)(scalar.cost_term)
 _optimizer_step = njit(**JIT)(scalar.optimizer_step)
 
 
@@ -91,15 +91,7 @@ def _row_cost(a, y, binary, loss):
     """C(a[L], y) of one sample in float64: 0.5 * sum (y - a)^2, or the cross-entropy."""
     c = 0.0
     for i in range(a.shape[0]):
-        t = float(y[i])
-        p = float(a[i])
-        if loss == CROSS_ENTROPY:
-            if t != 0.0:
-                c -= t * _log(p)
-            if binary and t != 1.0:
-                c -= (1.0 - t) * _log(1.0 - p)
-        else:
-            c += 0.5 * (t - p) * (t - p)
+        c += _cost_term(y[i], a[i], binary, loss)
     return c
 
 

@@ -13,7 +13,7 @@ import math
 
 from numba.extending import register_jitable
 
-from fastbp.kernels.codes import ADAM, IDENTITY, RELU, RPROP, SIGMOID, TANH
+from fastbp.kernels.codes import ADAM, CROSS_ENTROPY, IDENTITY, RELU, RPROP, SIGMOID, TANH
 
 
 def activate(code, z, one):
@@ -48,9 +48,25 @@ def derivative(code, a, one):
 LOG_FLOOR = 1e-30
 
 
+@register_jitable
 def log_clamped(p):
     """log(max(p, LOG_FLOOR)) in float64."""
     return math.log(max(float(p), LOG_FLOOR))
+
+
+@register_jitable
+def cost_term(y, a, binary, loss):
+    """One output's share of the per-sample cost, in float64: 0.5 * (y - a)^2 for mse;
+    -y log a for cross-entropy, and also -(1 - y) log(1 - a) for a sigmoid output."""
+    t, p = float(y), float(a)
+    if loss != CROSS_ENTROPY:
+        return 0.5 * (t - p) * (t - p)
+    c = 0.0
+    if t != 0.0:
+        c -= t * log_clamped(p)
+    if binary and t != 1.0:
+        c -= (1.0 - t) * log_clamped(1.0 - p)
+    return c
 
 
 @register_jitable
