@@ -139,26 +139,38 @@ def _layer_forward(z, W, b, a_in, code, one, lo, hi):
     full = n_out - n_out % 4
     for s0 in range(lo, hi, SAMPLE_BLOCK):
         s1 = min(s0 + SAMPLE_BLOCK, hi)
-        pairs = s1 - (s1 - s0) % 2
+        quads = s1 - (s1 - s0) % 4
         for i in range(0, full, 4):
-            # 4 rows x 2 samples: 8 independent sums, 6 loads per 8 multiply-adds.
-            for s in range(s0, pairs, 2):
+            # 4 rows x 4 samples: 16 independent sums, 8 loads per 16 multiply-adds.
+            for s in range(s0, quads, 4):
                 z0, z1, z2, z3 = b[i], b[i + 1], b[i + 2], b[i + 3]
                 y0, y1, y2, y3 = b[i], b[i + 1], b[i + 2], b[i + 3]
+                u0, u1, u2, u3 = b[i], b[i + 1], b[i + 2], b[i + 3]
+                v0, v1, v2, v3 = b[i], b[i + 1], b[i + 2], b[i + 3]
                 for j in range(n_in):  # contiguous in W[m] and in a[m-1]
-                    x, u = a_in[s, j], a_in[s + 1, j]
+                    x, y, u, v = a_in[s, j], a_in[s + 1, j], a_in[s + 2, j], a_in[s + 3, j]
                     w0, w1, w2, w3 = W[i, j], W[i + 1, j], W[i + 2, j], W[i + 3, j]
                     z0 += w0 * x
                     z1 += w1 * x
                     z2 += w2 * x
                     z3 += w3 * x
-                    y0 += w0 * u
-                    y1 += w1 * u
-                    y2 += w2 * u
-                    y3 += w3 * u
+                    y0 += w0 * y
+                    y1 += w1 * y
+                    y2 += w2 * y
+                    y3 += w3 * y
+                    u0 += w0 * u
+                    u1 += w1 * u
+                    u2 += w2 * u
+                    u3 += w3 * u
+                    v0 += w0 * v
+                    v1 += w1 * v
+                    v2 += w2 * v
+                    v3 += w3 * v
                 z[s, i], z[s, i + 1], z[s, i + 2], z[s, i + 3] = z0, z1, z2, z3
                 z[s + 1, i], z[s + 1, i + 1], z[s + 1, i + 2], z[s + 1, i + 3] = y0, y1, y2, y3
-            for s in range(pairs, s1):
+                z[s + 2, i], z[s + 2, i + 1], z[s + 2, i + 2], z[s + 2, i + 3] = u0, u1, u2, u3
+                z[s + 3, i], z[s + 3, i + 1], z[s + 3, i + 2], z[s + 3, i + 3] = v0, v1, v2, v3
+            for s in range(quads, s1):
                 z0, z1, z2, z3 = b[i], b[i + 1], b[i + 2], b[i + 3]
                 for j in range(n_in):
                     x = a_in[s, j]
@@ -193,10 +205,20 @@ def _layer_delta(d, W_next, d_next, a, code, one, lo, hi):
     for s0 in range(lo, hi, SAMPLE_BLOCK):
         s1 = min(s0 + SAMPLE_BLOCK, hi)
         d[s0:s1, :] = 0
+        pairs = s1 - (s1 - s0) % 2
         for i in range(0, full, 4):
-            for s in range(s0, s1):
+            # 4 rows x 2 samples: each load of W[m+1]_ij serves two samples.
+            for s in range(s0, pairs, 2):
                 d0, d1, d2, d3 = d_next[s, i], d_next[s, i + 1], d_next[s, i + 2], d_next[s, i + 3]
+                e0, e1, e2, e3 = (d_next[s + 1, i], d_next[s + 1, i + 1], d_next[s + 1, i + 2],
+                                  d_next[s + 1, i + 3])
                 for j in range(n_here):  # contiguous in W[m+1] and delta[m]
+                    w0, w1, w2, w3 = W_next[i, j], W_next[i + 1, j], W_next[i + 2, j], W_next[i + 3, j]
+                    d[s, j] += w0 * d0 + w1 * d1 + w2 * d2 + w3 * d3
+                    d[s + 1, j] += w0 * e0 + w1 * e1 + w2 * e2 + w3 * e3
+            for s in range(pairs, s1):
+                d0, d1, d2, d3 = d_next[s, i], d_next[s, i + 1], d_next[s, i + 2], d_next[s, i + 3]
+                for j in range(n_here):
                     d[s, j] += (W_next[i, j] * d0 + W_next[i + 1, j] * d1
                                 + W_next[i + 2, j] * d2 + W_next[i + 3, j] * d3)
         for i in range(full, n_next):
