@@ -304,7 +304,7 @@ def _layer_update(W, b, S0W, S0b, S1W, S1b, gW, gb, scale, opt, lr, momentum, ne
 # are bit-identical): forward and deltas by blocks of samples, gradients by blocks of rows
 # of W. Below PARALLEL_MIN_WORK multiply-adds per layer a thread team costs more than it
 # saves, and the serial kernels run.
-PARALLEL_MIN_WORK = 1 << 17
+PARALLEL_MIN_WORK = 1 << 18
 
 
 @njit(**JIT)
