@@ -60,9 +60,12 @@ def train(args):
                           validation_data=(X_test, y_test), progress=args.progress,
                           patience=args.patience, callback=report)
     seconds = sum(history.seconds)
-    rate = history.epochs * len(train_rows) / seconds if seconds > 0 else float("inf")
-    print(f"trained {history.epochs} epochs in {seconds:.3f} s: {rate:,.0f} samples/s "
-          f"(first epoch includes compilation when the cache is cold)")
+    # The first epoch of a process also compiles the kernels (about 15 s when Numba's
+    # cache is cold), so the rate is that of the later epochs when there are some.
+    steady = history.seconds[1:] or history.seconds
+    rate = len(steady) * len(train_rows) / sum(steady) if sum(steady) > 0 else float("inf")
+    print(f"trained {history.epochs} epochs in {seconds:.3f} s (first epoch "
+          f"{history.seconds[0]:.3f} s, with any compilation); {rate:,.0f} samples/s")
     out = net.forward(X_test)
     if classification:
         predicted = out.argmax(axis=1) if n_out > 1 else (out[:, 0] > 0.5).astype(int)
