@@ -11,4 +11,13 @@ Arrays shared by all of them:
     Dl      like A             deltas, same layout (block 0 unused)
     sizes   (L + 1,) int64     D[0] .. D[L]
     acts    (L,) int64         activation code of layers 1..L (fastbp.kernels.codes)
+    state   (2, P)             optimizer state (SGD velocity; Adam m, v; RPROP previous
+                               gradient, step size), laid out like params in each row
+    steps   (1,) int64         updates made so far (Adam's bias correction)
+    hyper   (N_HYPER,) float64 optimizer hyperparameters, slots codes.H_*
+
+Kernels: forward, sample_costs, output_delta, hidden_deltas, accumulate_gradients,
+update, and train_epoch (a whole epoch). Memory hooks: workspace_rows(batch_size),
+empty(shape, dtype), to_device(array), to_host(array, out); the CPU backends take host
+arrays as they are (``_host``), the cuda backend keeps a fit's arrays on the GPU.
 """

@@ -34,6 +34,7 @@ _activate = njit(**JIT)(scalar.activate)
 _derivative = njit(**JIT)(scalar.derivative)
 _cost_term = njit(**JIT)(scalar.cost_term)
 _optimizer_step = njit(**JIT)(scalar.optimizer_step)
+_sgd_step = njit(**JIT)(scalar.sgd_step)
 
 
 def workspace_rows(batch_size):
@@ -520,6 +521,7 @@ def _sample_backprop_update(params, velocity, Dl, A, w, a_in, a_out, n_in, n_out
     without the activation derivative. Offsets as in _sample_forward (Dl laid out like A).
     """
     w, a_in, a_out, n_in, n_out = _u(w), _u(a_in), _u(a_out), _u(n_in), _u(n_out)  # see above
+    one = params.dtype.type(1)
     b = w + n_out * n_in
     if propagate:
         Dl[a_in:a_in + n_in] = 0
@@ -558,14 +560,11 @@ def _sample_backprop_update(params, velocity, Dl, A, w, a_in, a_out, n_in, n_out
                 wt = params[row + j]
                 if propagate:
                     Dl[a_in + j] += wt * di
-                g = di * A[a_in + j] + l2 * wt
-                v = momentum * velocity[row + j] + g
-                velocity[row + j] = v
-                params[row + j] = wt - lr * (g + momentum * v if nesterov else v)
+                params[row + j], velocity[row + j] = _sgd_step(
+                    wt, di * A[a_in + j] + l2 * wt, velocity[row + j], lr, momentum, nesterov, one)
             if use_bias:
-                v = momentum * velocity[b + i] + di
-                velocity[b + i] = v
-                params[b + i] -= lr * (di + momentum * v if nesterov else v)
+                params[b + i], velocity[b + i] = _sgd_step(
+                    params[b + i], di, velocity[b + i], lr, momentum, nesterov, one)
 
 
 @njit(**JIT)
