@@ -1,7 +1,6 @@
 """Command line: ``fastbp train`` (the default command) and ``fastbp bench``."""
 import argparse
 import sys
-import time
 
 import numpy as np
 

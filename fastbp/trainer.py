@@ -21,6 +21,7 @@ def _pair(name, value, low, high):
         raise ValueError(f"{name} must be a pair of numbers; got {value!r}") from None
     return (_validate.real(name, a, low, False, high), _validate.real(name, b, low, False, high))
 
+
 # Samples per compiled call within an epoch (rounded to whole batches): progress updates
 # and the divergence snapshot happen at this granularity, never per sample.
 _SAMPLES_PER_CALL = 1 << 16

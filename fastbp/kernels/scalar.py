@@ -13,7 +13,7 @@ import math
 
 from numba.extending import register_jitable
 
-from fastbp.kernels.codes import ADAM, CROSS_ENTROPY, IDENTITY, RELU, RPROP, SIGMOID, TANH
+from fastbp.kernels.codes import ADAM, CROSS_ENTROPY, RELU, RPROP, SIGMOID, TANH
 
 
 def activate(code, z, one):
