@@ -17,7 +17,7 @@ def _load_data(spec):
         return load_digits()
     with np.load(spec, allow_pickle=False) as data:
         if "X" not in data.files or not ({"y", "Y"} & set(data.files)):
-            raise SystemExit(f"fastbp: {spec} must hold arrays 'X' and 'y' (labels) or 'Y'")
+            raise ValueError(f"{spec} must hold arrays 'X' and 'y' (labels) or 'Y'")
         return data["X"], data["y"] if "y" in data.files else data["Y"]
 
 
@@ -29,7 +29,11 @@ def _split(n, test_fraction, seed):
 
 def train(args):
     X, y = _load_data(args.data)
-    classification = y.ndim == 1
+    y = np.asarray(y)
+    # 1-D whole numbers are class labels; other 1-D targets are one regression output.
+    classification = y.ndim == 1 and y.dtype.kind in "biuf" and bool(np.all(y == np.round(y)))
+    if y.ndim == 1 and not classification:
+        y = y[:, None]
     n_out = int(y.max()) + 1 if classification else y.shape[1]
     train_rows, test_rows = _split(len(X), args.test_fraction, args.seed)
     sizes = [X.shape[1], *args.hidden, n_out]
@@ -133,6 +137,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FloatingPointError) as exc:
+    except (ValueError, TypeError, FloatingPointError, RuntimeError, OSError) as exc:
+        # Bad options or data, divergence, a missing file or GPU: one line, not a traceback.
         print(f"fastbp: error: {exc}", file=sys.stderr)
         return 2

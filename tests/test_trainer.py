@@ -239,9 +239,23 @@ def test_cli_optimizer_and_schedule(tmp_path, capsys):
     assert resumed.optimizer == "adam" and resumed.epoch == 2
 
 
-def test_cli_reports_bad_options(capsys):
+def test_cli_regression_data(tmp_path, capsys):
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(200, 3))
+    np.savez(tmp_path / "reg.npz", X=X, y=np.sin(X[:, 0]) + 0.5 * X[:, 1])
+    assert cli_main(["--data", str(tmp_path / "reg.npz"), "--epochs", "5", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "identity" in out and "held-out loss" in out
+
+
+def test_cli_reports_bad_options(capsys, tmp_path):
     assert cli_main(["--learning-rate", "-1", "--epochs", "1"]) == 2
     assert "learning_rate must be" in capsys.readouterr().err
+    assert cli_main(["--data", str(tmp_path / "missing.npz")]) == 2
+    assert "missing.npz" in capsys.readouterr().err
+    np.savez(tmp_path / "bad.npz", X=np.zeros((4, 3)))
+    assert cli_main(["--data", str(tmp_path / "bad.npz")]) == 2
+    assert "must hold arrays 'X' and 'y'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("schedule", ["minibatch", "fullbatch"])
