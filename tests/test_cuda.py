@@ -19,7 +19,7 @@ from fastbp.kernels import cuda as ck
 from fastbp.kernels import codes, loop, vectorized
 
 from ._util import assert_close, data
-from .test_gradients import N, SIZES, _net, _reference_pass
+from .test_gradients import N, SIZES, _net, _reference_pass, check_kernels_against_vectorized
 
 needs_cuda = pytest.mark.skipif(ck.cuda is None, reason="numba-cuda is not installed")
 
@@ -78,32 +78,8 @@ def test_cuda_kernels_match_vectorized(hidden, output, loss, dtype):
     net = _net(hidden, output, loss, dtype=dtype)
     X, Y = data(N, SIZES[0], SIZES[-1], seed=4, dtype=dtype)
     Y = _targets(Y, output)
-    sizes, acts = net.sizes, net.act_codes
-    A_ref, D_ref = _reference_pass(net, X, Y, N)
-    L_start = N * int(sizes[:-1].sum())
-    what = f"{hidden}/{output}/{loss}, backend=cuda"
-
-    A = np.zeros_like(A_ref)
-    A[:X.size] = X.ravel()
-    ck.forward(A, net.params, N, sizes, acts)
-    assert_close(A, A_ref, dtype, f"forward activations, {what}")
-
-    cost, cost_ref = np.empty(N), np.empty(N)
-    ck.sample_costs(cost, A_ref, Y, N, sizes, acts, net.loss_code)
-    vectorized.sample_costs(cost_ref, A_ref, Y, N, sizes, acts, net.loss_code)
-    assert_close(cost, cost_ref, dtype, f"sample costs, {what}")
-
-    Dl = np.zeros_like(A_ref)
-    ck.output_delta(Dl, A_ref, Y, N, sizes, acts, net.loss_code)
-    assert_close(Dl[L_start:], D_ref[L_start:], dtype, f"delta[L], {what}")
-    ck.hidden_deltas(Dl, A_ref, net.params, N, sizes, acts)
-    assert_close(Dl, D_ref, dtype, f"hidden deltas, {what}")
-
-    grad = np.full_like(net.params, 0.5)  # accumulate_gradients adds to what is there
-    grad_ref = grad.copy()
-    ck.accumulate_gradients(grad, D_ref, A_ref, N, sizes)
-    vectorized.accumulate_gradients(grad_ref, D_ref, A_ref, N, sizes)
-    assert_close(grad, grad_ref, dtype, f"outer-product gradients, {what}")
+    check_kernels_against_vectorized(ck, net, X, Y, f"{hidden}/{output}/{loss}, backend=cuda",
+                                     grad_start=0.5)
 
 
 @needs_cuda

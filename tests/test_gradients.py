@@ -64,31 +64,38 @@ def test_loop_kernels_match_vectorized(hidden, output, loss, dtype):
     X, Y = data(N, SIZES[0], SIZES[-1], seed=4, dtype=dtype)
     if output == "softmax":
         Y = Y / Y.sum(axis=1, keepdims=True)
-    sizes, acts = net.sizes, net.act_codes
-    A_ref, D_ref = _reference_pass(net, X, Y, N)
-    L_start = N * int(sizes[:-1].sum())
+    check_kernels_against_vectorized(loop, net, X, Y, f"{hidden}/{output}/{loss}, backend=loop")
+
+
+def check_kernels_against_vectorized(kernels, net, X, Y, what, grad_start=0.0):
+    """Each kernel of a backend module against its vectorized twin, fed the reference's
+    inputs so a failure names the first kernel that differs. The gradient buffer starts
+    at grad_start, as accumulate_gradients adds to what is there."""
+    dtype, sizes, acts, n = net.dtype, net.sizes, net.act_codes, X.shape[0]
+    A_ref, D_ref = _reference_pass(net, X, Y, n)
+    L_start = n * int(sizes[:-1].sum())
 
     A = np.zeros_like(A_ref)
     A[:X.size] = X.ravel()
-    loop.forward(A, net.params, N, sizes, acts)
-    assert_close(A, A_ref, dtype, f"forward activations, {hidden}/{output}, backend=loop")
+    kernels.forward(A, net.params, n, sizes, acts)
+    assert_close(A, A_ref, dtype, f"forward activations, {what}")
 
-    cost, cost_ref = np.empty(N), np.empty(N)
-    loop.sample_costs(cost, A_ref, Y, N, sizes, acts, net.loss_code)
-    vectorized.sample_costs(cost_ref, A_ref, Y, N, sizes, acts, net.loss_code)
-    assert_close(cost, cost_ref, dtype, f"sample costs, {output}/{loss}, backend=loop")
+    cost, cost_ref = np.empty(n), np.empty(n)
+    kernels.sample_costs(cost, A_ref, Y, n, sizes, acts, net.loss_code)
+    vectorized.sample_costs(cost_ref, A_ref, Y, n, sizes, acts, net.loss_code)
+    assert_close(cost, cost_ref, dtype, f"sample costs, {what}")
 
     Dl = np.zeros_like(A_ref)
-    loop.output_delta(Dl, A_ref, Y, N, sizes, acts, net.loss_code)
-    assert_close(Dl[L_start:], D_ref[L_start:], dtype,
-                 f"delta[L], {output}/{loss}, backend=loop")
-    loop.hidden_deltas(Dl, A_ref, net.params, N, sizes, acts)
-    assert_close(Dl, D_ref, dtype, f"hidden deltas, {hidden}, backend=loop")
+    kernels.output_delta(Dl, A_ref, Y, n, sizes, acts, net.loss_code)
+    assert_close(Dl[L_start:], D_ref[L_start:], dtype, f"delta[L], {what}")
+    kernels.hidden_deltas(Dl, A_ref, net.params, n, sizes, acts)
+    assert_close(Dl, D_ref, dtype, f"hidden deltas, {what}")
 
-    grad, grad_ref = np.zeros_like(net.params), np.zeros_like(net.params)
-    loop.accumulate_gradients(grad, D_ref, A_ref, N, sizes)
-    vectorized.accumulate_gradients(grad_ref, D_ref, A_ref, N, sizes)
-    assert_close(grad, grad_ref, dtype, "outer-product gradients, backend=loop")
+    grad = np.full_like(net.params, grad_start)
+    grad_ref = grad.copy()
+    kernels.accumulate_gradients(grad, D_ref, A_ref, n, sizes)
+    vectorized.accumulate_gradients(grad_ref, D_ref, A_ref, n, sizes)
+    assert_close(grad, grad_ref, dtype, f"outer-product gradients, {what}")
 
 
 @pytest.mark.parametrize("optimizer,momentum,nesterov", [
