@@ -23,10 +23,9 @@ ACTIVATIONS = {
 }
 LOSSES = {"mse": MSE, "cross_entropy": CROSS_ENTROPY}
 
-# Canonical name of each code, for messages and for save files.
+# Canonical name of each activation code ("linear" is an alias of "identity").
 ACTIVATION_NAMES = {IDENTITY: "identity", SIGMOID: "sigmoid", TANH: "tanh",
                     RELU: "relu", SOFTMAX: "softmax"}
-LOSS_NAMES = {MSE: "mse", CROSS_ENTROPY: "cross_entropy"}
 
 SGD = 0
 ADAM = 1

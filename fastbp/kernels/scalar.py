@@ -1,23 +1,31 @@
-"""Activations, their derivatives and per-output loss terms as plain scalar functions.
+"""The row-level mathematics, written once for every target.
 
-Written once and compiled for every target: ``numba.njit`` in ``loop.py`` and
-``numba.cuda.jit(device=True)`` in ``cuda.py``. Each takes ``one``, a constant of
-the working dtype, because a bare literal such as ``1 - a`` would promote float32
+Everything here is ``register_jitable``: it compiles into whatever calls it -- the Numba
+CPU kernels (``loop*.py``), the numba.cuda kernels (``cuda*.py``, also under the CUDA
+simulator) -- and inherits that caller's compilation flags. Rows are addressed as
+(flat array, offset), the one form that suits a CPU kernel's flat buffers and a GPU
+thread's global or shared memory alike. Each function takes ``one``, a constant of the
+working dtype, because a bare literal such as ``1 - a`` would promote float32
 arithmetic to float64.
 
-The optimizer steps are register_jitable, so optimizer_step can call them on every
-target. Softmax is not elementwise; its forward pass lives in the kernels. Its derivative
-is only needed for softmax + mse, handled in the output-error kernels.
+The per-parameter pieces (``penalized_gradient``, ``sgd_step``, ``adam_step``) are plain
+arithmetic, so the vectorized backend applies them to whole NumPy arrays as well.
 """
 import math
 
+import numpy as np
 from numba.extending import register_jitable
 
-from fastbp.kernels.codes import ADAM, CROSS_ENTROPY, RELU, RPROP, SIGMOID, TANH
+from fastbp.kernels.codes import (ADAM, CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, H_ETA_MINUS,
+                                  H_ETA_PLUS, H_L2, H_LR, H_MOMENTUM, H_NESTEROV, H_STEP_MAX,
+                                  H_STEP_MIN, RELU, RPROP, SIGMOID, SOFTMAX, TANH)
+
+# -- activations -------------------------------------------------------------------------
 
 
+@register_jitable
 def activate(code, z, one):
-    """a = act(z) for the elementwise activations."""
+    """a = act(z) for the elementwise activations (softmax: ``softmax_row``)."""
     if code == SIGMOID:
         # Branch on the sign so exp never overflows.
         if z >= one - one:
@@ -31,6 +39,7 @@ def activate(code, z, one):
     return z
 
 
+@register_jitable
 def derivative(code, a, one):
     """act'(z) expressed through the stored activation a = act(z)."""
     if code == SIGMOID:
@@ -41,6 +50,34 @@ def derivative(code, a, one):
         return one if a > one - one else one - one
     return one
 
+
+@register_jitable
+def softmax_row(a, off, n, one):
+    """a_i = exp(z_i - max z) / sum_k exp(z_k - max z), in place on a[off:off + n]."""
+    top = a[off]
+    for i in range(1, n):
+        top = max(top, a[off + i])
+    total = one - one
+    for i in range(n):
+        e = math.exp(a[off + i] - top)
+        a[off + i] = e
+        total += e
+    inv = one / total
+    for i in range(n):
+        a[off + i] *= inv
+
+
+@register_jitable
+def activate_row(a, off, n, code, one):
+    """a = act(z) in place on one sample's row a[off:off + n] (softmax included)."""
+    if code == SOFTMAX:
+        softmax_row(a, off, n, one)
+    else:
+        for i in range(n):
+            a[off + i] = activate(code, a[off + i], one)
+
+
+# -- costs and the output error ------------------------------------------------------------
 
 # Outputs are clamped to at least LOG_FLOOR before a log, so a saturated output
 # costs a large finite amount (about 69) instead of infinity. Costs are summed in
@@ -70,6 +107,71 @@ def cost_term(y, a, binary, loss):
 
 
 @register_jitable
+def row_cost(a, off, Y, r, n, binary, loss):
+    """C(a[L], y) of one sample in float64: a[L] at a[off:off + n], y = Y[r]."""
+    c = 0.0
+    for i in range(n):
+        c += cost_term(Y[r, i], a[off + i], binary, loss)
+    return c
+
+
+@register_jitable
+def output_delta_row(d, d_off, a, a_off, Y, r, n, code, loss, one):
+    """delta[L] = dC/da[L] (*) act_L'(z[L]) of one sample, into d[d_off:d_off + n], from
+    a[L] at a[a_off:] and y = Y[r].
+
+    Softmax + cross-entropy: a * sum(y) - y, which is a - y for targets that sum to 1
+    (one-hot labels) and stays exact for targets that do not. Sigmoid + binary
+    cross-entropy: a - y. mse: (a - y) (*) act', through the softmax Jacobian for a
+    softmax output.
+    """
+    if loss == CROSS_ENTROPY and code == SOFTMAX:
+        total = one - one
+        for i in range(n):
+            total += Y[r, i]
+        for i in range(n):
+            d[d_off + i] = a[a_off + i] * total - Y[r, i]
+        return
+    for i in range(n):
+        d[d_off + i] = a[a_off + i] - Y[r, i]
+    if loss == CROSS_ENTROPY:
+        return
+    if code == SOFTMAX:
+        # delta_i = a_i * (g_i - sum_k g_k a_k), g = a - y.
+        dot = one - one
+        for i in range(n):
+            dot += d[d_off + i] * a[a_off + i]
+        for i in range(n):
+            d[d_off + i] = a[a_off + i] * (d[d_off + i] - dot)
+    else:
+        for i in range(n):
+            d[d_off + i] *= derivative(code, a[a_off + i], one)
+
+
+# -- the update, per parameter ----------------------------------------------------------------
+
+
+@register_jitable
+def penalized_gradient(g_sum, w, scale, l2):
+    """The gradient of a weight under the objective with L2: scale * g_sum + l2 * w
+    (scale = 1 / batch size). Biases are not penalized: their gradient is scale * g_sum."""
+    return scale * g_sum + l2 * w
+
+
+@register_jitable
+def step_constants(hyper, t):
+    """The scalars of the t-th update (t from 1), in float64, from the hyperparameter array
+    (slots H_* of fastbp.kernels.codes): (lr, momentum, nesterov, l2, Adam's step_size,
+    beta1, beta2, sqrt_bc2, eps, RPROP's eta_minus, eta_plus, step_min, step_max), with
+    Adam's bias corrections step_size = lr / (1 - beta1^t), sqrt_bc2 = sqrt(1 - beta2^t)."""
+    bc1 = 1.0 - hyper[H_BETA1] ** t
+    bc2 = 1.0 - hyper[H_BETA2] ** t
+    return (hyper[H_LR], hyper[H_MOMENTUM], hyper[H_NESTEROV] != 0, hyper[H_L2],
+            hyper[H_LR] / bc1, hyper[H_BETA1], hyper[H_BETA2], math.sqrt(bc2), hyper[H_EPS],
+            hyper[H_ETA_MINUS], hyper[H_ETA_PLUS], hyper[H_STEP_MIN], hyper[H_STEP_MAX])
+
+
+@register_jitable
 def sgd_step(w, g, v, lr, momentum, nesterov, one):
     """SGD as torch.optim.SGD; returns (w, v). v <- momentum * v + g; w <- w - lr * v, or
     with Nesterov w <- w - lr * (g + momentum * v); without momentum w <- w - lr * g."""
@@ -86,7 +188,7 @@ def adam_step(w, g, m, v, step_size, beta1, beta2, sqrt_bc2, eps, one):
     with step_size = lr / (1 - beta1^t), sqrt_bc2 = sqrt(1 - beta2^t)."""
     m = beta1 * m + (one - beta1) * g
     v = beta2 * v + (one - beta2) * g * g
-    return w - step_size * m / (math.sqrt(v) / sqrt_bc2 + eps), m, v
+    return w - step_size * m / (np.sqrt(v) / sqrt_bc2 + eps), m, v
 
 
 @register_jitable
@@ -110,6 +212,7 @@ def rprop_step(w, g, prev, step, eta_minus, eta_plus, step_min, step_max, one):
     return w, g, step
 
 
+@register_jitable
 def optimizer_step(opt, w, g, s0, s1, lr, momentum, nesterov, step_size, beta1, beta2,
                    sqrt_bc2, eps, eta_minus, eta_plus, step_min, step_max, one):
     """One parameter's update from its gradient g (L2 already added); returns (w, s0, s1),

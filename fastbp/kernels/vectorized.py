@@ -7,10 +7,9 @@ import functools
 
 import numpy as np
 
+from fastbp.kernels import scalar
 from fastbp.kernels._host import empty, to_device, to_host  # noqa: F401  (backend contract)
-from fastbp.kernels.codes import (ADAM, CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, H_ETA_MINUS,
-                                  H_ETA_PLUS, H_L2, H_LR, H_MOMENTUM, H_NESTEROV, H_STEP_MAX,
-                                  H_STEP_MIN, RELU, RPROP, SGD, SIGMOID, SOFTMAX, TANH)
+from fastbp.kernels.codes import ADAM, CROSS_ENTROPY, RELU, RPROP, SGD, SIGMOID, SOFTMAX, TANH
 from fastbp.kernels.scalar import LOG_FLOOR
 
 
@@ -135,15 +134,18 @@ def accumulate_gradients(grad, Dl, A, n, sizes):
 
 
 def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
-    """One optimizer step on every parameter (see loop.update), array by array."""
+    """One optimizer step on every parameter (see loop.update), array by array: the
+    arithmetic steps of ``scalar`` applied to whole arrays; RPROP, which branches on signs,
+    through np.where."""
     dt = params.dtype.type
     steps[0] += 1
-    lr, l2, mu = dt(hyper[H_LR]), dt(hyper[H_L2]), dt(hyper[H_MOMENTUM])
-    if opt == SGD and mu == 0 and l2 == 0 and use_bias:
+    (lr, momentum, nesterov, l2, step_size, beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus,
+     step_min, step_max) = (dt(c) if k != 2 else c
+                            for k, c in enumerate(scalar.step_constants(hyper, int(steps[0]))))
+    one = dt(1)
+    if opt == SGD and momentum == 0 and l2 == 0 and use_bias:
         params -= (lr * dt(scale)) * grad  # plain SGD: the whole buffer in one pass
         return
-    t = int(steps[0])
-    bc1, bc2 = 1.0 - hyper[H_BETA1] ** t, 1.0 - hyper[H_BETA2] ** t
     for m in range(1, len(sizes)):
         layers = zip(_layer(params, sizes, m), _layer(grad, sizes, m),
                      _layer(state[0], sizes, m), _layer(state[1], sizes, m))
@@ -151,28 +153,19 @@ def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
             is_bias = k == 1
             if is_bias and not use_bias:
                 continue
-            g = dt(scale) * g_sum if is_bias else dt(scale) * g_sum + l2 * w
+            g = dt(scale) * g_sum if is_bias else scalar.penalized_gradient(g_sum, w, dt(scale), l2)
             if opt == ADAM:
-                b1, b2 = dt(hyper[H_BETA1]), dt(hyper[H_BETA2])
-                s0 *= b1
-                s0 += (1 - b1) * g
-                s1 *= b2
-                s1 += (1 - b2) * g * g
-                w -= dt(hyper[H_LR] / bc1) * s0 / (np.sqrt(s1) / dt(np.sqrt(bc2)) + dt(hyper[H_EPS]))
+                w[...], s0[...], s1[...] = scalar.adam_step(w, g, s0, s1, step_size, beta1, beta2,
+                                                            sqrt_bc2, eps, one)
             elif opt == RPROP:
                 direction = g * s0
-                s1 *= np.where(direction > 0, dt(hyper[H_ETA_PLUS]),
-                               np.where(direction < 0, dt(hyper[H_ETA_MINUS]), dt(1)))
-                np.clip(s1, dt(hyper[H_STEP_MIN]), dt(hyper[H_STEP_MAX]), out=s1)
+                s1 *= np.where(direction > 0, eta_plus, np.where(direction < 0, eta_minus, one))
+                np.clip(s1, step_min, step_max, out=s1)
                 g = np.where(direction < 0, dt(0), g)
                 w -= np.sign(g) * s1
                 s0[...] = g
             else:
-                if mu != 0:
-                    s0 *= mu
-                    s0 += g
-                    g = g + mu * s0 if hyper[H_NESTEROV] else s0
-                w -= lr * g
+                w[...], s0[...] = scalar.sgd_step(w, g, s0, lr, momentum, nesterov, one)
 
 
 def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
