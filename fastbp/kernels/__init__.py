@@ -20,4 +20,25 @@ Kernels: forward, sample_costs, output_delta, hidden_deltas, accumulate_gradient
 update, and train_epoch (a whole epoch). Memory hooks: workspace_rows(batch_size),
 empty(shape, dtype), to_device(array), to_host(array, out); the CPU backends take host
 arrays as they are (``_host``), the cuda backend keeps a fit's arrays on the GPU.
+
+Below the contract, one vocabulary in every backend, each name one equation of DESIGN.md
+section 1 (search a name to find it everywhere):
+
+    _forward_layer    z = W a_in + b, a = act(z), for a batch    loop_layers, cuda_layers
+    _delta_layer      delta[m] = act' (*) W[m+1]^T delta[m+1]    loop_layers, cuda_layers
+    _grad_layer       gW += delta a_in^T, gb += delta            loop_layers, cuda_layers
+    _update_layer     w <- optimizer step(w, g)                  loop_layers (cuda: _update_params,
+                                                                 all layers in one launch)
+    *_plain           the same equation as three plain loops, beside each blocked CPU kernel
+    _fused_*          several steps in one pass: the hot paths
+        loop_online.fused_online_epoch   online SGD on the CPU: per sample _forward_sample,
+                                         then per layer _fused_delta_update_sample (delta
+                                         propagation and the SGD update in one sweep)
+        cuda_fused.fused_epoch           a whole epoch in one GPU block: _fused_forward,
+                                         _fused_delta, _fused_grad, _fused_grad_update
+
+Row-level mathematics -- activations, softmax, the cost and output delta of a sample, the
+L2-penalized gradient, the optimizer steps -- is written once, in ``scalar.py``, and
+compiled into the CPU and GPU kernels alike; ``vectorized`` applies the arithmetic steps
+to whole arrays.
 """
