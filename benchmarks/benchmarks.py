@@ -14,32 +14,26 @@ import numpy as np
 
 import fastbp
 from fastbp import backends
-from fastbp.bench import NETS
+from fastbp.bench import NETS, SCHEDULES, flop_per_sample, network, problem, trainer_options
 
 FULL = os.environ.get("FASTBP_BENCH_FULL") == "1"
 SMOKE = os.environ.get("FASTBP_BENCH_SMOKE") == "1"
 
 BACKENDS = ["loop", "vectorized", "cuda"]
 NET_NAMES = list(NETS) if FULL else ["64-32-10", "784-128-10"]
-SCHEDULES = ["online", "16", "64", "256", "full"] if FULL else ["online", "64", "full"]
+SCHEDULE_NAMES = SCHEDULES if FULL else ["online", "64", "full"]
 DTYPES = ["float32", "float64"] if FULL else ["float32"]
 
 
 def _problem(net_name, dtype):
     sizes, n = NETS[net_name]
     n = 96 if SMOKE else min(n, 4096)
-    rng = np.random.default_rng(0)
-    X = rng.random((n, sizes[0])).astype(dtype)
-    y = rng.integers(0, sizes[-1], n)
-    net = fastbp.Network(sizes, activations=["sigmoid"] * (len(sizes) - 2) + ["softmax"],
-                         loss="cross_entropy", dtype=dtype, seed=0)
-    return net, X, y
+    X, y = problem(sizes, n, dtype)
+    return network(sizes, dtype), X, y
 
 
-def _trainer(net, schedule, backend):
-    kind = {"online": "online", "full": "fullbatch"}.get(schedule, "minibatch")
-    batch = int(schedule) if kind == "minibatch" else 1
-    return fastbp.Trainer(net, schedule=kind, batch_size=batch, learning_rate=0.01, seed=0,
+def _trainer(net, schedule, backend, n):
+    return fastbp.Trainer(net, **trainer_options(schedule, n), learning_rate=0.01, seed=0,
                           backend=backend)
 
 
@@ -65,7 +59,7 @@ def _check_against_vectorized(net, X, y, backend):
 
 class TrainEpoch:
     """One epoch of training, per backend x net x schedule x dtype."""
-    params = [BACKENDS, NET_NAMES, SCHEDULES, DTYPES]
+    params = [BACKENDS, NET_NAMES, SCHEDULE_NAMES, DTYPES]
     param_names = ["backend", "net", "schedule", "dtype"]
     timeout = 300
 
@@ -75,9 +69,9 @@ class TrainEpoch:
         if backend == "vectorized" and schedule == "online" and net_name != "64-32-10":
             self.X, self.y = self.X[:512], self.y[:512]  # about 10k samples/s: keep it short
         _check_against_vectorized(self.net, self.X, self.y, backend)
-        self.trainer = _trainer(self.net, schedule, backend)
+        self.trainer = _trainer(self.net, schedule, backend, len(self.X))
         self.trainer.fit(self.X[:64], self.y[:64], epochs=1)  # compile outside the timing
-        self.flop = 6 * sum(W.size for W in self.net.weights)
+        self.flop = flop_per_sample(self.net)
 
     def time_epoch(self, *params):
         self.trainer.fit(self.X, self.y, epochs=1)
@@ -104,7 +98,7 @@ class Threads:
             raise NotImplementedError(f"only {numba.config.NUMBA_NUM_THREADS} threads")
         numba.set_num_threads(threads)
         self.net, self.X, self.y = _problem(net_name, "float32")
-        self.trainer = _trainer(self.net, schedule, "loop")
+        self.trainer = _trainer(self.net, schedule, "loop", len(self.X))
         self.trainer.fit(self.X[:64], self.y[:64], epochs=1)
 
     def teardown(self, *params):

@@ -22,32 +22,20 @@ import time
 
 import numpy as np
 
-NETS = {"64-32-10": [64, 32, 10], "784-128-10": [784, 128, 10],
-        "784-512-512-10": [784, 512, 512, 10]}
-SCHEDULES = ["online", "64", "1024", "full"]
+from fastbp.bench import NETS, batch_size, flop_per_sample, network, trainer_options
+
+SCHEDULES = ["online", "64", "1024", "full"]  # the GPU's batch sizes, beside the CPU table's
 SAMPLES = 60000
-
-
-def _batch(schedule, n):
-    return {"online": 1, "full": n}.get(schedule) or int(schedule)
-
-
-def _network(sizes, dtype):
-    import fastbp
-    return fastbp.Network(sizes, activations=["sigmoid"] * (len(sizes) - 2) + ["softmax"],
-                          loss="cross_entropy", dtype=dtype, seed=0)
 
 
 def _fastbp_runner(net0, schedule, lr):
     """run(X, y, epochs) -> per-epoch seconds; trains a copy of net0 with backend='cuda'."""
     import fastbp
-    net = _network(net0.layer_sizes, net0.dtype.name)
+    net = network(net0.layer_sizes, net0.dtype.name)
     net.params[...] = net0.params
-    kind = {"online": "online", "full": "fullbatch"}.get(schedule, "minibatch")
 
     def run(X, y, epochs, shuffle=True):
-        batch = _batch(schedule, len(X))
-        trainer = fastbp.Trainer(net, schedule=kind, batch_size=batch, learning_rate=lr,
+        trainer = fastbp.Trainer(net, **trainer_options(schedule, len(X)), learning_rate=lr,
                                  shuffle=shuffle, seed=0, backend="cuda")
         return trainer.fit(X, y, epochs=epochs).seconds
     return run, net
@@ -59,7 +47,7 @@ def _torch_runner(net0, schedule, lr, device="cuda"):
     dev = torch.device(device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     torch.backends.cuda.matmul.allow_tf32 = False  # full float32, as fastbp
-    from fastbp.bench import torch_mlp
+    from fastbp.bench.torch_rival import torch_mlp
     model = torch_mlp(net0, dev)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     lossf = torch.nn.CrossEntropyLoss()  # softmax + cross-entropy on the logits, batch mean
@@ -68,7 +56,7 @@ def _torch_runner(net0, schedule, lr, device="cuda"):
     def run(X, y, epochs, shuffle=True):
         Xd = torch.from_numpy(X).to(dev)
         yd = torch.from_numpy(y.astype(np.int64)).to(dev)
-        n, batch = len(X), _batch(schedule, len(X))
+        n, batch = len(X), batch_size(schedule, len(X))
         seconds = []
         for _ in range(epochs):
             sync()
@@ -102,7 +90,7 @@ def _measure(run, X, y, schedule, target, repeat):
 
 def _path(net, schedule, n):
     from fastbp.kernels import cuda as ck
-    plan = ck.fused_plan(_batch(schedule, n), net.sizes, net.act_codes, net.dtype, False)
+    plan = ck.fused_plan(batch_size(schedule, n), net.sizes, net.act_codes, net.dtype, False)
     if plan is None:
         return "per-layer"
     return "fused/shared" if plan.in_shared else "fused/global"
@@ -149,10 +137,10 @@ def main(argv=None):
           f"{'torch/s':>12s} {'GFLOP/s':>8s} {'speed-up':>8s} {'max|dw|':>9s}")
     rng = np.random.default_rng(0)
     for name in args.nets:
-        net0 = _network(NETS[name], args.dtype)
+        net0 = network(NETS[name][0], args.dtype)
         X = rng.random((args.samples, net0.layer_sizes[0])).astype(args.dtype)
         y = rng.integers(0, net0.layer_sizes[-1], args.samples)
-        flop = 6 * net0.n_params
+        flop = flop_per_sample(net0)
         for schedule in args.schedules:
             fast, n = _measure(_fastbp_runner(net0, schedule, args.lr)[0], X, y, schedule,
                                args.seconds, args.repeat)

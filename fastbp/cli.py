@@ -82,7 +82,7 @@ def train(args):
 
 
 def bench(args):
-    from fastbp.bench import main as bench_main
+    from fastbp.bench.compare import main as bench_main
     return bench_main(args)
 
 
@@ -128,7 +128,7 @@ def main(argv=None):
     _add_train_options(p_train)
     p_train.set_defaults(func=train)
     p_bench = sub.add_parser("bench", help="time the loop kernels against their rivals")
-    from fastbp.bench import add_options
+    from fastbp.bench.compare import add_options
     add_options(p_bench)
     p_bench.set_defaults(func=bench)
     argv = sys.argv[1:] if argv is None else list(argv)

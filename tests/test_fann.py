@@ -1,4 +1,4 @@
-"""The FANN rival of ``fastbp bench`` (fastbp/_fann.py): weights mapped onto FANN's
+"""The FANN rival of ``fastbp bench`` (fastbp/bench/fann.py): weights mapped onto FANN's
 connections, and FANN's training the same gradient descent as fastbp's. Skipped where the
 FANN C library (apt-get install libfann2) is not installed."""
 import ctypes
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import _fann
+from fastbp.bench import fann as _fann
 
 from ._util import data
 

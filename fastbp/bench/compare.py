@@ -1,0 +1,194 @@
+"""``fastbp bench``: loop kernels against their rivals, side by side in one process.
+
+Every contender trains the same network (same initial weights, same data, same sample
+order where it has one) for one epoch per timing; timings alternate between contenders
+and the best of ``--repeat`` counts, so a noisy neighbour hurts all alike. fastbp's and
+FANN's epochs are timed as they time themselves (``History.seconds``; around
+``fann_train_epoch``), without once-per-call input checks and conversions; PyTorch's
+include its Python loop over batches, which is how it trains. Throughput is
+samples per second and GFLOP/s at 6 FLOP per weight per sample (DESIGN.md §4).
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+
+from fastbp.bench import (NETS, SCHEDULES, batch_size, flop_per_sample, network, problem,
+                          trainer_options)
+
+# fastbp's backends, then the rivals that run when installed: PyTorch, and the FANN C
+# library (through ctypes, fastbp.bench.fann).
+CONTENDERS = ["loop", "vectorized", "cuda", "torch", "fann"]
+# A contender that would take longer than this per epoch is timed on a prefix of the
+# data (at least a few hundred samples), and its rate extrapolated.
+_SECONDS_PER_TIMING = 0.5
+
+
+def add_options(parser):
+    parser.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
+    parser.add_argument("--schedules", nargs="+", default=SCHEDULES, metavar="S",
+                        help="'online', 'full', or a batch size (default: %(default)s)")
+    parser.add_argument("--backends", nargs="+", default=CONTENDERS, choices=CONTENDERS,
+                        metavar="NAME", help="contenders among %(choices)s; unavailable ones "
+                        "are skipped (default: all)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads for Numba, BLAS and PyTorch (default: 1)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    parser.add_argument("--repeat", type=int, default=3, help="timings per contender, best counts")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="draw the loop / vectorized speed-up against batch size (matplotlib)")
+
+
+def set_threads(threads):
+    """Pin Numba, BLAS (through threadpoolctl when installed) and PyTorch to ``threads``."""
+    import numba
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    limited = "unchanged (install threadpoolctl to pin it)"
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(threads)
+        limited = str(threads)
+    except ImportError:
+        pass
+    try:
+        import torch
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+    return limited
+
+
+def matmul_peak(dtype, seconds=0.3):
+    """Measured GFLOP/s of a 512 x 512 x 512 NumPy matrix product (BLAS), best of a few."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((512, 512)).astype(dtype), rng.random((512, 512)).astype(dtype)
+    best, deadline = np.inf, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * 512 ** 3 / best / 1e9
+
+
+def _fastbp_contender(backend, net0, schedule, n):
+    import fastbp
+    from fastbp import backends
+    if backend == "cuda" and os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        raise RuntimeError("the CUDA simulator checks logic, not speed")
+    backends.get(backend)  # raises when unavailable
+
+    def make():
+        net = fastbp.Network(net0.layer_sizes, activations=net0.activations,
+                             loss=net0.loss_name, dtype=net0.dtype.name)
+        net.params[...] = net0.params
+        trainer = fastbp.Trainer(net, **trainer_options(schedule, n), learning_rate=0.01,
+                                 seed=0, backend=backend)
+        # The epoch's own time as fit reports it: without fit's once-per-call input checks.
+        return lambda X, y: trainer.fit(X, y, epochs=1).seconds[0], net
+    return make
+
+
+def _time(make, X, y, repeat):
+    """Best seconds per sample over ``repeat`` one-epoch timings, after a warm-up. An
+    epoch function may return its own seconds; else the call is timed."""
+    epoch, _ = make()
+    start = time.perf_counter()
+    epoch(X[:min(len(X), 64)], y[:min(len(X), 64)])  # compile / warm up
+    epoch(X[:min(len(X), 64)], y[:min(len(X), 64)])
+    per_sample = (time.perf_counter() - start) / (2 * min(len(X), 64))
+    m = len(X)
+    if per_sample * m > _SECONDS_PER_TIMING:
+        m = max(256, int(_SECONDS_PER_TIMING / per_sample))
+        m = min(m, len(X))
+    best = np.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        seconds = epoch(X[:m], y[:m])
+        if seconds is None:
+            seconds = time.perf_counter() - start
+        best = min(best, seconds / m)
+    return best
+
+
+def run(nets, schedules, contenders, threads, dtype, repeat, out=print):
+    """Time every contender on every net and schedule; return rows of results."""
+    rows = []
+    for name in nets:
+        sizes, n = NETS[name]
+        X, y = problem(sizes, n, dtype)
+        net0 = network(sizes, dtype)
+        flop = flop_per_sample(net0)
+        for schedule in schedules:
+            rates = {}
+            for who in contenders:
+                try:
+                    if who == "torch":
+                        from fastbp.bench.torch_rival import torch_contender
+                        make = torch_contender(net0, schedule)
+                    elif who == "fann":
+                        from fastbp.bench.fann import fann_contender
+                        make = fann_contender(net0, schedule, n)
+                    else:
+                        make = _fastbp_contender(who, net0, schedule, n)
+                except (ImportError, OSError, RuntimeError):
+                    continue
+                rates[who] = 1.0 / _time(make, X, y, repeat)
+            row = dict(net=name, schedule=schedule, threads=threads, rates=rates,
+                       gflops={k: v * flop / 1e9 for k, v in rates.items()})
+            rows.append(row)
+            out(_format_row(row))
+    return rows
+
+
+def _format_row(row):
+    rates = row["rates"]
+    cells = [f"{row['net']:>15} {row['schedule']:>6}"]
+    for who, rate in rates.items():
+        cells.append(f"{who} {rate:>12,.0f}/s {row['gflops'][who]:6.1f} GF/s")
+    if "loop" in rates:
+        for rival in ("vectorized", "torch", "fann"):
+            if rival in rates:
+                cells.append(f"loop/{rival} {rates['loop'] / rates[rival]:6.2f}x")
+    return " | ".join(cells)
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in dict.fromkeys(r["net"] for r in rows):
+        pts = [(r, batch_size(r["schedule"], NETS[name][1])) for r in rows
+               if r["net"] == name and {"loop", "vectorized"} <= set(r["rates"])]
+        pts.sort(key=lambda p: p[1])
+        ax.plot([b for _, b in pts], [r["rates"]["loop"] / r["rates"]["vectorized"] for r, _ in pts],
+                marker="o", label=name)
+    ax.axhline(1.0, color="gray", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size (1 = online; rightmost = full batch)")
+    ax.set_ylabel("speed-up of loop over vectorized NumPy")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(args):
+    import fastbp
+    limited = set_threads(args.threads)
+    peak = matmul_peak(args.dtype)
+    print(f"fastbp {fastbp.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs; "
+          f"threads {args.threads} (BLAS: {limited}); dtype {args.dtype}")
+    print(f"NumPy {args.dtype} matrix product peak: {peak:.1f} GFLOP/s")
+    rows = run(args.nets, args.schedules, args.backends, args.threads, args.dtype, args.repeat)
+    if args.plot:
+        plot(rows, args.plot)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m fastbp.bench.compare")
+    add_options(parser)
+    raise SystemExit(main(parser.parse_args()))
