@@ -17,3 +17,9 @@ def data(n, n_in, n_out, seed=0, dtype="float64", labels=False):
     X = rng.normal(size=(n, n_in)).astype(dtype)
     Y = rng.integers(0, n_out, n) if labels else rng.uniform(0.05, 0.95, (n, n_out)).astype(dtype)
     return X, Y
+
+
+def reference_backend(backend):
+    """What a backend is compared with: the vectorized formulation (which itself is held
+    against the loop kernels, as finite differences hold it)."""
+    return "loop" if backend == "vectorized" else "vectorized"

@@ -1,7 +1,7 @@
-"""The cuda backend: every kernel against the vectorized formulation, Network and Trainer
-against the loop backend through every way of running an epoch (one fused launch with the
-parameters in shared or in global memory, and per-layer launches), divergence, and the
-import and require() contract.
+"""The cuda backend beyond the tests every backend shares (tests/conftest.py's ``backend``
+fixture): kernels on device arrays, Trainer against the loop backend through every way of
+running an epoch (one fused launch with the parameters in shared or in global memory, and
+per-layer launches), fused plans, divergence, and the import and require() contract.
 
 Runs on the CUDA simulator when no GPU is present (tests/conftest.py), with tiny thread
 blocks so that the multi-block paths run.
@@ -16,30 +16,18 @@ import fastbp
 import fastbp.network
 from fastbp import backends
 from fastbp.kernels import cuda as ck
+from fastbp.kernels import cuda_config as ck_config
 from fastbp.kernels import codes, loop, vectorized
 
 from ._util import assert_close, data
-from .test_gradients import N, SIZES, _net, _reference_pass, check_kernels_against_vectorized
+from .test_gradients import N, SIZES, _net, _reference_pass
 
 needs_cuda = pytest.mark.skipif(ck.cuda is None, reason="numba-cuda is not installed")
 
-# (hidden, output, loss); the first three are the combinations the loss code special-cases.
-COMBOS = [("sigmoid", "softmax", "cross_entropy"), ("tanh", "softmax", "mse"),
-          ("relu", "sigmoid", "cross_entropy"), ("tanh", "identity", "mse")]
-
 
 @pytest.fixture(autouse=True)
-def small_blocks(monkeypatch):
-    """Tiny thread blocks, so batches of 7 samples and layers of 5 units span several
-    blocks; a short GIL switch interval, as the simulator runs each thread as a Python
-    thread (about 6x faster)."""
-    monkeypatch.setattr(ck, "THREADS_PER_BLOCK", 4)
-    monkeypatch.setattr(ck, "TILE", 4)
-    monkeypatch.setattr(ck, "FUSED_THREADS", 8)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-4)
-    yield
-    sys.setswitchinterval(interval)
+def _small_blocks(small_cuda_blocks):
+    """Every test here runs with tiny thread blocks (conftest.small_cuda_blocks)."""
 
 
 @pytest.fixture(params=["fused", "fused-global", "per-layer"])
@@ -47,11 +35,11 @@ def path(request, monkeypatch):
     """Force train_epoch through one launch per epoch with the parameters in shared memory
     ("fused") or in global memory ("fused-global"), or through per-layer launches."""
     if request.param == "per-layer":
-        monkeypatch.setattr(ck, "FUSED", False)
+        monkeypatch.setattr(ck_config, "FUSED", False)
         return request.param
-    monkeypatch.setattr(ck, "FUSED", True)
+    monkeypatch.setattr(ck_config, "FUSED", True)
     in_shared = request.param == "fused"
-    monkeypatch.setattr(ck, "FUSED_PARAMS_IN_SHARED", in_shared)
+    monkeypatch.setattr(ck_config, "FUSED_PARAMS_IN_SHARED", in_shared)
     plan_of = ck.fused_plan
 
     def checked_plan(*args):
@@ -66,27 +54,13 @@ def path(request, monkeypatch):
     return request.param
 
 
-def _targets(Y, output):
-    return Y / Y.sum(axis=1, keepdims=True) if output == "softmax" else Y
-
-
 # -- kernels against the vectorized formulation ----------------------------------------------
-
-@needs_cuda
-@pytest.mark.parametrize("hidden,output,loss", COMBOS)
-def test_cuda_kernels_match_vectorized(hidden, output, loss, dtype):
-    net = _net(hidden, output, loss, dtype=dtype)
-    X, Y = data(N, SIZES[0], SIZES[-1], seed=4, dtype=dtype)
-    Y = _targets(Y, output)
-    check_kernels_against_vectorized(ck, net, X, Y, f"{hidden}/{output}/{loss}, backend=cuda",
-                                     grad_start=0.5)
-
 
 @needs_cuda
 def test_cuda_kernels_take_device_arrays_without_copies(dtype):
     net = _net("sigmoid", "softmax", "cross_entropy", dtype=dtype)
     X, Y = data(N, SIZES[0], SIZES[-1], seed=4, dtype=dtype)
-    Y = _targets(Y, "softmax")
+    Y = Y / Y.sum(axis=1, keepdims=True)  # softmax targets
     A_ref, D_ref = _reference_pass(net, X, Y, N)
     sizes, acts = net.sizes, net.act_codes
     A = ck.to_device(np.concatenate([X.ravel(), np.zeros(A_ref.size - X.size, dtype)]))
@@ -108,66 +82,6 @@ def test_cuda_kernels_take_device_arrays_without_copies(dtype):
     cost_ref = np.empty(N)
     vectorized.sample_costs(cost_ref, A_ref, Y, N, sizes, acts, net.loss_code)
     assert_close(ck.to_host(cost, np.empty(N)), cost_ref, dtype, "costs, device arrays")
-
-
-@needs_cuda
-@pytest.mark.parametrize("optimizer,momentum,nesterov", [
-    ("sgd", 0.0, False), ("sgd", 0.9, False), ("sgd", 0.9, True), ("adam", 0.0, False),
-    ("rprop", 0.0, False)])
-@pytest.mark.parametrize("use_bias", [True, False])
-def test_cuda_update_matches_vectorized(optimizer, momentum, nesterov, use_bias, dtype):
-    net = _net("tanh", "identity", "mse", dtype=dtype)
-    hyper = fastbp.Trainer(net, optimizer=optimizer, momentum=momentum, nesterov=nesterov,
-                           learning_rate=0.3, l2=0.01)._hyper(0.3)
-    rng = np.random.default_rng(5)
-    grads = rng.normal(size=(3, net.n_params)).astype(dtype)
-    state = np.abs(rng.normal(size=(2, net.n_params))).astype(dtype)
-    results = []
-    for kernels in (ck, vectorized):
-        params, s, steps = net.params.copy(), state.copy(), np.array([3], np.int64)
-        for grad in grads:
-            kernels.update(params, s, steps, grad, net.sizes, 1 / 7,
-                           codes.OPTIMIZERS[optimizer], hyper, use_bias)
-        results.append((params, s, steps))
-    (p, s, t), (p_ref, s_ref, t_ref) = results
-    assert_close(p, p_ref, dtype, f"params after {optimizer} update, backend=cuda")
-    assert_close(s, s_ref, dtype, f"optimizer state after {optimizer} update, backend=cuda")
-    assert t[0] == t_ref[0] == 6
-
-
-@needs_cuda
-@pytest.mark.parametrize("optimizer,schedule", [("adam", "minibatch"), ("rprop", "fullbatch")])
-def test_cuda_adaptive_optimizers_train_like_loop(optimizer, schedule, dtype):
-    X, labels = data(13, 3, 4, seed=21, dtype=dtype, labels=True)
-    results = []
-    for backend in ("cuda", "loop"):
-        net = _net("tanh", "softmax", "cross_entropy", dtype=dtype, sizes=[3, 5, 4])
-        trainer = fastbp.Trainer(net, schedule=schedule, batch_size=4, optimizer=optimizer,
-                                 learning_rate=0.01, seed=3, backend=backend)
-        trainer.fit(X, labels, epochs=2)
-        results.append((net.params, trainer.state, int(trainer.steps[0])))
-    (p, s, t), (p_ref, s_ref, t_ref) = results
-    assert_close(p, p_ref, dtype, f"params after {optimizer} epochs, backend=cuda vs loop")
-    assert_close(s, s_ref, dtype, f"{optimizer} state, backend=cuda vs loop")
-    assert t == t_ref
-
-
-# -- Network ---------------------------------------------------------------------------------
-
-@needs_cuda
-def test_network_methods_match_loop(dtype, monkeypatch):
-    net = _net("sigmoid", "softmax", "cross_entropy", dtype=dtype, sizes=[3, 5, 4])
-    X, labels = data(11, 3, 4, seed=6, dtype=dtype, labels=True)
-    dW_ref, db_ref = net.gradients(X, labels, backend="loop")
-    out_ref = net.forward(X, backend="loop")
-    loss_ref = net.loss(X, labels, backend="loop")
-    monkeypatch.setattr(fastbp.network, "_CHUNK", 4)  # chunks 4 + 4 + 3
-    dW, db = net.gradients(X, labels, backend="cuda")
-    for m, (g, g_ref) in enumerate(zip(dW + db, dW_ref + db_ref)):
-        assert_close(g, g_ref, dtype, f"gradient tensor {m}, backend=cuda")
-    assert_close(net.forward(X, backend="cuda"), out_ref, dtype, "forward, backend=cuda")
-    assert_close(net.forward(X[0], backend="cuda"), out_ref[0], dtype, "forward of one sample")
-    assert_close(net.loss(X, labels, backend="cuda"), loss_ref, dtype, "loss, backend=cuda")
 
 
 # -- Trainer ---------------------------------------------------------------------------------
@@ -224,8 +138,8 @@ def test_trainer_without_bias_matches_loop(path):
 def test_batches_in_pieces_match_loop(path, monkeypatch):
     """Batches of 3 worked through in pieces of 2 (+ 1) samples: the fused epoch with its
     gradient buffer in shared memory, the per-layer epoch with WORK_ROWS pieces."""
-    monkeypatch.setattr(ck, "FUSED_MAX_ROWS", 2)
-    monkeypatch.setattr(ck, "WORK_ROWS", 2)
+    monkeypatch.setattr(ck_config, "FUSED_MAX_ROWS", 2)
+    monkeypatch.setattr(ck_config, "WORK_ROWS", 2)
     if path != "per-layer":
         net = fastbp.Network([3, 5, 4, 2], dtype="float64")
         plan = ck.fused_plan(3, net.sizes, net.act_codes, np.float64, True)
@@ -254,13 +168,13 @@ def test_fused_plan_limits():
     big = fastbp.Network([784, 128, 10])
     plan = ck.fused_plan(32, small.sizes, small.act_codes, np.float32, False)
     assert plan.in_shared and plan.rows == 32 and plan.grad_at == -1  # one piece, no buffer
-    assert plan.nbytes <= ck.FUSED_SHARED_BYTES
+    assert plan.nbytes <= ck_config.FUSED_SHARED_BYTES
     plan = ck.fused_plan(64, small.sizes, small.act_codes, np.float32, True)
     assert plan.in_shared and plan.rows < 64 and plan.grad_at >= 0 and plan.vel_at >= 0
     # P = 101,770 floats do not fit in shared memory: online training keeps them in global
     # memory; batches of 32 run per layer, over the whole GPU.
     plan = ck.fused_plan(1, big.sizes, big.act_codes, np.float32, True)
-    assert not plan.in_shared and plan.rows == 1 and plan.nbytes <= ck.FUSED_SHARED_BYTES
+    assert not plan.in_shared and plan.rows == 1 and plan.nbytes <= ck_config.FUSED_SHARED_BYTES
     assert ck.fused_plan(32, big.sizes, big.act_codes, np.float32, False) is None
     assert ck.fused_plan(4096, small.sizes, small.act_codes, np.float32, False) is None
 
@@ -312,7 +226,8 @@ def test_train_epoch_stops_at_a_non_finite_batch_like_loop(path, dtype):
 
 def test_require_names_the_extra_when_numba_cuda_is_missing(monkeypatch):
     monkeypatch.setattr(ck, "cuda", None)
-    monkeypatch.setattr(ck, "_IMPORT_ERROR", ImportError("No module named 'numba_cuda'"))
+    monkeypatch.setattr(ck_config, "cuda", None)
+    monkeypatch.setattr(ck_config, "IMPORT_ERROR", ImportError("No module named 'numba_cuda'"))
     with pytest.raises(RuntimeError, match=r"numba-cuda.*pip install fastbp\[cuda\]"):
         ck.require()
     with pytest.raises(RuntimeError, match=r"pip install fastbp\[cuda\]"):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import fastbp
+from fastbp import backends
 from fastbp.kernels import codes, loop, vectorized
 
 from ._util import assert_close, data
@@ -59,12 +60,14 @@ def _reference_pass(net, X, Y, n):
 
 @pytest.mark.parametrize("output,loss", OUTPUT_LOSS)
 @pytest.mark.parametrize("hidden", HIDDEN)
-def test_loop_kernels_match_vectorized(hidden, output, loss, dtype):
+def test_kernels_match_vectorized(hidden, output, loss, compiled_backend, dtype):
     net = _net(hidden, output, loss, dtype=dtype)
     X, Y = data(N, SIZES[0], SIZES[-1], seed=4, dtype=dtype)
     if output == "softmax":
         Y = Y / Y.sum(axis=1, keepdims=True)
-    check_kernels_against_vectorized(loop, net, X, Y, f"{hidden}/{output}/{loss}, backend=loop")
+    check_kernels_against_vectorized(backends.get(compiled_backend), net, X, Y,
+                                     f"{hidden}/{output}/{loss}, backend={compiled_backend}",
+                                     grad_start=0.5)
 
 
 def check_kernels_against_vectorized(kernels, net, X, Y, what, grad_start=0.0):
@@ -102,7 +105,8 @@ def check_kernels_against_vectorized(kernels, net, X, Y, what, grad_start=0.0):
     ("sgd", 0.0, False), ("sgd", 0.9, False), ("sgd", 0.9, True), ("adam", 0.0, False),
     ("rprop", 0.0, False)])
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_loop_update_matches_vectorized(optimizer, momentum, nesterov, use_bias, dtype):
+def test_update_matches_vectorized(optimizer, momentum, nesterov, use_bias, compiled_backend,
+                                   dtype):
     net = _net("tanh", "identity", "mse", dtype=dtype)
     trainer = fastbp.Trainer(net, optimizer=optimizer, momentum=momentum, nesterov=nesterov,
                              learning_rate=0.3, l2=0.01)
@@ -111,43 +115,48 @@ def test_loop_update_matches_vectorized(optimizer, momentum, nesterov, use_bias,
     # A few steps, so RPROP sees sign changes and Adam's t grows.
     grads = rng.normal(size=(3, net.n_params)).astype(dtype)
     results = []
-    for kernels in (loop, vectorized):
+    for kernels in (backends.get(compiled_backend), vectorized):
         params, s, steps = net.params.copy(), state.copy(), np.array([3], np.int64)
         for grad in grads:
             kernels.update(params, s, steps, grad, net.sizes, 1 / 7, codes.OPTIMIZERS[optimizer],
                            trainer._hyper(0.3), use_bias)
         results.append((params, s, steps))
     (p, s, t), (p_ref, s_ref, t_ref) = results
-    assert_close(p, p_ref, dtype, f"params after {optimizer} update, backend=loop")
-    assert_close(s, s_ref, dtype, f"optimizer state after {optimizer} update, backend=loop")
+    what = f"after {optimizer} update, backend={compiled_backend}"
+    assert_close(p, p_ref, dtype, f"params {what}")
+    assert_close(s, s_ref, dtype, f"optimizer state {what}")
     assert t[0] == t_ref[0] == 6
 
 
-@pytest.mark.parametrize("backend", ["loop", "vectorized"])
-def test_gradients_method_agrees_across_backends_and_chunks(backend, dtype, monkeypatch):
+def test_network_methods_agree_across_backends_and_chunks(backend, dtype, monkeypatch):
     import fastbp.network
     net = _net("sigmoid", "softmax", "cross_entropy", dtype=dtype, sizes=[3, 5, 4])
     X, labels = data(11, 3, 4, seed=6, dtype=dtype, labels=True)
     dW_ref, db_ref = net.gradients(X, labels, backend="vectorized")
+    out_ref = net.forward(X, backend="vectorized")
+    loss_ref = net.loss(X, labels, backend="vectorized")
     # Chunks of 4 rows: 4 + 4 + 3, so the summed gradient crosses chunk boundaries.
     monkeypatch.setattr(fastbp.network, "_CHUNK", 4)
     dW, db = net.gradients(X, labels, backend=backend)
     for m, (g, g_ref) in enumerate(zip(dW + db, dW_ref + db_ref)):
         assert_close(g, g_ref, dtype, f"gradient tensor {m}, backend={backend}")
+    assert_close(net.forward(X, backend=backend), out_ref, dtype, f"forward, backend={backend}")
+    assert_close(net.forward(X[0], backend=backend), out_ref[0], dtype,
+                 f"forward of one sample, backend={backend}")
+    assert_close(net.loss(X, labels, backend=backend), loss_ref, dtype, f"loss, backend={backend}")
 
 
-def test_worked_example_output_before_training():
+def test_worked_example_output_before_training(backend):
     """2 inputs (0.35, 0.9), hidden weights (0.1, 0.8) and (0.4, 0.6), output weights
     (0.3, 0.9), no bias, sigmoid: output 0.69 before training."""
     for dtype in ("float32", "float64"):
         net = fastbp.Network([2, 2, 1], activations="sigmoid", bias=False, dtype=dtype)
         net.weights[0][...] = [[0.1, 0.8], [0.4, 0.6]]
         net.weights[1][...] = [[0.3, 0.9]]
-        for backend in ("loop", "vectorized"):
-            out = net.forward([0.35, 0.9], backend=backend)
-            assert out.shape == (1,)
-            assert round(float(out[0]), 2) == 0.69
-            np.testing.assert_allclose(out[0], 0.690283, atol=1e-6)
+        out = net.forward([0.35, 0.9], backend=backend)
+        assert out.shape == (1,)
+        assert round(float(out[0]), 2) == 0.69
+        np.testing.assert_allclose(out[0], 0.690283, atol=1e-6)
 
 
 def test_compiled_once_per_dtype_not_per_shape():
