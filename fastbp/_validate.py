@@ -88,6 +88,25 @@ def as_targets(Y, n, n_out, labels_ok, probabilities, dtype, name="Y"):
     return arr
 
 
+def as_sample_weight(sample_weight, n, dtype, name="sample_weight"):
+    """Per-sample weights as a C-contiguous (n,) array of dtype -- finite, >= 0, not all
+    zero -- or an empty array for None (every weight 1)."""
+    if sample_weight is None:
+        return np.empty(0, dtype)
+    arr = _numeric(name, sample_weight)
+    if arr.ndim == 0:
+        arr = np.full(n, arr)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), one weight per sample; got {arr.shape}")
+    arr = _kernel_ready(arr, dtype)
+    _check_finite(name, arr)
+    if (arr < 0).any():
+        raise ValueError(f"{name} must not be negative; got {arr.min()}")
+    if not arr.any():
+        raise ValueError(f"{name} is zero everywhere: there is nothing to learn from")
+    return arr
+
+
 def positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer; got {value!r}")

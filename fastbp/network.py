@@ -135,12 +135,12 @@ class Network:
                                     probabilities=self.loss_name == "cross_entropy",
                                     dtype=self.dtype)
 
-    def _passes(self, kernels, X, Y=None, grad=None, cost=None):
+    def _passes(self, kernels, X, Y=None, grad=None, cost=None, sw=None):
         """Run the kernels over X in chunks of at most _CHUNK rows.
 
         Yields (lo, hi, output block (hi - lo, D[L])) after each chunk's forward pass;
         with Y given also fills ``cost[lo:hi]`` and adds the chunk's summed
-        gradient into ``grad``.
+        gradient, each sample's weighted by ``sw`` (empty: 1), into ``grad``.
         """
         n = X.shape[0]
         cap = min(n, _CHUNK)
@@ -156,8 +156,8 @@ class Network:
                 kernels.sample_costs(cost[lo:hi], A, Y[lo:hi], m, self.sizes,
                                      self.act_codes, self.loss_code)
             if grad is not None:
-                kernels.output_delta(Dl, A, Y[lo:hi], m, self.sizes, self.act_codes,
-                                     self.loss_code)
+                kernels.output_delta(Dl, A, Y[lo:hi], sw[lo:hi], m, self.sizes,
+                                     self.act_codes, self.loss_code)
                 kernels.hidden_deltas(Dl, A, self.params, m, self.sizes, self.act_codes)
                 kernels.accumulate_gradients(grad, Dl, A, m, self.sizes)
             off = m * int(self.sizes[:L].sum())
@@ -182,21 +182,24 @@ class Network:
             out[lo:hi] = a_out
         return out[0] if single else out
 
-    def loss(self, X, Y, backend="loop"):
-        """Mean per-sample cost over the rows of X (no regularization term).
+    def loss(self, X, Y, backend="loop", sample_weight=None):
+        """Mean per-sample cost over the rows of X (no regularization term): with
+        ``sample_weight`` the weighted mean, sum w_s C_s / sum w_s.
 
         Y is ``(n, D[L])``; for a softmax output also 1-D integer class labels.
         """
         kernels = backends.get(backend)
         X, _ = self._inputs(X)
         Y = self._targets(Y, X.shape[0])
+        sw = _validate.as_sample_weight(sample_weight, X.shape[0], self.dtype)
         cost = np.empty(X.shape[0], np.float64)
         for _ in self._passes(kernels, X, Y, cost=cost):
             pass
-        return float(cost.mean())
+        return float(np.average(cost, weights=sw if len(sw) else None))
 
-    def gradients(self, X, Y, backend="loop"):
-        """Mean gradient of the per-sample cost over the rows of X.
+    def gradients(self, X, Y, backend="loop", sample_weight=None):
+        """Mean gradient of the per-sample cost over the rows of X; with ``sample_weight``
+        the weighted mean, sum w_s g_s / sum w_s (the gradient of ``loss``).
 
         Returns
         -------
@@ -206,10 +209,11 @@ class Network:
         kernels = backends.get(backend)
         X, _ = self._inputs(X)
         Y = self._targets(Y, X.shape[0])
+        sw = _validate.as_sample_weight(sample_weight, X.shape[0], self.dtype)
         grad = np.zeros_like(self.params)
-        for _ in self._passes(kernels, X, Y, grad=grad):
+        for _ in self._passes(kernels, X, Y, grad=grad, sw=sw):
             pass
-        grad /= X.shape[0]
+        grad /= sw.sum(dtype=np.float64) if len(sw) else X.shape[0]
         dW, db = self.unflatten(grad)
         if not self.bias:
             for g in db:

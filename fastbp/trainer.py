@@ -172,13 +172,15 @@ class Trainer:
     def _batch_size(self, n):
         return {"online": 1, "minibatch": min(self.batch_size, n), "fullbatch": n}[self.schedule]
 
-    def step(self, X, Y):
-        """Exactly one update from the mean gradient over the rows of X; returns their mean cost."""
+    def step(self, X, Y, sample_weight=None):
+        """Exactly one update from the mean gradient over the rows of X (with
+        ``sample_weight``, the weighted mean); returns their (weighted) mean cost."""
         X, _ = self.net._inputs(X)
         Y = self.net._targets(Y, X.shape[0])
         n = X.shape[0]
-        total, seen = _Session(self, X, Y, n).run(np.arange(n, dtype=np.int64))
-        return total / seen
+        sw = _validate.as_sample_weight(sample_weight, n, self.net.dtype)
+        total, weight = _Session(self, X, Y, sw, n).run(np.arange(n, dtype=np.int64))
+        return total / weight
 
     def save(self, path):
         """Write the network, this trainer's settings and its full state (optimizer state,
@@ -224,7 +226,7 @@ class Trainer:
         return trainer
 
     def fit(self, X, Y, epochs=10, validation_data=None, progress=False, patience=None,
-            restore_best=True, callback=None):
+            restore_best=True, callback=None, sample_weight=None):
         """Train for ``epochs`` passes over (X, Y).
 
         Parameters
@@ -243,6 +245,11 @@ class Trainer:
             With ``patience``, put back the weights of the best epoch when stopping.
         callback : callable(epoch, history) -> bool, optional
             Called after every epoch; returning True stops training.
+        sample_weight : array_like (n,), optional
+            Non-negative weight of each sample: every update follows the weighted mean
+            gradient of its batch, sum w_s g_s / sum w_s, and ``history.loss`` is the
+            weighted mean cost. (With batches of one sample a weight cancels out, except
+            that a sample of weight 0 makes no update.)
 
         Returns
         -------
@@ -259,6 +266,7 @@ class Trainer:
             patience = _validate.positive_int("patience", patience)
         X, _ = net._inputs(X)
         Y = net._targets(Y, X.shape[0])
+        sw = _validate.as_sample_weight(sample_weight, X.shape[0], net.dtype)
         if validation_data is not None:
             try:
                 X_val, Y_val = validation_data
@@ -270,7 +278,7 @@ class Trainer:
         batch_size = self._batch_size(n)
         history = History()
         best, best_params = math.inf, None
-        session = _Session(self, X, Y, batch_size)
+        session = _Session(self, X, Y, sw, batch_size)
         bar = _progress_bar(epochs * n) if progress else None
         try:
             for epoch in range(epochs):
@@ -282,11 +290,11 @@ class Trainer:
                 on_chunk = None if bar is None else (
                     lambda k, running: (bar.update(k), bar.set_postfix(loss=f"{running:.4g}")))
                 try:
-                    total, seen = session.run(order, on_chunk)
+                    total, weight = session.run(order, on_chunk)
                 except FloatingPointError as exc:
                     raise FloatingPointError(f"epoch {epoch}: {exc}") from None
                 history.seconds.append(time.perf_counter() - started)
-                history.loss.append(total / seen)
+                history.loss.append(total / weight)
                 if validation_data is not None:
                     history.val_loss.append(net.loss(X_val, Y_val, backend=self.backend))
                 monitored = (history.val_loss or history.loss)[-1]
@@ -317,11 +325,11 @@ class _Session:
     """The arrays of one ``fit`` or ``step``, where the backend's kernels want them (on the
     GPU for cuda): data, parameters, optimizer state and workspaces, allocated once."""
 
-    def __init__(self, trainer, X, Y, batch_size):
+    def __init__(self, trainer, X, Y, sw, batch_size):
         self.trainer, self.net, self.kernels = trainer, trainer.net, trainer.kernels
         k, net = self.kernels, self.net
         self.batch_size = batch_size
-        self.X, self.Y = k.to_device(X), k.to_device(Y)
+        self.X, self.Y, self.SW = k.to_device(X), k.to_device(Y), k.to_device(sw)
         self.params, self.state = k.to_device(net.params), k.to_device(trainer.state)
         self.steps = k.to_device(trainer.steps)
         self.hyper = trainer._hyper(trainer.learning_rate)
@@ -331,9 +339,10 @@ class _Session:
         self.Dl = k.empty(rows * units, net.dtype)    # deltas, same layout
         self.cost = k.empty(rows, np.float64)         # per-sample costs
         self.Yb = k.empty((rows, Y.shape[1]), net.dtype)
+        self.Sb = k.empty(rows if len(sw) else 0, net.dtype)  # weights of a batch's rows
         self.grad = k.empty(net.params.shape, net.dtype)
-        self.stats = k.empty(3, np.float64)
-        self.stats_host = np.zeros(3)
+        self.stats = k.empty(4, np.float64)
+        self.stats_host = np.zeros(4)
 
     def _sync(self):
         """Bring parameters and optimizer state back into the Network and the Trainer."""
@@ -342,7 +351,8 @@ class _Session:
         self.kernels.to_host(self.steps, self.trainer.steps)
 
     def run(self, order, on_chunk=None):
-        """Train over the samples in ``order`` (int64); return (sum of costs, samples seen).
+        """Train over the samples in ``order`` (int64); return (sum of the weighted costs,
+        sum of the weights seen) -- without weights, (sum of costs, samples seen).
 
         The work goes to the kernels in calls of about _SAMPLES_PER_CALL samples (whole
         batches); after each the parameters come back to the host, where divergence is
@@ -351,11 +361,11 @@ class _Session:
         """
         k, net, tr = self.kernels, self.net, self.trainer
         per_call = max(1, _SAMPLES_PER_CALL // self.batch_size) * self.batch_size
-        total, seen = 0.0, 0
+        total, seen, weight = 0.0, 0, 0.0
         for start in range(0, len(order), per_call):
             snapshot = net.params.copy(), tr.state.copy(), tr.steps.copy()
             k.train_epoch(self.params, self.state, self.steps, self.grad, self.A, self.Dl,
-                          self.cost, self.Yb, self.X, self.Y,
+                          self.cost, self.Yb, self.Sb, self.X, self.Y, self.SW,
                           k.to_device(order[start:start + per_call]), self.batch_size,
                           net.sizes, net.act_codes, net.loss_code,
                           codes.OPTIMIZERS[tr.optimizer], self.hyper, net.bias, self.stats)
@@ -363,6 +373,7 @@ class _Session:
             self._sync()
             total += stats[0]
             seen += int(stats[1])
+            weight += stats[3]
             finite = np.isfinite(net.params).all()
             if stats[2] or not finite:
                 if not finite:
@@ -374,8 +385,8 @@ class _Session:
                     f"(try a smaller learning_rate). The network keeps its last finite "
                     f"weights.")
             if on_chunk is not None:
-                on_chunk(int(stats[1]), total / max(seen, 1))
-        return float(total), seen
+                on_chunk(int(stats[1]), total / weight if weight else 0.0)
+        return float(total), float(weight)
 
 
 def _progress_bar(total):

@@ -68,7 +68,7 @@ def test_cuda_kernels_take_device_arrays_without_copies(dtype):
     cost, grad = ck.empty(N, np.float64), ck.to_device(np.zeros_like(net.params))
     ck.forward(A, params, N, sizes, acts)
     ck.sample_costs(cost, A, dY, N, sizes, acts, net.loss_code)
-    ck.output_delta(Dl, A, dY, N, sizes, acts, net.loss_code)
+    ck.output_delta(Dl, A, dY, np.empty(0, dtype), N, sizes, acts, net.loss_code)
     ck.hidden_deltas(Dl, A, params, N, sizes, acts)
     ck.accumulate_gradients(grad, Dl, A, N, sizes)
     assert not isinstance(A, np.ndarray) and not isinstance(grad, np.ndarray)
@@ -208,11 +208,13 @@ def test_train_epoch_stops_at_a_non_finite_batch_like_loop(path, dtype):
         hyper = fastbp.Trainer(net, learning_rate=0.5, momentum=0.9, l2=0.01)._hyper(0.5)
         units = int(net.sizes.sum())
         rows = kernels.workspace_rows(3)
-        stats = np.zeros(3)
+        stats = np.zeros(4)
         A, Dl = np.zeros(rows * units, dtype), np.zeros(rows * units, dtype)
+        no_weights = np.empty(0, dtype)
         kernels.train_epoch(params, state, steps, np.zeros_like(params), A, Dl, np.zeros(rows),
-                            np.zeros((rows, 2), dtype), X, Y, order, 3, net.sizes,
-                            net.act_codes, net.loss_code, codes.SGD, hyper, True, stats)
+                            np.zeros((rows, 2), dtype), no_weights, X, Y, no_weights, order, 3,
+                            net.sizes, net.act_codes, net.loss_code, codes.SGD, hyper, True,
+                            stats)
         assert steps[0] == 1, "one update applied before the stop"
         results.append((params, state[0], stats))
     (p, v, stats), (p_ref, v_ref, stats_ref) = results

@@ -46,14 +46,16 @@ def test_vectorized_gradients_match_finite_differences(hidden, output, loss):
                                err_msg=f"gradient vs finite differences, {hidden}/{output}/{loss}")
 
 
-def _reference_pass(net, X, Y, n):
-    """Workspaces after a vectorized forward and backward pass over n samples."""
+def _reference_pass(net, X, Y, n, sw=None):
+    """Workspaces after a vectorized forward and backward pass over n samples (with
+    per-sample weights sw, if given)."""
     units = int(net.sizes.sum())
     A = np.zeros(n * units, net.dtype)
     A[:X.size] = X.ravel()
     vectorized.forward(A, net.params, n, net.sizes, net.act_codes)
     Dl = np.zeros_like(A)
-    vectorized.output_delta(Dl, A, Y, n, net.sizes, net.act_codes, net.loss_code)
+    sw = np.empty(0, net.dtype) if sw is None else sw
+    vectorized.output_delta(Dl, A, Y, sw, n, net.sizes, net.act_codes, net.loss_code)
     vectorized.hidden_deltas(Dl, A, net.params, n, net.sizes, net.act_codes)
     return A, Dl
 
@@ -72,10 +74,12 @@ def test_kernels_match_vectorized(hidden, output, loss, compiled_backend, dtype)
 
 def check_kernels_against_vectorized(kernels, net, X, Y, what, grad_start=0.0):
     """Each kernel of a backend module against its vectorized twin, fed the reference's
-    inputs so a failure names the first kernel that differs. The gradient buffer starts
-    at grad_start, as accumulate_gradients adds to what is there."""
+    inputs so a failure names the first kernel that differs. The output deltas carry
+    per-sample weights. The gradient buffer starts at grad_start, as accumulate_gradients
+    adds to what is there."""
     dtype, sizes, acts, n = net.dtype, net.sizes, net.act_codes, X.shape[0]
-    A_ref, D_ref = _reference_pass(net, X, Y, n)
+    sw = np.random.default_rng(7).uniform(0.0, 2.0, n).astype(dtype)
+    A_ref, D_ref = _reference_pass(net, X, Y, n, sw)
     L_start = n * int(sizes[:-1].sum())
 
     A = np.zeros_like(A_ref)
@@ -89,7 +93,7 @@ def check_kernels_against_vectorized(kernels, net, X, Y, what, grad_start=0.0):
     assert_close(cost, cost_ref, dtype, f"sample costs, {what}")
 
     Dl = np.zeros_like(A_ref)
-    kernels.output_delta(Dl, A_ref, Y, n, sizes, acts, net.loss_code)
+    kernels.output_delta(Dl, A_ref, Y, sw, n, sizes, acts, net.loss_code)
     assert_close(Dl[L_start:], D_ref[L_start:], dtype, f"delta[L], {what}")
     kernels.hidden_deltas(Dl, A_ref, net.params, n, sizes, acts)
     assert_close(Dl, D_ref, dtype, f"hidden deltas, {what}")

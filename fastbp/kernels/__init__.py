@@ -15,6 +15,11 @@ Arrays shared by all of them:
                                gradient, step size), laid out like params in each row
     steps   (1,) int64         updates made so far (Adam's bias correction)
     hyper   (N_HYPER,) float64 optimizer hyperparameters, slots codes.H_*
+    SW, sw  (n,) or (0,)       per-sample weights of the data set (SW) or of a batch (sw);
+                               empty means every weight is 1. A batch's update follows its
+                               weighted mean gradient, sum w g / sum w.
+    stats   (4,) float64       what train_epoch saw: summed weighted cost, samples, a stop
+                               flag (a batch's cost was not finite), summed weight
 
 Kernels: forward, sample_costs, output_delta, hidden_deltas, accumulate_gradients,
 update, and train_epoch (a whole epoch). Memory hooks: workspace_rows(batch_size),

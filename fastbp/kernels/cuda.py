@@ -44,7 +44,7 @@ def require():
 # -- memory hooks ---------------------------------------------------------------------------
 
 def workspace_rows(batch_size):
-    """Rows that train_epoch's workspaces A, Dl, cost and Yb need for this batch size."""
+    """Rows that train_epoch's workspaces A, Dl, cost, Yb and Sb need for this batch size."""
     return min(batch_size, config.WORK_ROWS)
 
 
@@ -121,7 +121,7 @@ _NO_STOP = {}
 def _no_stop():
     """A device stats array whose divergence flag is never set (for update)."""
     if "stats" not in _NO_STOP:
-        _NO_STOP["stats"] = cuda.to_device(np.zeros(3))
+        _NO_STOP["stats"] = cuda.to_device(np.zeros(4))
     return _NO_STOP["stats"]
 
 
@@ -151,22 +151,25 @@ def sample_costs(cost, A, Y, n, sizes, acts, loss):
     _per_sample(cuda_layers.launch_cost_rows, cost, A, Y, n, sizes, acts, loss)
 
 
-def output_delta(Dl, A, Y, n, sizes, acts, loss):
-    """delta[L] = dC/da[L] (*) act_L'(z[L]); a[L] - y for softmax or sigmoid + cross-entropy.
+def output_delta(Dl, A, Y, sw, n, sizes, acts, loss):
+    """delta[L] = sw (*) dC/da[L] (*) act_L'(z[L]); a[L] - y for softmax or sigmoid +
+    cross-entropy, times the sample's weight.
 
     Dl  (>= n * sum(D),)  block L overwritten
     A   (>= n * sum(D),)  after ``forward``
     Y   (n, D[L])         targets
+    sw  (n,) or (0,)      per-sample weights; empty: every weight 1
     """
-    _per_sample(cuda_layers.launch_output_delta_rows, Dl, A, Y, n, sizes, acts, loss)
+    _per_sample(cuda_layers.launch_output_delta_rows, Dl, A, Y, n, sizes, acts, loss,
+                to_device(sw))
 
 
-def _per_sample(launcher, out, A, Y, n, sizes, acts, loss):
+def _per_sample(launcher, out, A, Y, n, sizes, acts, loss, *extra):
     """``out`` from a[L] and Y by a launch of one thread per sample."""
     if n == 0:
         return
     d_out, dA, dY = _on_device(out, A, Y)
-    launcher(d_out, dA, dY, n, _net(sizes, acts), int(loss))
+    launcher(d_out, dA, dY, *extra, n, _net(sizes, acts), int(loss))
     _back(d_out, out)
 
 
@@ -212,7 +215,8 @@ def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
     net = _net(sizes)
     dp, ds, dg = _on_device(params, state, grad)
     t = int(_host(steps)[0]) + 1
-    cuda_layers.launch_update(dp, ds, dg, net, scale, int(opt), hyper, t, bool(use_bias),
+    scales = cuda.to_device(np.array([scale], dp.dtype))
+    cuda_layers.launch_update(dp, ds, dg, net, scales, 0, int(opt), hyper, t, bool(use_bias),
                               _no_stop())
     _back(dp, params)
     _back(ds, state)
@@ -232,7 +236,7 @@ def _set_steps(steps, value):
         steps.copy_to_device(np.array([value], np.int64))
 
 
-def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
+def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, batch_size,
                 sizes, acts, loss, opt, hyper, use_bias, stats):
     """One epoch, as loop.train_epoch (same arguments; ``hyper`` stays on the host). SGD
     runs as one fused launch when ``fused_plan`` allows; everything else as per-layer
@@ -240,51 +244,72 @@ def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, X, Y, order, batch_
     finite no update is applied, that batch's nor any later one's.
     """
     net = _net(sizes, acts)
-    dev = _on_device(params, state, grad, A, Dl, cost, Yb, X, Y, order, stats)
-    dp, ds, dg, dA, dD, dc, dYb, dX, dY, dorder, dstats = dev
+    dev = _on_device(params, state, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, stats)
+    dp, ds, dg, dA, dD, dc, dYb, dSb, dX, dY, dSW, dorder, dstats = dev
     dtype = dp.dtype
     t0 = int(_host(steps)[0])
-    dstats.copy_to_device(np.zeros(3))
+    dstats.copy_to_device(np.zeros(4))
     n_total = int(dorder.shape[0])
     batch_size = int(batch_size)
+    scales = _batch_scales(SW, order, n_total, batch_size, dtype)
+    d_scales = cuda.to_device(scales)
     momentum = hyper[codes.H_MOMENTUM]
     plan = (fused_plan(batch_size, sizes, acts, dtype, momentum != 0)
             if int(opt) == codes.SGD else None)
     if n_total and plan is not None:
         lr, momentum, nesterov, l2 = cuda_layers.update_args(dtype, hyper, 1)[:4]
         launch(cuda_fused.fused_epoch, 1, config.FUSED_THREADS, plan.nbytes)(
-            dp, ds[0], dg, dX, dY, dorder, batch_size, plan.lay, plan.rows, plan.in_shared,
-            plan.grad_at, plan.vel_at, plan.costs_at, int(loss), lr, momentum, nesterov, l2,
-            bool(use_bias), dstats)
+            dp, ds[0], dg, dX, dY, dSW, dorder, d_scales, batch_size, plan.lay, plan.rows,
+            plan.in_shared, plan.grad_at, plan.vel_at, plan.costs_at, int(loss), lr, momentum,
+            nesterov, l2, bool(use_bias), dstats)
     elif n_total:
-        _per_layer_epoch(net, dp, ds, t0, dg, dA, dD, dc, dYb, dX, dY, dorder, batch_size,
-                         int(loss), int(opt), hyper, bool(use_bias), dstats)
+        _per_layer_epoch(net, dp, ds, t0, dg, dA, dD, dc, dYb, dSb, dX, dY, dSW, dorder,
+                         scales, d_scales, batch_size, int(loss), int(opt), hyper,
+                         bool(use_bias), dstats)
     for device, host in ((dp, params), (ds, state), (dg, grad), (dstats, stats)):
         _back(device, host)
-    seen = int(_host(dstats)[1])
-    _set_steps(steps, t0 + -(-seen // batch_size))  # the updates applied
+    batches = -(-int(_host(dstats)[1]) // batch_size)
+    _set_steps(steps, t0 + int(np.count_nonzero(scales[:batches])))  # the updates applied
 
 
-def _per_layer_epoch(net, params, state, t0, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
-                     loss, opt, hyper, use_bias, stats):
-    """train_epoch with per-layer launches; arrays on the device, t0 updates made before."""
+def _batch_scales(SW, order, n_total, batch_size, dtype):
+    """The update scale of each batch of an epoch, on the host: 1 / its summed weight (1 /
+    its size without weights), 0 for a batch of weight 0, which makes no update."""
+    dt = np.dtype(dtype).type
+    if not len(SW):
+        sizes = np.full(-(-n_total // batch_size), batch_size)
+        sizes[-1] = n_total - batch_size * (len(sizes) - 1)
+        return (dt(1) / sizes.astype(dtype)).astype(dtype)
+    weights = _host(SW)[_host(order)].astype(np.float64)
+    sums = np.add.reduceat(weights, np.arange(0, n_total, batch_size)).astype(dtype)
+    with np.errstate(divide="ignore"):
+        return np.where(sums > 0, dt(1) / sums, dt(0)).astype(dtype)
+
+
+def _per_layer_epoch(net, params, state, t0, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order,
+                     scales, d_scales, batch_size, loss, opt, hyper, use_bias, stats):
+    """train_epoch with per-layer launches; arrays on the device (scales also on the host),
+    t0 updates made before."""
     rows = min(workspace_rows(batch_size), int(Yb.shape[0]))
-    running = cuda.device_array(1, np.float64)
-    one = params.dtype.type(1)
+    running = cuda.device_array(2, np.float64)
+    sw = Sb if SW.shape[0] else SW
     n_total = int(order.shape[0])
+    t = t0
     for k, start in enumerate(range(0, n_total, batch_size)):
         stop = min(start + batch_size, n_total)
         for lo in range(start, stop, rows):
             nb = min(rows, stop - lo)
-            cuda_layers.launch_gather_rows(A, Yb, X, Y, order, lo, nb, net)
+            cuda_layers.launch_gather_rows(A, Yb, Sb, X, Y, SW, order, lo, nb, net)
             cuda_layers.launch_forward(A, params, nb, net)
-            cuda_layers.launch_cost_delta_rows(cost, Dl, A, Yb, nb, net, loss)
-            cuda_layers.launch_sum_costs(stats, running, cost, nb, stop - start, lo == start,
-                                         lo + nb == stop)
+            cuda_layers.launch_cost_delta_rows(cost, Dl, A, Yb, sw, nb, net, loss)
+            cuda_layers.launch_sum_costs(stats, running, cost, sw, nb, stop - start,
+                                         lo == start, lo + nb == stop)
             cuda_layers.launch_hidden_deltas(Dl, A, params, nb, net)
             cuda_layers.launch_grads(grad, Dl, A, nb, net, lo > start)
-        cuda_layers.launch_update(params, state, grad, net, one / params.dtype.type(stop - start),
-                                  opt, hyper, t0 + k + 1, use_bias, stats)
+        if scales[k] != 0:
+            t += 1
+            cuda_layers.launch_update(params, state, grad, net, d_scales, k, opt, hyper, t,
+                                      use_bias, stats)
 
 
 def fused_plan(batch_size, sizes, acts, dtype, momentum):

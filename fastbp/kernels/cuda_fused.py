@@ -195,14 +195,16 @@ def _fused_grad_update(pb, gb, vb, ab, lay, n, first, last, scale, grad_at, vel_
 
 
 @jit(cache=True)
-def fused_epoch(params, velocity, grad, X, Y, order, batch_size, lay, rows, in_shared,
-                 grad_at, vel_at, costs_at, loss, lr, momentum, nesterov, l2, use_bias, stats):
+def fused_epoch(params, velocity, grad, X, Y, SW, order, scales, batch_size, lay, rows,
+                in_shared, grad_at, vel_at, costs_at, loss, lr, momentum, nesterov, l2, use_bias,
+                stats):
     """train_epoch in one launch of one block: every batch -- forward, costs and output
     deltas, hidden deltas, gradients and update -- in phases separated by syncthreads, a
     batch in pieces of at most ``rows`` samples whose activations and deltas stay in
     shared memory. Parameters (velocity, gradient buffer) in shared memory when in_shared,
     loaded once and stored at the end; else in params, velocity and grad. Layout from
-    fused_plan; stats as train_epoch's."""
+    fused_plan; SW, stats as train_epoch's; scales[k] the update scale of batch k (1 / its
+    summed weight; 0: no update)."""
     sh = cuda.shared.array(0, params.dtype)
     sh64 = cuda.shared.array(0, _FLOAT64)  # the same memory: costs and stop flag at costs_at
     costs = sh64[costs_at:costs_at + rows]
@@ -221,10 +223,12 @@ def fused_epoch(params, velocity, grad, X, Y, order, batch_size, lay, rows, in_s
         pb, gb, vb = params, grad, velocity
     if t == 0:
         stop[0] = 0.0
-    batch_cost = 0.0  # thread 0's
+    batch_cost, batch_weight = 0.0, 0.0  # thread 0's
+    weighted = SW.shape[0] > 0
     n_total = order.shape[0]
     for start in range(0, n_total, batch_size):
         end = min(start + batch_size, n_total)
+        scale = scales[start // batch_size]
         for lo in range(start, end, rows):
             n = min(rows, end - lo)
             cuda.syncthreads()
@@ -241,29 +245,36 @@ def fused_epoch(params, velocity, grad, X, Y, order, batch_size, lay, rows, in_s
                 if code == SOFTMAX:
                     scalar.softmax_row(sh, a + s * ld, n_out, one)
                 r = order[lo + s]
-                costs[s] = scalar.row_cost(sh, a + s * ld, Y, r, n_out, binary, loss)
+                w = SW[r] if weighted else one
+                costs[s] = scalar.row_cost(sh, a + s * ld, Y, r, n_out, binary, loss) * w
                 scalar.output_delta_row(sh, d + s * ld, sh, a + s * ld, Y, r, n_out, code, loss, one)
+                if weighted:
+                    for i in range(n_out):
+                        sh[d + s * ld + i] *= w
             cuda.syncthreads()
             if t == 0:
                 for s in range(n):
                     batch_cost += costs[s]
+                    batch_weight += SW[order[lo + s]] if weighted else 1.0
                 if lo + n == end:
                     if math.isfinite(batch_cost):
                         stats[0] += batch_cost
                         stats[1] += end - start
+                        stats[3] += batch_weight
                     else:
                         stats[2] = 1.0
                         stop[0] = 1.0
-                    batch_cost = 0.0
+                    batch_cost, batch_weight = 0.0, 0.0
             for m in range(L - 1, 0, -1):
                 _fused_delta(pb, sh, lay, m, n, t, T, one)
                 cuda.syncthreads()
             cuda.syncthreads()
             if stop[0] != 0:
                 break
-            _fused_grad_update(pb, gb, vb, sh, lay, n, lo == start, lo + n == end,
-                            one / params.dtype.type(end - start), grad_at, vel_at, lr,
-                            momentum, nesterov, l2, use_bias, t, T, one)
+            if scale != 0:
+                _fused_grad_update(pb, gb, vb, sh, lay, n, lo == start, lo + n == end, scale,
+                                   grad_at, vel_at, lr, momentum, nesterov, l2, use_bias, t, T,
+                                   one)
         if stop[0] != 0:
             break
     cuda.syncthreads()

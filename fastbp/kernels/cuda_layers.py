@@ -70,22 +70,31 @@ def _cost_rows(cost, A, Y, off, n, n_out, binary, loss):
 
 
 @jit(cache=True)
-def _output_delta_rows(Dl, A, Y, off, n, n_out, code, loss):
-    """delta[L]_s from a[L]_s and y_s, one thread per sample; both (n, n_out) at [off:]."""
+def _output_delta_rows(Dl, A, Y, sw, off, n, n_out, code, loss):
+    """delta[L]_s from a[L]_s and y_s, times sw_s (sw empty: 1), one thread per sample;
+    both (n, n_out) at [off:]."""
     s = cuda.grid(1)
     if s < n:
         row = off + s * n_out
         scalar.output_delta_row(Dl, row, A, row, Y, s, n_out, code, loss, A.dtype.type(1))
+        if sw.shape[0]:
+            for i in range(row, row + n_out):
+                Dl[i] *= sw[s]
 
 
 @jit(cache=True)
-def _cost_delta_rows(cost, Dl, A, Y, off, n, n_out, code, binary, loss):
-    """_cost_rows and _output_delta_rows in one launch (train_epoch)."""
+def _cost_delta_rows(cost, Dl, A, Y, sw, off, n, n_out, code, binary, loss):
+    """_cost_rows and _output_delta_rows in one launch (train_epoch), the cost weighted
+    too."""
     s = cuda.grid(1)
     if s < n:
         row = off + s * n_out
         cost[s] = scalar.row_cost(A, row, Y, s, n_out, binary, loss)
         scalar.output_delta_row(Dl, row, A, row, Y, s, n_out, code, loss, A.dtype.type(1))
+        if sw.shape[0]:
+            cost[s] *= sw[s]
+            for i in range(row, row + n_out):
+                Dl[i] *= sw[s]
 
 
 @jit(cache=True)
@@ -158,17 +167,18 @@ def _grad_layer(grad, Dl, A, w, d_off, a_off, n, n_in, n_out, keep):
 
 
 @jit(cache=True)
-def _update_params(params, state, grad, sizes, scale, opt, lr, momentum, nesterov, l2,
+def _update_params(params, state, grad, sizes, scales, b, opt, lr, momentum, nesterov, l2,
                    step_size, beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus, step_min,
                    step_max, use_bias, stats):
     """One optimizer step per parameter (scalar.optimizer_step, one thread each) from
-    g = scale * grad (+ l2 * w for weights): the arithmetic of loop._update_layer over every
-    layer in one launch. Biases skip
-    l2, and every step when use_bias is false. Nothing happens once stats[2] (the
-    divergence flag of train_epoch) is set."""
+    g = scale * grad (+ l2 * w for weights), scale = scales[b]: the arithmetic of
+    loop._update_layer over every layer in one launch. Biases skip l2, and every step when
+    use_bias is false. Nothing happens once stats[2] (the divergence flag of train_epoch)
+    is set."""
     k = cuda.grid(1)
     if k >= params.shape[0] or stats[2] != 0:
         return
+    scale = scales[b]
     p = 0
     for m in range(1, sizes.shape[0]):
         n_w = sizes[m] * sizes[m - 1]
@@ -188,10 +198,12 @@ def _update_params(params, state, grad, sizes, scale, opt, lr, momentum, nestero
 
 
 @jit(cache=True)
-def _gather_rows(A, Yb, X, Y, order, lo, n, n_in, n_out):
-    """a[0]_sj = X[order[lo + s], j] into A[:n * n_in]; Yb_si = Y[order[lo + s], i].
-    One thread per element, the column on threadIdx.x."""
+def _gather_rows(A, Yb, Sb, X, Y, SW, order, lo, n, n_in, n_out):
+    """a[0]_sj = X[order[lo + s], j] into A[:n * n_in]; Yb_si = Y[order[lo + s], i]; with
+    weights Sb_s = SW[order[lo + s]]. One thread per element, the column on threadIdx.x."""
     k = cuda.grid(1)
+    if k < n and SW.shape[0]:
+        Sb[k] = SW[order[lo + k]]
     if k < n * n_in:
         s = k // n_in
         A[k] = X[order[lo + s], k - s * n_in]
@@ -203,28 +215,34 @@ def _gather_rows(A, Yb, X, Y, order, lo, n, n_in, n_out):
 
 
 @jit(cache=True)
-def _sum_costs(stats, running, cost, n, batch_n, first, last):
-    """running[0] (+)= sum_s cost_s over one piece of a batch; on its last piece, if the
-    sum is finite, stats[0] += it and stats[1] += batch_n, else stats[2] = 1 (and every
-    later batch is skipped). One block; each thread sums a strided part, thread 0 the
-    parts in a fixed order, so the result does not depend on timing."""
-    part = cuda.shared.array(0, _FLOAT64)  # blockDim.x partial sums
+def _sum_costs(stats, running, cost, sw, n, batch_n, first, last):
+    """running (+)= [sum_s cost_s, sum_s sw_s] over one piece of a batch (costs already
+    weighted; no weights: sw empty, each counts 1); on its last piece, if the cost sum is
+    finite, stats[0] += it, stats[1] += batch_n and stats[3] += the weight sum, else
+    stats[2] = 1 (and every later batch is skipped). One block; each thread sums a strided
+    part, thread 0 the parts in a fixed order, so the result does not depend on timing."""
+    part = cuda.shared.array(0, _FLOAT64)  # blockDim.x partial cost sums, then weight sums
     t, T = cuda.threadIdx.x, cuda.blockDim.x
-    acc = 0.0
+    acc, weight = 0.0, 0.0
     for s in range(t, n, T):
         acc += cost[s]
+        weight += sw[s] if sw.shape[0] else 1.0
     part[t] = acc
+    part[T + t] = weight
     cuda.syncthreads()
     if t != 0 or stats[2] != 0:
         return
     total = 0.0 if first else running[0]
+    weight = 0.0 if first else running[1]
     for k in range(T):
         total += part[k]
-    running[0] = total
+        weight += part[T + k]
+    running[0], running[1] = total, weight
     if last:
         if math.isfinite(total):
             stats[0] += total
             stats[1] += batch_n
+            stats[3] += weight
         else:
             stats[2] = 1.0
 
@@ -273,11 +291,12 @@ def update_args(dtype, hyper, t):
     return tuple(c if k == 2 else dt(c) for k, c in enumerate(scalar.step_constants(hyper, t)))
 
 
-def launch_gather_rows(A, Yb, X, Y, order, lo, n, net):
-    """The inputs of samples order[lo:lo + n] into block 0 of A, their targets into Yb."""
+def launch_gather_rows(A, Yb, Sb, X, Y, SW, order, lo, n, net):
+    """The inputs of samples order[lo:lo + n] into block 0 of A, their targets into Yb, their
+    weights (if any) into Sb."""
     T, L = config.THREADS_PER_BLOCK, net.L
     launch(_gather_rows, cdiv(n * (net.D[0] + net.D[L]), T), T)(
-        A, Yb, X, Y, order, lo, n, net.D[0], net.D[L])
+        A, Yb, Sb, X, Y, SW, order, lo, n, net.D[0], net.D[L])
 
 
 def launch_cost_rows(cost, A, Y, n, net, loss):
@@ -287,29 +306,30 @@ def launch_cost_rows(cost, A, Y, n, net, loss):
                                       net.acts[L - 1] == SIGMOID, loss)
 
 
-def launch_output_delta_rows(Dl, A, Y, n, net, loss):
+def launch_output_delta_rows(Dl, A, Y, sw, n, net, loss):
     """output_delta: one thread per sample."""
     T, L = config.THREADS_PER_BLOCK, net.L
-    launch(_output_delta_rows, cdiv(n, T), T)(Dl, A, Y, net.block(L, n), n, net.D[L],
+    launch(_output_delta_rows, cdiv(n, T), T)(Dl, A, Y, sw, net.block(L, n), n, net.D[L],
                                               net.acts[L - 1], loss)
 
 
-def launch_cost_delta_rows(cost, Dl, A, Y, n, net, loss):
-    """sample_costs and output_delta in one launch (train_epoch)."""
+def launch_cost_delta_rows(cost, Dl, A, Y, sw, n, net, loss):
+    """sample_costs (weighted) and output_delta in one launch (train_epoch)."""
     T, L = config.THREADS_PER_BLOCK, net.L
-    launch(_cost_delta_rows, cdiv(n, T), T)(cost, Dl, A, Y, net.block(L, n), n, net.D[L],
+    launch(_cost_delta_rows, cdiv(n, T), T)(cost, Dl, A, Y, sw, net.block(L, n), n, net.D[L],
                                             net.acts[L - 1], net.acts[L - 1] == SIGMOID, loss)
 
 
-def launch_sum_costs(stats, running, cost, n, batch_n, first, last):
-    """_sum_costs in one block of up to 1024 threads."""
-    T = min(config.THREADS_PER_BLOCK, 1024)
-    launch(_sum_costs, 1, T, 8 * T)(stats, running, cost, n, batch_n, first, last)
+def launch_sum_costs(stats, running, cost, sw, n, batch_n, first, last):
+    """_sum_costs in one block of up to 512 threads (two float64 partial sums each)."""
+    T = min(config.THREADS_PER_BLOCK, 512)
+    launch(_sum_costs, 1, T, 16 * T)(stats, running, cost, sw, n, batch_n, first, last)
 
 
-def launch_update(params, state, grad, net, scale, opt, hyper, t, use_bias, stats):
-    """update, the t-th: one thread per parameter; skipped once stats[2] is set."""
+def launch_update(params, state, grad, net, scales, b, opt, hyper, t, use_bias, stats):
+    """update, the t-th, with scale scales[b] (a device array): one thread per parameter;
+    skipped once stats[2] is set."""
     T = config.THREADS_PER_BLOCK
     launch(_update_params, cdiv(net.P, T), T)(
-        params, state, grad, net.sizes_d, params.dtype.type(scale), opt,
-        *update_args(params.dtype, hyper, t), use_bias, stats)
+        params, state, grad, net.sizes_d, scales, b, opt, *update_args(params.dtype, hyper, t),
+        use_bias, stats)

@@ -27,7 +27,7 @@ WORK_ROWS = 256
 
 
 def workspace_rows(batch_size):
-    """Rows that train_epoch's workspaces A, Dl, cost and Yb need for this batch size."""
+    """Rows that train_epoch's workspaces A, Dl, cost, Yb and Sb need for this batch size."""
     return min(batch_size, WORK_ROWS)
 
 
@@ -96,15 +96,14 @@ def sample_costs(cost, A, Y, n, sizes, acts, loss):
 
 
 @njit(**JIT)
-def output_delta(Dl, A, Y, n, sizes, acts, loss):
-    """delta[L] = dC/da[L] (*) act_L'(z[L]); a[L] - y for softmax or sigmoid + cross-entropy.
-
-    (Softmax + cross-entropy uses a[L] * sum(y) - y, which is a[L] - y for targets that
-    sum to 1, such as one-hot labels, and stays exact for targets that do not.)
+def output_delta(Dl, A, Y, sw, n, sizes, acts, loss):
+    """delta[L] = sw (*) dC/da[L] (*) act_L'(z[L]); a[L] - y for softmax or sigmoid +
+    cross-entropy (scalar.output_delta_row), times the sample's weight.
 
     Dl  (>= n * sum(D),)  block L overwritten
     A   (>= n * sum(D),)  after ``forward``
     Y   (n, D[L])         targets
+    sw  (n,) or (0,)      per-sample weights; empty: every weight 1
     """
     one = A.dtype.type(1)
     L = sizes.shape[0] - 1
@@ -112,6 +111,9 @@ def output_delta(Dl, A, Y, n, sizes, acts, loss):
     for s in range(n):
         row = off + s * n_out
         scalar.output_delta_row(Dl, row, A, row, Y, s, n_out, acts[L - 1], loss, one)
+        if sw.shape[0]:
+            for i in range(row, row + n_out):
+                Dl[i] *= sw[s]
 
 
 @njit(**JIT)
@@ -179,40 +181,42 @@ def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
 
 
 @njit(**JIT)
-def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
+def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, batch_size,
                 sizes, acts, loss, opt, hyper, use_bias, stats):
     """One epoch, all batches in compiled code (online: batch_size 1; full batch:
-    batch_size n). Each batch: forward, deltas with the forward-pass weights, summed
-    gradient, then one ``update`` with scale 1 / batch size. A batch is worked through in
-    pieces of at most WORK_ROWS samples.
+    batch_size n). Each batch: forward, deltas with the forward-pass weights, the summed
+    gradient weighted by the samples' weights, then one ``update`` with scale 1 / (sum of
+    the batch's weights) -- 1 / batch size without weights. A batch whose weights sum to 0
+    makes no update. A batch is worked through in pieces of at most WORK_ROWS samples.
 
     params, grad            (P,)                        in/out
     state, steps            (2, P), (1,) int64          optimizer state, in/out (``update``)
     A, Dl                   (>= rows * sum(D),)         workspaces, rows = workspace_rows(batch_size)
     cost                    (>= rows,) float64          workspace
-    Yb                      (rows, D[L])                workspace for targets
+    Yb, Sb                  (rows, D[L]), (rows,)       workspaces for targets and weights
     X, Y                    (n, D[0]), (n, D[L])        the data set
+    SW                      (n,) or (0,)                per-sample weights; empty: all 1
     order                   (n,) int64                  sample order of this epoch
     opt, hyper              optimizer code and (N_HYPER,) float64 hyperparameters
-    stats                   (3,) float64 out: [sum of per-sample costs, samples seen,
-                            1 if stopped at a batch whose cost was not finite else 0];
-                            that batch's update is not applied.
+    stats                   (4,) float64 out: [sum of weighted per-sample costs, samples
+                            seen, 1 if stopped at a batch whose cost was not finite else
+                            0, sum of weights seen]; that batch's update is not applied.
     """
     dt = params.dtype.type
-    stats[0] = 0.0
-    stats[1] = 0.0
-    stats[2] = 0.0
+    stats[:] = 0.0
+    weighted = SW.shape[0] > 0
     if batch_size == 1 and opt == SGD:
         lr, momentum, nesterov, l2 = scalar.step_constants(hyper, 1)[:4]
-        fused_online_epoch(params, state[0], A, Dl, X, Y, order, sizes, acts, loss, dt(lr),
-                           dt(momentum), nesterov, dt(l2), use_bias, stats)
-        steps[0] += int(stats[1])
+        steps[0] += fused_online_epoch(params, state[0], A, Dl, X, Y, SW, order, sizes, acts,
+                                       loss, dt(lr), dt(momentum), nesterov, dt(l2), use_bias,
+                                       stats)
         return
     n_total = order.shape[0]
     for start in range(0, n_total, batch_size):
         stop = min(start + batch_size, n_total)
         grad[:] = 0
         batch_cost = 0.0
+        batch_weight = 0.0
         for lo in range(start, stop, WORK_ROWS):
             nb = min(WORK_ROWS, stop - lo)
             x_b = _block(A, sizes, 0, nb)
@@ -220,17 +224,28 @@ def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, X, Y, order, batch_
                 r = order[lo + s]
                 x_b[s, :] = X[r, :]
                 Yb[s, :] = Y[r, :]
+                if weighted:
+                    Sb[s] = SW[r]
+            sw = Sb[:nb] if weighted else SW
             forward(A, params, nb, sizes, acts)
             sample_costs(cost, A, Yb, nb, sizes, acts, loss)
             for s in range(nb):
-                batch_cost += cost[s]
-            output_delta(Dl, A, Yb, nb, sizes, acts, loss)
+                if weighted:
+                    batch_cost += cost[s] * sw[s]
+                    batch_weight += sw[s]
+                else:
+                    batch_cost += cost[s]
+            output_delta(Dl, A, Yb, sw, nb, sizes, acts, loss)
             hidden_deltas(Dl, A, params, nb, sizes, acts)
             accumulate_gradients(grad, Dl, A, nb, sizes)
         if not math.isfinite(batch_cost):
             stats[2] = 1.0
             return
+        if not weighted:
+            batch_weight = stop - start
         stats[0] += batch_cost
         stats[1] += stop - start
-        update(params, state, steps, grad, sizes, dt(1) / dt(stop - start), opt, hyper,
-               use_bias)
+        stats[3] += batch_weight
+        if batch_weight > 0:
+            update(params, state, steps, grad, sizes, dt(1) / dt(batch_weight), opt, hyper,
+                   use_bias)

@@ -131,16 +131,19 @@ def _fused_delta_update_sample(params, velocity, Dl, A, w_off, in_off, out_off, 
 
 
 @njit(**JIT)
-def fused_online_epoch(params, velocity, A, Dl, X, Y, order, sizes, acts, loss, lr, momentum,
-                       nesterov, l2, use_bias, stats):
+def fused_online_epoch(params, velocity, A, Dl, X, Y, SW, order, sizes, acts, loss, lr,
+                       momentum, nesterov, l2, use_bias, stats):
     """train_epoch for batch size 1 and SGD: per sample, forward, cost, output delta, then
     per layer from L down the fused backward pass and update. Arguments as train_epoch's;
-    A and Dl need sum(D) elements; stats as train_epoch's."""
+    A and Dl need sum(D) elements; stats as train_epoch's. A sample's weight w scales its
+    cost; its update is the mean gradient of a batch of one, w g / w = g, and none at w = 0.
+    Returns the number of updates made."""
     one = params.dtype.type(1)
     L = sizes.shape[0] - 1
     w_off, a_off = _offsets(sizes)
     n_out, code_out = sizes[L], acts[L - 1]
     binary = code_out == SIGMOID
+    updates = 0
     for k in range(order.shape[0]):
         r = order[k]
         for j in range(sizes[0]):
@@ -151,9 +154,14 @@ def fused_online_epoch(params, velocity, A, Dl, X, Y, order, sizes, acts, loss, 
         c = scalar.row_cost(A, a_off[L], Y, r, n_out, binary, loss)
         if not math.isfinite(c):
             stats[2] = 1.0
-            return
-        stats[0] += c
+            return updates
+        w = SW[r] if SW.shape[0] else 1.0
+        stats[0] += c * w
         stats[1] += 1
+        stats[3] += w
+        if w == 0:
+            continue
+        updates += 1
         scalar.output_delta_row(Dl, a_off[L], A, a_off[L], Y, r, n_out, code_out, loss, one)
         for m in range(L, 0, -1):
             _fused_delta_update_sample(params, velocity, Dl, A, w_off[m], a_off[m - 1],
@@ -162,3 +170,4 @@ def fused_online_epoch(params, velocity, A, Dl, X, Y, order, sizes, acts, loss, 
             if m > 1:
                 for j in range(a_off[m - 1], a_off[m]):
                     Dl[j] *= scalar.derivative(acts[m - 2], A[j], one)
+    return updates

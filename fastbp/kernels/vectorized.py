@@ -14,7 +14,8 @@ from fastbp.kernels.scalar import LOG_FLOOR
 
 
 def workspace_rows(batch_size):
-    """Rows that train_epoch's workspaces need: a whole batch, one matrix product per layer."""
+    """Rows that train_epoch's workspaces need: a whole batch, one matrix product per layer
+    (Sb is not used: the batch's weights are gathered as an array)."""
     return batch_size
 
 
@@ -94,23 +95,25 @@ def sample_costs(cost, A, Y, n, sizes, acts, loss):
     cost[:n] = c.sum(axis=1)
 
 
-def output_delta(Dl, A, Y, n, sizes, acts, loss):
-    """delta[L] = dC/da[L] (*) act_L'(z[L]); a[L] - y for softmax or sigmoid + cross-entropy."""
+def output_delta(Dl, A, Y, sw, n, sizes, acts, loss):
+    """delta[L] = sw (*) dC/da[L] (*) act_L'(z[L]); a[L] - y for softmax or sigmoid +
+    cross-entropy; sw (n,) per-sample weights, or empty for all 1."""
     L = len(sizes) - 1
     a = _block(A, sizes, L, n)
     d = _block(Dl, sizes, L, n)
     if loss == CROSS_ENTROPY and acts[L - 1] == SOFTMAX:
-        np.multiply(a, Y[:n].sum(axis=1, keepdims=True), out=d)  # a * sum(y) - y, see loop
+        np.multiply(a, Y[:n].sum(axis=1, keepdims=True), out=d)  # a * sum(y) - y, see scalar
         d -= Y[:n]
-        return
-    np.subtract(a, Y[:n], out=d)
-    if loss == CROSS_ENTROPY:
-        return
-    if acts[L - 1] == SOFTMAX:
-        d -= (d * a).sum(axis=1, keepdims=True)
-        d *= a
     else:
-        d *= _derivative(acts[L - 1], a)
+        np.subtract(a, Y[:n], out=d)
+        if loss != CROSS_ENTROPY:
+            if acts[L - 1] == SOFTMAX:
+                d -= (d * a).sum(axis=1, keepdims=True)
+                d *= a
+            else:
+                d *= _derivative(acts[L - 1], a)
+    if len(sw):
+        d *= sw[:n, None]
 
 
 def hidden_deltas(Dl, A, params, n, sizes, acts):
@@ -168,15 +171,15 @@ def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
                 w[...], s0[...] = scalar.sgd_step(w, g, s0, lr, momentum, nesterov, one)
 
 
-def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
+def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, batch_size,
                 sizes, acts, loss, opt, hyper, use_bias, stats):
     """One epoch, one Python iteration per batch (see loop.train_epoch)."""
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported via stats
-        _train_epoch(params, state, steps, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
-                     sizes, acts, loss, opt, hyper, use_bias, stats)
+        _train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order,
+                     batch_size, sizes, acts, loss, opt, hyper, use_bias, stats)
 
 
-def _train_epoch(params, state, steps, grad, A, Dl, cost, Yb, X, Y, order, batch_size,
+def _train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, batch_size,
                  sizes, acts, loss, opt, hyper, use_bias, stats):
     stats[:] = 0.0
     n_total = len(order)
@@ -185,16 +188,21 @@ def _train_epoch(params, state, steps, grad, A, Dl, cost, Yb, X, Y, order, batch
         nb = len(rows)
         _block(A, sizes, 0, nb)[...] = X[rows]
         Yb[:nb] = Y[rows]
+        sw = SW[rows] if len(SW) else SW
         forward(A, params, nb, sizes, acts)
         sample_costs(cost, A, Yb, nb, sizes, acts, loss)
-        batch_cost = float(cost[:nb].sum())
+        batch_cost = float(cost[:nb] @ sw) if len(sw) else float(cost[:nb].sum())
         if not np.isfinite(batch_cost):
             stats[2] = 1.0
             return
+        batch_weight = float(sw.sum(dtype=np.float64)) if len(sw) else nb
         stats[0] += batch_cost
         stats[1] += nb
-        output_delta(Dl, A, Yb, nb, sizes, acts, loss)
+        stats[3] += batch_weight
+        if batch_weight == 0:
+            continue
+        output_delta(Dl, A, Yb, sw, nb, sizes, acts, loss)
         hidden_deltas(Dl, A, params, nb, sizes, acts)
         grad[:] = 0
         accumulate_gradients(grad, Dl, A, nb, sizes)
-        update(params, state, steps, grad, sizes, 1.0 / nb, opt, hyper, use_bias)
+        update(params, state, steps, grad, sizes, 1.0 / batch_weight, opt, hyper, use_bias)
