@@ -107,6 +107,11 @@ def as_sample_weight(sample_weight, n, dtype, name="sample_weight"):
     return arr
 
 
+def threads(value, name="threads"):
+    """None (the default thread count) or a positive number of threads."""
+    return None if value is None else positive_int(name, value)
+
+
 def positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer; got {value!r}")

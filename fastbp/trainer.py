@@ -1,4 +1,5 @@
 """Trainer: online, mini-batch and full-batch gradient descent over a Network."""
+import contextlib
 import json
 import math
 import time
@@ -95,6 +96,9 @@ class Trainer:
         How the learning rate changes per epoch: an object from :mod:`fastbp.schedules`
         (``InverseScaling``, ``StepDecay``, ``ReduceOnPlateau``) or its text form, such
         as ``"invscaling:decay=0.1,power=0.5"`` or ``"plateau:factor=0.5,patience=3"``.
+    threads : int or None, default None
+        CPU threads the ``loop`` kernels may use (Numba's thread count, set for this
+        trainer's calls only). None: all of Numba's threads. Results do not depend on it.
 
     Attributes
     ----------
@@ -109,7 +113,7 @@ class Trainer:
     def __init__(self, net, schedule="minibatch", batch_size=32, learning_rate=0.1,
                  momentum=0.0, nesterov=False, l2=0.0, shuffle=True, seed=None,
                  backend="loop", optimizer="sgd", betas=(0.9, 0.999), eps=1e-8,
-                 etas=(0.5, 1.2), step_sizes=(1e-6, 50.0), lr_schedule=None):
+                 etas=(0.5, 1.2), step_sizes=(1e-6, 50.0), lr_schedule=None, threads=None):
         self.net = net
         self.schedule = _validate.choice("schedule", schedule, SCHEDULES)
         self.batch_size = _validate.positive_int("batch_size", batch_size)
@@ -133,6 +137,7 @@ class Trainer:
         self.lr_schedule = schedules.as_schedule(lr_schedule)
         self.shuffle = bool(shuffle)
         self.backend = backend
+        self.threads = _validate.threads(threads)
         self.kernels = backends.get(backend)
         self.rng = np.random.default_rng(seed)
         self.reset()
@@ -152,6 +157,7 @@ class Trainer:
 
     def __setstate__(self, state):
         vars(self).update(state)
+        vars(self).setdefault("threads", None)  # pickled before the option existed
         _validate.own_arrays(self)
         self.kernels = backends.get(self.backend)
 
@@ -191,7 +197,8 @@ class Trainer:
                         nesterov=self.nesterov, l2=self.l2, shuffle=self.shuffle,
                         optimizer=self.optimizer, betas=self.betas, eps=self.eps,
                         etas=self.etas, step_sizes=self.step_sizes,
-                        lr_schedule=self.lr_schedule.to_dict(), backend=self.backend)
+                        lr_schedule=self.lr_schedule.to_dict(), backend=self.backend,
+                        threads=self.threads)
         extra = dict(trainer_settings=np.array(json.dumps(settings)),
                      trainer_state=self.state, trainer_steps=self.steps,
                      trainer_epoch=np.array(self.epoch),
@@ -359,6 +366,10 @@ class _Session:
         checked. Raises FloatingPointError if a cost is not finite, leaving the network
         at its last finite weights.
         """
+        with _threads(self.trainer.threads):
+            return self._run(order, on_chunk)
+
+    def _run(self, order, on_chunk):
         k, net, tr = self.kernels, self.net, self.trainer
         per_call = max(1, _SAMPLES_PER_CALL // self.batch_size) * self.batch_size
         total, seen, weight = 0.0, 0, 0.0
@@ -387,6 +398,21 @@ class _Session:
             if on_chunk is not None:
                 on_chunk(int(stats[1]), total / weight if weight else 0.0)
         return float(total), float(weight)
+
+
+@contextlib.contextmanager
+def _threads(count):
+    """Numba's thread count for the calling thread set to ``count`` (None: left as it is)."""
+    if count is None:
+        yield
+        return
+    import numba
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def _progress_bar(total):

@@ -274,6 +274,22 @@ def test_threads_give_bit_identical_results(schedule):
     np.testing.assert_array_equal(results[0], results[1])
 
 
+def test_threads_option_sets_numba_threads_for_the_fit_only():
+    import numba
+    X, labels = data(300, 64, 10, seed=11, dtype="float32", labels=True)
+    before = numba.get_num_threads()
+    results = []
+    for threads in (1, None):
+        net = fastbp.Network([64, 256, 10], activations=["tanh", "softmax"],
+                             loss="cross_entropy", seed=0)
+        fastbp.Trainer(net, schedule="fullbatch", seed=0, threads=threads).fit(X, labels, epochs=2)
+        assert numba.get_num_threads() == before
+        results.append(net.params.copy())
+    np.testing.assert_array_equal(results[0], results[1])
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        fastbp.Trainer(_net(), threads=0)
+
+
 def test_trainer_pickles_and_read_only_data_trains():
     import pickle
     X, Y = data(12, 3, 2, seed=12)
