@@ -14,7 +14,7 @@ arithmetic, so the vectorized backend applies them to whole NumPy arrays as well
 import math
 
 import numpy as np
-from numba.extending import register_jitable
+from numba.extending import overload, register_jitable
 
 from fastbp.kernels.codes import (ADAM, CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, H_ETA_MINUS,
                                   H_ETA_PLUS, H_L2, H_LR, H_MOMENTUM, H_NESTEROV, H_STEP_MAX,
@@ -181,6 +181,17 @@ def sgd_step(w, g, v, lr, momentum, nesterov, one):
     return w - lr * g, v
 
 
+def sqrt(x):
+    """np.sqrt for the vectorized backend's arrays; math.sqrt in compiled code (numba.cuda
+    compiles no NumPy ufunc for a real GPU)."""
+    return np.sqrt(x)
+
+
+@overload(sqrt)
+def _sqrt_compiled(x):
+    return lambda x: math.sqrt(x)
+
+
 @register_jitable
 def adam_step(w, g, m, v, step_size, beta1, beta2, sqrt_bc2, eps, one):
     """Adam as torch.optim.Adam; returns (w, m, v). m <- beta1 m + (1 - beta1) g,
@@ -188,7 +199,7 @@ def adam_step(w, g, m, v, step_size, beta1, beta2, sqrt_bc2, eps, one):
     with step_size = lr / (1 - beta1^t), sqrt_bc2 = sqrt(1 - beta2^t)."""
     m = beta1 * m + (one - beta1) * g
     v = beta2 * v + (one - beta2) * g * g
-    return w - step_size * m / (np.sqrt(v) / sqrt_bc2 + eps), m, v
+    return w - step_size * m / (sqrt(v) / sqrt_bc2 + eps), m, v
 
 
 @register_jitable
