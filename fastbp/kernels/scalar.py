@@ -16,6 +16,7 @@ import math
 import numpy as np
 from numba.extending import overload, register_jitable
 
+from fastbp.kernels import vmath
 from fastbp.kernels.codes import (ADAM, CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, H_ETA_MINUS,
                                   H_ETA_PLUS, H_L2, H_LR, H_MOMENTUM, H_NESTEROV, H_STEP_MAX,
                                   H_STEP_MIN, RELU, RPROP, SIGMOID, SOFTMAX, TANH)
@@ -25,15 +26,12 @@ from fastbp.kernels.codes import (ADAM, CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, 
 
 @register_jitable
 def activate(code, z, one):
-    """a = act(z) for the elementwise activations (softmax: ``softmax_row``)."""
+    """a = act(z) for the elementwise activations (softmax: ``softmax_row``); the float32
+    CPU forms of sigmoid and tanh vectorize (``vmath``)."""
     if code == SIGMOID:
-        # Branch on the sign so exp never overflows.
-        if z >= one - one:
-            return one / (one + math.exp(-z))
-        e = math.exp(z)
-        return e / (one + e)
+        return vmath.sigmoid(z, one)
     if code == TANH:
-        return math.tanh(z)
+        return vmath.tanh(z)
     if code == RELU:
         return z if z > one - one else one - one
     return z
@@ -59,7 +57,7 @@ def softmax_row(a, off, n, one):
         top = max(top, a[off + i])
     total = one - one
     for i in range(n):
-        e = math.exp(a[off + i] - top)
+        e = vmath.exp(a[off + i] - top)
         a[off + i] = e
         total += e
     inv = one / total
