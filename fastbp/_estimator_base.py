@@ -397,8 +397,10 @@ class _BaseMLP(BaseEstimator):
                 self.best_validation_score_ = score
                 best[0] = net.params.copy()
         else:
-            improved = self.loss_ <= self.best_loss_ - self.tol
-            self.best_loss_ = min(self.best_loss_, self.loss_)
+            # None: network_ was fitted with early_stopping, which tracks no best loss
+            best_loss = np.inf if self.best_loss_ is None else self.best_loss_
+            improved = self.loss_ <= best_loss - self.tol
+            self.best_loss_ = min(best_loss, self.loss_)
         self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
         return self._no_improvement_count > self.n_iter_no_change
 
@@ -703,3 +705,19 @@ _PREDICT_X_DOC = """
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Inputs.
 """
+
+
+def _class_doc(name, intro, examples, attributes=""):
+    """The numpydoc docstring of estimator ``name``: its own introduction, extra
+    attributes and examples around the sections both estimators share."""
+    other = {"MLPClassifier": "MLPRegressor", "MLPRegressor": "MLPClassifier"}[name]
+    role = {"MLPClassifier": "classification", "MLPRegressor": "regression"}[other]
+    return (intro + _PARAMETERS_DOC + "\n    Attributes\n    ----------" + attributes
+            + _ATTRIBUTES_DOC + f"""
+    See Also
+    --------
+    {other} : the {role} counterpart.
+    sklearn.neural_network.{name} : the estimator this one mirrors.
+
+    Notes
+    -----""" + _NOTES_DOC + "\n    Examples\n    --------\n" + examples)

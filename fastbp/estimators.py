@@ -10,8 +10,7 @@ scikit-learn is optional for fastbp as a whole and required by this module only.
 """
 import numpy as np
 
-from fastbp._estimator_base import (_ATTRIBUTES_DOC, _NOTES_DOC, _PARAMETERS_DOC,
-                                    _PARTIAL_FIT_DOC, _PREDICT_X_DOC, _BaseMLP)
+from fastbp._estimator_base import _PARTIAL_FIT_DOC, _PREDICT_X_DOC, _BaseMLP, _class_doc
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
@@ -40,7 +39,7 @@ def _doc(template, **fields):
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
-    __doc__ = """Multilayer perceptron classifier trained by fastbp's backpropagation kernels.
+    __doc__ = _class_doc("MLPClassifier", """Multilayer perceptron classifier trained by fastbp's backpropagation kernels.
 
     A scikit-learn estimator over :class:`fastbp.Network` and :class:`fastbp.Trainer`.
     Class labels of any kind (integers, strings, ...) are mapped to ``classes_``.
@@ -54,28 +53,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
       cross-entropy; each label is predicted where its probability exceeds 0.5;
     - one class: as scikit-learn, the network is trained on a single all-zero sigmoid
       target; ``predict`` returns that class.
-    """ + _PARAMETERS_DOC + """
-    Attributes
-    ----------
+    """, attributes="""
     classes_ : ndarray of shape (n_classes,)
-        Class labels, in the order of the columns of ``predict_proba``.
-    """ + _ATTRIBUTES_DOC + """
-    See Also
-    --------
-    MLPRegressor : the regression counterpart.
-    sklearn.neural_network.MLPClassifier : the estimator this one mirrors.
-
-    Notes
-    -----""" + _NOTES_DOC + """
-    Examples
-    --------
+        Class labels, in the order of the columns of ``predict_proba``.""", examples="""\
     >>> from fastbp.datasets import load_digits
     >>> from fastbp.estimators import MLPClassifier
     >>> X, y = load_digits()
-    >>> clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=60, random_state=0)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(64,), random_state=0)
     >>> clf.fit(X[:1400], y[:1400]).score(X[1400:], y[1400:]) > 0.9  # doctest: +SKIP
     True
-    """
+    """)
 
     @_doc(_PARTIAL_FIT_DOC, name="MLPClassifier", extra="""
         classes : array-like of shape (n_classes,), default=None
@@ -179,25 +166,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    __doc__ = """Multilayer perceptron regressor trained by fastbp's backpropagation kernels.
+    __doc__ = _class_doc("MLPRegressor", """Multilayer perceptron regressor trained by fastbp's backpropagation kernels.
 
     A scikit-learn estimator over :class:`fastbp.Network` and :class:`fastbp.Trainer`:
     an ``identity`` output layer with one unit per target and the ``mse`` loss,
     ``0.5 * sum_j (y_j - a_j)**2`` per sample. Multi-output targets are supported; a
     1-D ``y`` gives 1-D predictions. Targets are not rescaled: standardize them if
     their scale is far from 1.
-    """ + _PARAMETERS_DOC + """
-    Attributes
-    ----------""" + _ATTRIBUTES_DOC + """
-    See Also
-    --------
-    MLPClassifier : the classification counterpart.
-    sklearn.neural_network.MLPRegressor : the estimator this one mirrors.
-
-    Notes
-    -----""" + _NOTES_DOC + """
-    Examples
-    --------
+    """, examples="""\
     >>> import numpy as np
     >>> from fastbp.estimators import MLPRegressor
     >>> rng = np.random.default_rng(0)
@@ -206,7 +182,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     >>> reg = MLPRegressor(hidden_layer_sizes=(32,), activation="tanh", random_state=0)
     >>> reg.fit(X, y).predict(X[:3]).shape  # doctest: +SKIP
     (3,)
-    """
+    """)
 
     @_doc(_PARTIAL_FIT_DOC, name="MLPRegressor", extra="",
           y="""array-like of shape (n_samples,) or (n_samples, n_outputs)

@@ -1,13 +1,17 @@
 """scikit-learn estimators: the estimator checks, then fastbp-specific behaviour."""
+import pathlib
 import pickle
+import re
 import subprocess
 import sys
+import tracemalloc
 import warnings
 
 import numpy as np
 import pytest
 
 sklearn = pytest.importorskip("sklearn")
+import scipy.sparse as sp  # noqa: E402  (a dependency of scikit-learn)
 
 from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
@@ -16,6 +20,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
+from fastbp import _estimator_base  # noqa: E402
 from fastbp.datasets import load_digits  # noqa: E402
 from fastbp.estimators import MLPClassifier, MLPRegressor  # noqa: E402
 
@@ -503,3 +508,212 @@ def test_early_stopping_classifier_and_verbose(capsys):
     out = capsys.readouterr().out
     assert "Iteration 1, loss = " in out and "Validation score: " in out
     assert "did not improve more than tol" in out
+
+
+# -- sparse input ---------------------------------------------------------------------------
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("to_sparse", [sp.csr_matrix, sp.csc_array])
+def test_sparse_input_equals_dense(to_sparse, monkeypatch):
+    X, y = load_digits()
+    X, y = X[:150], y[:150]
+    kwargs = dict(hidden_layer_sizes=(8,), max_iter=4, early_stopping=True, random_state=0)
+    dense = MLPClassifier(**kwargs).fit(X, y)
+    sparse = MLPClassifier(**kwargs).fit(to_sparse(X), y)
+    np.testing.assert_array_equal(sparse.network_.params, dense.network_.params)
+    assert sparse.validation_scores_ == dense.validation_scores_
+    np.testing.assert_array_equal(sparse.predict_proba(to_sparse(X)), dense.predict_proba(X))
+    monkeypatch.setattr(_estimator_base, "_PREDICT_ROWS", 7)  # predict in many chunks
+    # (the kernels may round a row differently in a batch of another size)
+    np.testing.assert_allclose(sparse.predict_proba(to_sparse(X)), dense.predict_proba(X),
+                               rtol=1e-5)
+    np.testing.assert_array_equal(sparse.predict(to_sparse(X)), dense.predict(X))
+    sparse.set_params(early_stopping=False).partial_fit(to_sparse(X), y, np.ones(150))
+    dense.set_params(early_stopping=False).partial_fit(X, y, np.ones(150))
+    np.testing.assert_array_equal(sparse.network_.params, dense.network_.params)
+    reg = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    np.testing.assert_array_equal(reg.fit(to_sparse(X), y).network_.params,
+                                  clone(reg).fit(X, y).network_.params)
+    assert reg.predict(to_sparse(X[:9])).shape == (9,)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_sparse_memory_is_one_dense_copy_in_fit_and_chunks_in_predict(monkeypatch):
+    """fit densifies a sparse X once, in the network's dtype (no second copy for a
+    dtype conversion); predict densifies _PREDICT_ROWS rows at a time."""
+    n, d = 6000, 400
+    X = sp.random(n, d, density=0.01, format="csr", random_state=0, dtype=np.float64)
+    y = np.arange(n) % 2
+    dense_bytes = n * d * 4  # the float32 network's dense copy
+    clf = MLPClassifier(hidden_layer_sizes=(2,), max_iter=1, dtype="float32", random_state=0)
+    clf.fit(X[:50], y[:50])  # compile outside the measurement
+    tracemalloc.start()
+    try:
+        clf.fit(X, y)
+        fit_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        monkeypatch.setattr(_estimator_base, "_PREDICT_ROWS", 500)
+        clf.predict_proba(X)
+        predict_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert dense_bytes <= fit_peak < 1.3 * dense_bytes, fit_peak / dense_bytes
+    assert predict_peak < 0.25 * dense_bytes, predict_peak / dense_bytes
+
+
+# -- sample weights -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("Estimator,schedule", [(MLPClassifier, "minibatch"),
+                                                (MLPRegressor, "fullbatch")])
+def test_integer_weights_equal_repeated_rows_in_full_batch(Estimator, schedule):
+    """With one batch per epoch and float64, weight k equals the row repeated k times
+    (0: left out): the weighted mean gradient is the repeated rows' mean."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int) if Estimator is MLPClassifier else X[:, 0] * X[:, 1]
+    sw = rng.integers(0, 4, 40)
+    kwargs = dict(hidden_layer_sizes=(5,), schedule=schedule, max_iter=15,
+                  n_iter_no_change=np.inf, learning_rate_init=0.01, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        weighted = Estimator(**kwargs).fit(X, y, sample_weight=sw)
+        repeated = Estimator(**kwargs).fit(np.repeat(X, sw, axis=0), np.repeat(y, sw))
+    np.testing.assert_allclose(weighted.network_.params, repeated.network_.params,
+                               rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(weighted.loss_curve_, repeated.loss_curve_, rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_weights_are_scale_free_and_score_the_validation_split():
+    """fastbp's update follows sum w g / sum w with an unnormalized L2 term, so scaling
+    every weight changes nothing; early stopping scores the held-out share weighted."""
+    X, Y = _smooth(200)
+    y = Y[:, 0]
+    sw = np.random.default_rng(1).uniform(0, 2, 200)
+    kwargs = dict(hidden_layer_sizes=(8,), alpha=0.1, max_iter=8, early_stopping=True,
+                  learning_rate_init=0.01, random_state=0)
+    reg = MLPRegressor(**kwargs).fit(X, y, sample_weight=sw)
+    scaled = MLPRegressor(**kwargs).fit(X, y, sample_weight=3 * sw)
+    np.testing.assert_allclose(scaled.network_.params, reg.network_.params, rtol=1e-9)
+    rng = np.random.RandomState(0)
+    rng.randint(2 ** 31 - 1, size=2)
+    _, X_val, _, y_val, _, sw_val = train_test_split(X, y, sw, test_size=0.1,
+                                                     random_state=rng)
+    assert reg.score(X_val, y_val, sample_weight=sw_val) == pytest.approx(
+        reg.best_validation_score_, rel=1e-12)
+    assert reg.score(X_val, y_val) != pytest.approx(reg.best_validation_score_, rel=1e-6)
+    # sklearn's positional order: partial_fit(X, y, sample_weight, classes)
+    clf = MLPClassifier(hidden_layer_sizes=(3,)).partial_fit(X, y > 0, sw, [False, True])
+    assert list(clf.classes_) == [False, True]
+
+
+@pytest.mark.parametrize("sample_weight,match", [
+    (-np.ones(20), "sample_weight"),
+    (np.ones(21), "sample_weight"),
+    (np.ones((20, 2)), "1D array"),
+    (np.r_[np.nan, np.ones(19)], "NaN"),
+    (np.zeros(20), "zero"),
+    ("train", "zero on every training sample"),
+    ("validation", "zero on every sample of the early-stopping validation split"),
+])
+def test_bad_sample_weight_fails_before_anything_changes(sample_weight, match):
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    reg = MLPRegressor(early_stopping=True, validation_fraction=0.5, random_state=2)
+    if isinstance(sample_weight, str):  # weight on one side of the split only
+        rng = np.random.RandomState(2)
+        rng.randint(2 ** 31 - 1, size=2)
+        train, _ = train_test_split(np.arange(20), test_size=0.5, random_state=rng)
+        on_train = np.isin(np.arange(20), train)
+        sample_weight = (on_train if sample_weight == "validation" else ~on_train) * 1.0
+    with pytest.raises(ValueError, match=match):
+        reg.fit(X, y, sample_weight=sample_weight)
+    assert not hasattr(reg, "network_")
+
+
+# -- early stopping split, threads, warm start ----------------------------------------------
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_early_stopping_split_as_scikit_learn():
+    """scikit-learn stratifies the split for one output column only: multiclass data
+    too small to stratify (2 held-out rows, 3 classes) fits; binary data is stratified
+    on the 0/1 column, so its error names the class 'True'."""
+    X = np.random.default_rng(0).normal(size=(10, 2))
+    y = np.array([0, 1, 2] * 3 + [0])
+    clf = MLPClassifier(hidden_layer_sizes=(3,), early_stopping=True,
+                        validation_fraction=0.2, max_iter=3, random_state=0).fit(X, y)
+    rng = np.random.RandomState(0)
+    rng.randint(2 ** 31 - 1, size=2)
+    _, X_val, _, y_val = train_test_split(X, y, test_size=0.2, random_state=rng)
+    assert clf.validation_scores_[0] == clf.score(X_val, y_val) or clf.n_iter_ > 1
+    assert len(clf.validation_scores_) == 3
+    with pytest.raises(ValueError, match=r"too few members are: \['True'\]"):
+        MLPClassifier(early_stopping=True).fit(X[:4], [0, 0, 0, 1])
+
+
+def test_threads_reach_the_trainer_and_change_no_result():
+    import numba
+    X, y = load_digits()
+    X, y = X[:200], y[:200]
+    before = numba.get_num_threads()
+    kwargs = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one = MLPClassifier(threads=1, **kwargs).fit(X, y)
+        default = MLPClassifier(**kwargs).fit(X, y)
+    assert one._trainer.threads == 1 and default._trainer.threads is None
+    np.testing.assert_array_equal(one.network_.params, default.network_.params)
+    np.testing.assert_array_equal(one.predict_proba(X), default.predict_proba(X))
+    assert numba.get_num_threads() == before
+    one.set_params(threads=2).partial_fit(X, y)
+    assert one._trainer.threads == 2
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_warm_start_classes_message():
+    """scikit-learn's test_warm_start with adam in place of lbfgs (which it needs)."""
+    X, y = load_digits()
+    X, y = X[:150], y[:150] % 3
+    clf = MLPClassifier(hidden_layer_sizes=2, warm_start=True, max_iter=2,
+                        random_state=42).fit(X, y)
+    clf.fit(X, y)
+    message = ("warm_start can only be used where `y` has the same classes as in the "
+               "previous call to fit. Previously got [0 1 2], `y` has [0 1 2 3]")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        clf.fit(X, np.r_[y[:-1], 3])
+
+
+# -- the README's example -------------------------------------------------------------------
+
+def _readme_sklearn_example():
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## scikit-learn"):]
+    return section[section.index("```python") + 9:section.index("```\n", section.index("```python"))]
+
+
+def test_readme_grid_search_example_reaches_a_good_score_in_every_cell():
+    """The README's GridSearchCV example as written, with every cell of its grid fitted
+    once on the example's training rows and scored on its held-out rows (cross-validating
+    every cell would cost five times as much)."""
+    import fastbp
+    from sklearn.model_selection import ParameterGrid
+
+    cells = {}
+
+    class OneFitPerCell:  # stands in for GridSearchCV
+        def __init__(self, estimator, grid):
+            self.estimator, self.grid = estimator, grid
+
+        def fit(self, X, y):
+            for params in ParameterGrid(self.grid):
+                cells[str(params)] = clone(self.estimator).set_params(**params).fit(X, y)
+            return self
+
+        def score(self, X, y):
+            for key, est in cells.items():
+                cells[key] = est.score(X, y)
+
+    X, y = load_digits()
+    code = _readme_sklearn_example().replace("from sklearn.model_selection import "
+                                             "GridSearchCV\n", "")
+    exec(code, {"fastbp": fastbp, "GridSearchCV": OneFitPerCell, "X": X, "y": y})
+    assert len(cells) == 4 and min(cells.values()) > 0.9, cells
