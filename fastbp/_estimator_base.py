@@ -120,6 +120,10 @@ class _ParameterList(list):
     append = extend = insert = pop = remove = clear = __delitem__ = __iadd__ = _fixed_length
     sort = reverse = _fixed_length
 
+    def __reduce__(self):
+        # pickle and copy.deepcopy give a plain list of arrays (copies, not views)
+        return list, (list(self),)
+
 
 def _checked_item(name, i, view, value):
     """value as an array of view's shape (ValueError naming ``name[i]`` otherwise)."""

@@ -1,4 +1,5 @@
 """scikit-learn estimators: the estimator checks, then fastbp-specific behaviour."""
+import copy
 import pathlib
 import pickle
 import re
@@ -340,6 +341,9 @@ def test_coefs_and_intercepts_are_assignable():
     with pytest.raises(TypeError, match="length"):
         reg.coefs_.append(np.zeros((3, 2)))
     np.testing.assert_array_equal(reg.network_.params, before)  # nothing changed
+    for copied in (pickle.loads(pickle.dumps(reg.coefs_)), copy.deepcopy(reg.coefs_)):
+        assert type(copied) is list and not np.shares_memory(copied[0], reg.network_.params)
+        np.testing.assert_array_equal(copied[1], reg.coefs_[1])
     with pytest.raises(NotFittedError):
         MLPRegressor().coefs_ = [np.zeros((2, 3))]
     assert not hasattr(MLPRegressor(), "coefs_")
