@@ -78,8 +78,7 @@ def test_sample_weight_checks_run():
     for est in (MLPClassifier(), MLPRegressor()):
         names = {name(p) for p in parametrize_with_checks([est]).args[1]}
         assert {*_WEIGHTS_AS_REPEATS, "check_sample_weights_shape",
-                "check_sample_weights_not_overwritten",
-                "check_all_zero_sample_weights_error"} <= names, names
+                "check_sample_weights_not_overwritten"} <= names, names
 
 def test_import_without_sklearn_names_the_install():
     code = ("import sys; sys.modules['sklearn'] = None\n"
@@ -648,10 +647,13 @@ def test_early_stopping_split_as_scikit_learn():
     rng = np.random.RandomState(0)
     rng.randint(2 ** 31 - 1, size=2)
     _, X_val, _, y_val = train_test_split(X, y, test_size=0.2, random_state=rng)
-    assert clf.validation_scores_[0] == clf.score(X_val, y_val) or clf.n_iter_ > 1
+    # the held-out rows are the unstratified split's: the kept weights score them best
+    assert clf.score(X_val, y_val) == clf.best_validation_score_
     assert len(clf.validation_scores_) == 3
-    with pytest.raises(ValueError, match=r"too few members are: \['True'\]"):
+    with pytest.raises(ValueError, match="least populated class") as info:
         MLPClassifier(early_stopping=True).fit(X[:4], [0, 0, 0, 1])
+    if "too few members" in str(info.value):  # scikit-learn >= 1.8 names the classes
+        assert "too few members are: ['True']" in str(info.value)
 
 
 def test_threads_reach_the_trainer_and_change_no_result():
