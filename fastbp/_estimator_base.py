@@ -10,18 +10,19 @@ import warnings
 import numpy as np
 
 try:
+    import scipy.sparse as sp
     from sklearn.base import BaseEstimator, is_classifier
-    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.exceptions import ConvergenceWarning, NotFittedError
     from sklearn.model_selection import train_test_split
     from sklearn.utils import check_random_state
-    from sklearn.utils.validation import check_is_fitted, validate_data
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError("fastbp.estimators (MLPClassifier, MLPRegressor) needs scikit-learn "
                       ">= 1.6; install it with `pip install scikit-learn`") from exc
 
 from fastbp import _validate, schedules
 from fastbp.network import Network
-from fastbp.trainer import SCHEDULES, Trainer
+from fastbp.trainer import SCHEDULES, Trainer, _threads
 
 # scikit-learn's activation names -> fastbp's ("sigmoid" is accepted as well).
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid",
@@ -61,19 +62,92 @@ _LEARNING_RATES = {
 _SEED_HIGH = 2 ** 31 - 1
 
 
+class _Diverged(ValueError, FloatingPointError):
+    """A fit diverged. scikit-learn raises ValueError ("Solver produced non-finite
+    parameter weights...") and fastbp documents FloatingPointError: this is both, so code
+    written for either catches it."""
+
+
+def _dense(X):
+    """X as the dense C-ordered array the kernels train on (a no-op for dense X).
+
+    Sparse X is densified once per fit, not per batch: the loop backend runs a whole
+    epoch, every batch of it in a shuffled order, inside one compiled call that indexes
+    the rows of one dense X, so a per-batch conversion would mean one Python call per
+    batch (or a sparse-aware kernel). The cost is one dense copy of X in the network's
+    dtype (X is already cast while sparse, so no second copy is made); ``partial_fit``
+    on chunks of rows bounds it. Prediction densifies in chunks (``_PREDICT_ROWS``).
+    """
+    if not sp.issparse(X):
+        return X
+    try:
+        return X.toarray()
+    except MemoryError:
+        need = X.shape[0] * X.shape[1] * X.dtype.itemsize
+        raise MemoryError(
+            f"sparse X of shape {X.shape} needs {need / 2 ** 30:.1f} GiB as the dense "
+            f"{X.dtype} array fastbp trains on; train on chunks of rows with partial_fit, "
+            "use fewer features, or dtype='float32'") from None
+
+
+# Rows of a sparse X densified at a time in predict: bounds its memory to this many rows.
+_PREDICT_ROWS = 4096
+
+
+class _ParameterList(list):
+    """``coefs_`` / ``intercepts_``: a list of views into the network's parameters.
+
+    Writing into an item (``coefs_[0][...] = W``) or assigning one (``coefs_[0] = W``)
+    changes the network; the latter copies W in after a shape check. The list's length
+    is the network's number of layers and cannot change.
+    """
+
+    def __init__(self, name, views):
+        super().__init__(views)
+        self._name = name
+
+    def __setitem__(self, index, value):
+        if not isinstance(index, numbers.Integral):
+            raise TypeError(f"{self._name} items are assigned one at a time, by an "
+                            f"integer index; got {index!r}")
+        view = self[index]
+        view[...] = _checked_item(self._name, index % len(self), view, value)
+
+    def _fixed_length(self, *args, **kwargs):
+        raise TypeError(f"{self._name} holds one array per layer of network_; its length "
+                        "cannot change")
+
+    append = extend = insert = pop = remove = clear = __delitem__ = __iadd__ = _fixed_length
+    sort = reverse = _fixed_length
+
+    def __reduce__(self):
+        # pickle and copy.deepcopy give a plain list of arrays (copies, not views)
+        return list, (list(self),)
+
+
+def _checked_item(name, i, view, value):
+    """value as an array of view's shape (ValueError naming ``name[i]`` otherwise)."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}[{i}] must hold real numbers; got dtype {arr.dtype}")
+    if arr.shape != view.shape:
+        raise ValueError(f"{name}[{i}] must have shape {view.shape}; got {arr.shape}")
+    return arr
+
+
 class _BaseMLP(BaseEstimator):
     """Shared fit/partial_fit machinery; the subclasses say how targets are encoded."""
 
     # One signature for both estimators (get_params reads it). A new solver's own
     # parameters (say beta_1, beta_2 for adam) go here and into its _SOLVERS entry.
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="sgd",
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=1e-4, batch_size="auto", learning_rate="constant",
                  learning_rate_init=0.001, power_t=0.5, momentum=0.9,
                  nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  max_iter=200, shuffle=True, random_state=None,
                  tol=1e-4, verbose=False, warm_start=False, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, backend="loop",
-                 dtype="float32", schedule="minibatch"):
+                 dtype=None, schedule="minibatch", threads=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -99,20 +173,23 @@ class _BaseMLP(BaseEstimator):
         self.backend = backend
         self.dtype = dtype
         self.schedule = schedule
+        self.threads = threads
 
     # -- hooks for the subclasses -------------------------------------------------------
 
-    def _validate_targets(self, X, y, reset, incremental):
-        """(X, Y, y_score): validated inputs, the (n, n_outputs) target matrix the
-        network trains on, and y in the form ``_score_arrays`` compares against."""
+    def _validate_targets(self, X, y, reset, incremental, dtype):
+        """(X, Y, y_score): X validated to ``dtype`` (sparse CSR/CSC kept sparse), the
+        (n, n_outputs) target matrix the network trains on, and y in the form
+        ``_score_arrays`` compares against."""
         raise NotImplementedError
 
     def _output(self):
         """(output activation, loss) of the network."""
         raise NotImplementedError
 
-    def _score_arrays(self, X, y):
-        """Validation score (higher is better) of already validated arrays."""
+    def _score_arrays(self, X, y, sample_weight):
+        """Validation score (higher is better) of already validated dense arrays; NaN
+        when the network's output is not finite (a diverging fit), as scikit-learn."""
         raise NotImplementedError
 
     # -- parameters ---------------------------------------------------------------------
@@ -157,9 +234,10 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             _validate.real("validation_fraction", self.validation_fraction, 0.0, False,
                            high=1.0)
+        _validate.threads(self.threads)
         return dict(hidden=[int(h) for h in hidden],
                     activation=_ACTIVATIONS[self.activation],
-                    dtype=_validate.as_dtype(self.dtype))
+                    dtype=None if self.dtype is None else _validate.as_dtype(self.dtype))
 
     def _batch_size(self, n_samples):
         """min(200, n) for 'auto', else batch_size clipped to n (with a warning)."""
@@ -175,40 +253,58 @@ class _BaseMLP(BaseEstimator):
         return dict(schedule=self.schedule, batch_size=1,  # set per call, see _fit
                     learning_rate=self.learning_rate_init, l2=self.alpha,
                     shuffle=bool(self.shuffle), seed=seed, backend=self.backend,
+                    threads=self.threads,
                     lr_schedule=_LEARNING_RATES[self.learning_rate](self),
                     **_SOLVERS[self.solver](self))
 
+    def _sample_weight(self, sample_weight, X):
+        """Weights as scikit-learn checks them, in X's dtype (as scikit-learn: the
+        weighted mean then rounds as the data do), or None."""
+        if sample_weight is None:
+            return None
+        sw = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+        if not sw.any():  # scikit-learn < 1.9 lets this through; Trainer.fit does not
+            raise ValueError("sample_weight is zero everywhere: there is no sample weight "
+                             "to learn from")
+        return sw
+
     # -- training -----------------------------------------------------------------------
 
-    def _fit(self, X, y, incremental):
+    def _fit(self, X, y, sample_weight, incremental):
         settings = self._check_params()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         fitted = hasattr(self, "network_")
         first = not fitted or not (self.warm_start or incremental)
-        X, Y, y_score = self._validate_targets(X, y, reset=first, incremental=incremental)
+        # The network's dtype: dtype= if given, else the input's as scikit-learn has it
+        # (float32 stays float32, anything else becomes float64); a network that goes on
+        # training keeps its own.
+        dtype = (settings["dtype"] or (np.float64, np.float32)) if first else self.network_.dtype
+        X, Y, y_score = self._validate_targets(X, y, reset=first, incremental=incremental,
+                                               dtype=dtype)
+        sw = self._sample_weight(sample_weight, X)
         rng = check_random_state(self.random_state)
         if first:
+            settings["dtype"] = X.dtype
             net = self._new_network(X.shape[1], Y.shape[1], settings, rng)
         else:
             net = self.network_
             self._check_warm_network(net, Y.shape[1], settings)
         if incremental and fitted:
             trainer = self._trainer  # momentum (optimizer state) carries over
+            trainer.threads = _validate.threads(self.threads)
             trainer_options = self._trainer_kwargs
         else:
             trainer_options = self._trainer_options(int(rng.randint(_SEED_HIGH)))
             trainer = Trainer(net, **trainer_options)
 
+        X_val = y_val = sw_val = None
         if self.early_stopping:
-            # Stratify single-output classification, as scikit-learn does.
-            stratify = y_score if is_classifier(self) and y_score.ndim == 1 else None
-            X, X_val, Y, _, _, y_val = train_test_split(
-                X, Y, y_score, test_size=self.validation_fraction, random_state=rng,
-                stratify=stratify)
-            if X_val.shape[0] < 2:
-                raise ValueError("The validation set is too small. Increase "
-                                 "'validation_fraction' or the size of your dataset.")
+            X, X_val, Y, y_score, y_val, sw, sw_val = self._split(X, Y, y_score, sw, rng)
+        if sw is not None and not sw.any():
+            raise ValueError("sample_weight is zero on every training sample left after "
+                             "the early-stopping split")
+        X, X_val = _dense(X), _dense(X_val)
         trainer.batch_size = self._batch_size(X.shape[0])
 
         if first:
@@ -228,39 +324,34 @@ class _BaseMLP(BaseEstimator):
         # Rebuilding the Trainer after unpickling needs the arguments it was made with.
         self._trainer, self._trainer_kwargs = trainer, trainer_options
         self.n_iter_ = 0
-        best_params = net.params.copy() if self.early_stopping else None
+        best = [net.params.copy()] if self.early_stopping else None
 
         def after_epoch(epoch, history):
-            nonlocal best_params
-            self.n_iter_ += 1
-            self.loss_curve_.append(history.loss[-1])
-            self.loss_ = history.loss[-1]
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-            if self.early_stopping:
-                score = self._score_arrays(X_val, y_val)
-                self.validation_scores_.append(score)
-                if self.verbose:
-                    print(f"Validation score: {score:f}")
-                improved = score >= self.best_validation_score_ + self.tol
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    best_params = net.params.copy()
-            else:
-                improved = self.loss_ <= self.best_loss_ - self.tol
-                self.best_loss_ = min(self.best_loss_, self.loss_)
-            self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
-            return self._no_improvement_count > self.n_iter_no_change
+            return self._after_epoch(history.loss[-1], net, best, X_val, y_val, sw_val)
 
         epochs = 1 if incremental else self.max_iter
         try:
-            history = trainer.fit(X, Y, epochs=epochs, callback=after_epoch)
+            with _threads(self.threads):  # also for the validation scoring
+                history = trainer.fit(X, Y, epochs=epochs, callback=after_epoch,
+                                      sample_weight=sw)
         except FloatingPointError as exc:
-            raise FloatingPointError(f"{type(self).__name__}: {exc} The estimator was "
-                                     "trained with learning_rate_init="
-                                     f"{self.learning_rate_init}.") from exc
-        if best_params is not None:
-            net.params[...] = best_params
+            detail = (f"{type(self).__name__}: {exc} The estimator was trained with "
+                      f"learning_rate_init={self.learning_rate_init}.")
+            if not self.early_stopping:
+                raise _Diverged("Solver produced non-finite parameter weights. The input "
+                                "data may contain large values and need to be "
+                                f"preprocessed. ({detail})") from exc
+            # As scikit-learn: the diverged epoch scores NaN, the best weights are kept.
+            self.n_iter_ += 1
+            self.loss_curve_.append(np.nan)
+            self.loss_ = np.nan
+            self.validation_scores_.append(np.nan)
+            net.params[...] = best[0]
+            warnings.warn(f"{detail} Training stopped; the weights of the best validation "
+                          "score are kept.", ConvergenceWarning)
+            return self
+        if best is not None:
+            net.params[...] = best[0]
         if incremental:
             return self
         if history.stopped_early:
@@ -273,6 +364,49 @@ class _BaseMLP(BaseEstimator):
                           "reached and the optimization hasn't converged yet.",
                           ConvergenceWarning)
         return self
+
+    def _split(self, X, Y, y_score, sw, rng):
+        """The early-stopping split, made as scikit-learn makes it: stratified only for
+        one output column (binary or one-class y, on the 0/1 column: so the classes are
+        named 'True'/'False' in its errors), never for multiclass or multilabel y nor for
+        regression. Returns the training then the validation X, Y-and-y_score, weights."""
+        stratify = Y.astype(bool) if is_classifier(self) and Y.shape[1] == 1 else None
+        arrays = [X, Y, y_score] + ([] if sw is None else [sw])
+        parts = train_test_split(*arrays, test_size=self.validation_fraction,
+                                 random_state=rng, stratify=stratify)
+        X, X_val, Y, _, y_score, y_val = parts[:6]
+        sw, sw_val = parts[6:] if sw is not None else (None, None)
+        if X_val.shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase "
+                             "'validation_fraction' or the size of your dataset.")
+        if sw_val is not None and not sw_val.any():
+            raise ValueError("sample_weight is zero on every sample of the early-stopping "
+                             "validation split; it cannot be scored")
+        return X, X_val, Y, y_score, y_val, sw, sw_val
+
+    def _after_epoch(self, loss, net, best, X_val, y_val, sw_val):
+        """Record an epoch as scikit-learn does; True stops training."""
+        self.n_iter_ += 1
+        self.loss_curve_.append(loss)
+        self.loss_ = loss
+        if self.verbose:
+            print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+        if self.early_stopping:
+            score = self._score_arrays(X_val, y_val, sw_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print(f"Validation score: {score:f}")
+            improved = score >= self.best_validation_score_ + self.tol
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                best[0] = net.params.copy()
+        else:
+            # None: network_ was fitted with early_stopping, which tracks no best loss
+            best_loss = np.inf if self.best_loss_ is None else self.best_loss_
+            improved = self.loss_ <= best_loss - self.tol
+            self.best_loss_ = min(best_loss, self.loss_)
+        self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
+        return self._no_improvement_count > self.n_iter_no_change
 
     def _new_network(self, n_in, n_out, settings, rng):
         out_activation, loss = self._output()
@@ -288,35 +422,113 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"{type(self).__name__} was fitted with layer sizes "
                              f"{net.layer_sizes}; the current hidden_layer_sizes and targets "
                              f"need {want}. Set warm_start=False to fit a new network.")
-        if net.dtype != settings["dtype"] or (settings["hidden"]
-                                              and net.activations[0] != settings["activation"]):
+        dtype_changed = settings["dtype"] is not None and net.dtype != settings["dtype"]
+        if dtype_changed or (settings["hidden"]
+                             and net.activations[0] != settings["activation"]):
             raise ValueError("dtype and activation cannot change between warm-started or "
                              "partial fits; set warm_start=False to fit a new network.")
 
-    # -- prediction ---------------------------------------------------------------------
+    # -- fitting and prediction ---------------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None):
+        """Train the network on (X, y) for up to ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training inputs (CSR or CSC sparse matrices are densified, see Notes).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets: class labels, or a 0/1 indicator matrix for multilabel
+            classification (``MLPClassifier``); real values (``MLPRegressor``).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample (see Notes); None weighs all alike.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError, FloatingPointError
+            One exception of both classes when training diverges (not finite) without
+            ``early_stopping``; its message starts as scikit-learn's.
+
+        Warns
+        -----
+        ConvergenceWarning
+            When ``max_iter`` epochs ran without the stopping criterion being met, or a
+            fit with ``early_stopping`` diverged (it keeps the best epoch's weights).
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "network_")
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
     def _forward(self, X):
-        """Network outputs for X, validated against the fit, as float64 (n, n_outputs)."""
+        """Network outputs for X, validated against the fit, shape (n, n_outputs).
+
+        The network computes in its dtype; the outputs come in the dtype NumPy promotes
+        X's floating dtype and the network's to (float64 unless both are float32), which
+        is the dtype scikit-learn's own matrix products give.
+        """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=self.network_.dtype)
-        return self.network_.forward(X, backend=self.backend).astype(np.float64)
+        net = self.network_
+        X = validate_data(self, X, reset=False, accept_sparse=("csr", "csc"),
+                          dtype=(np.float64, np.float32))
+        dtype = np.result_type(X.dtype, net.dtype)
+        with _threads(self.threads):
+            if not sp.issparse(X):
+                return net.forward(X, backend=self.backend).astype(dtype, copy=False)
+            X = X.tocsr().astype(net.dtype, copy=False)
+            out = np.empty((X.shape[0], net.layer_sizes[-1]), dtype)
+            for lo in range(0, X.shape[0], _PREDICT_ROWS):
+                out[lo:lo + _PREDICT_ROWS] = net.forward(X[lo:lo + _PREDICT_ROWS].toarray(),
+                                                         backend=self.backend)
+            return out
 
     # -- fitted views -------------------------------------------------------------------
+
+    def _fitted_network(self, name):
+        if not hasattr(self, "network_"):
+            raise NotFittedError(f"{name} exists once {type(self).__name__} is fitted: it "
+                                 "is a view of network_")
+        return self.network_
+
+    def _assign(self, name, views, values):
+        values = list(values)
+        if len(values) != len(views):
+            raise ValueError(f"{name} needs {len(views)} arrays, one per layer; got "
+                             f"{len(values)}")
+        checked = [_checked_item(name, i, v, a) for i, (v, a) in enumerate(zip(views, values))]
+        for view, arr in zip(views, checked):  # all checked before any is written
+            view[...] = arr
 
     @property
     def coefs_(self):
         """List of weight matrices, ``coefs_[i]`` of shape (n_in, n_out): transposed
-        views of ``network_.weights`` (writes go into the network)."""
-        return [W.T for W in self.network_.weights]
+        views of ``network_.weights``. Writes into them, item assignment
+        (``coefs_[i] = W``) and assignment of a whole list copy into the network."""
+        return _ParameterList("coefs_", [W.T for W in self._fitted_network("coefs_").weights])
+
+    @coefs_.setter
+    def coefs_(self, values):
+        self._assign("coefs_", self.coefs_, values)
 
     @property
     def intercepts_(self):
         """List of bias vectors, ``intercepts_[i]`` of shape (n_out,): views of
-        ``network_.biases``."""
-        return list(self.network_.biases)
+        ``network_.biases``; assignable as ``coefs_``."""
+        return _ParameterList("intercepts_", self._fitted_network("intercepts_").biases)
+
+    @intercepts_.setter
+    def intercepts_(self, values):
+        self._assign("intercepts_", self.intercepts_, values)
 
 
 _PARAMETERS_DOC = """
@@ -327,9 +539,9 @@ _PARAMETERS_DOC = """
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
         Activation of the hidden layers (``"logistic"`` is fastbp's ``"sigmoid"``,
         which is accepted too).
-    solver : {"sgd", "adam", "rprop"}, default="sgd"
-        The optimizer of :class:`fastbp.Trainer`: gradient descent with classical or
-        Nesterov momentum, Adam, or RPROP (iRprop-; ``learning_rate_init`` is its initial
+    solver : {"adam", "sgd", "rprop"}, default="adam"
+        The optimizer of :class:`fastbp.Trainer`: Adam, gradient descent with classical
+        or Nesterov momentum, or RPROP (iRprop-; ``learning_rate_init`` is its initial
         step size; best with ``schedule="fullbatch"``).
     alpha : float, default=1e-4
         L2 penalty ``(alpha / 2) * sum W**2`` added to the *mean* per-sample cost of each
@@ -340,9 +552,9 @@ _PARAMETERS_DOC = """
         Samples per update of the ``"minibatch"`` schedule; ``"auto"`` is
         ``min(200, n_samples)``. Larger values are clipped to ``n_samples``.
     learning_rate_init : float, default=0.001
-        Step size, constant throughout training. The default is scikit-learn's; with
-        standardized inputs and targets plain SGD often does better with 0.01 to 0.1
-        (larger steps can diverge on unscaled targets: ``FloatingPointError``).
+        Step size (RPROP: initial step size). The default is scikit-learn's and suits
+        Adam; with standardized inputs and targets plain SGD often does better with 0.01
+        to 0.1 (larger steps can diverge on unscaled targets, see ``fit``).
     learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
         Per-epoch schedule of the step size (:mod:`fastbp.schedules`): ``"invscaling"``
         is ``learning_rate_init / (1 + epoch) ** power_t`` (scikit-learn counts samples
@@ -351,10 +563,11 @@ _PARAMETERS_DOC = """
     power_t : float, default=0.5
         Exponent of ``"invscaling"``.
     momentum : float, default=0.9
-        Momentum in [0, 1): ``v <- momentum * v + g``, ``w <- w - learning_rate_init * v``
-        (for a constant step the same iterates as scikit-learn's formulation).
+        Momentum in [0, 1) of ``solver="sgd"``: ``v <- momentum * v + g``,
+        ``w <- w - learning_rate_init * v`` (for a constant step the same iterates as
+        scikit-learn's formulation).
     nesterovs_momentum : bool, default=True
-        Use Nesterov's momentum (ignored when ``momentum == 0``).
+        Use Nesterov's momentum (``solver="sgd"``; ignored when ``momentum == 0``).
     beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
         Adam's moment decay rates and denominator term (``solver="adam"``).
     max_iter : int, default=200
@@ -384,11 +597,18 @@ _PARAMETERS_DOC = """
         Epochs without an improvement of ``tol`` tolerated before stopping.
     backend : {"loop", "vectorized", "cuda"}, default="loop"
         fastbp kernel backend used for training and prediction.
-    dtype : {"float32", "float64"}, default="float32"
-        Precision of the network's parameters and arithmetic; inputs are converted to it.
-        Predictions are returned as float64 whatever the precision.
+    dtype : {None, "float32", "float64"}, default=None
+        Precision of the network's parameters, arithmetic and predictions. None follows
+        the training data, as scikit-learn does: float32 X trains in float32, any other
+        X in float64. Inputs are converted to it; ``"float32"`` is about twice as fast.
+        Predictions come in float64 unless both the network and X are float32.
     schedule : {"minibatch", "online", "fullbatch"}, default="minibatch"
         Update schedule: one update per ``batch_size`` samples, per sample, or per epoch.
+    threads : int or None, default=None
+        CPU threads the ``loop`` kernels may use for this estimator's fits and
+        predictions (:class:`fastbp.Trainer`'s ``threads``); None: all of Numba's
+        threads. Results do not depend on it. Under ``n_jobs`` or a Dask cluster, where
+        several fits share the cores, ``threads=1`` avoids oversubscription.
 """
 
 _ATTRIBUTES_DOC = """
@@ -420,16 +640,88 @@ _ATTRIBUTES_DOC = """
         The trained network.
     coefs_ : list of ndarray
         ``coefs_[i]`` has shape (n_in, n_out), scikit-learn's orientation: a transposed
-        view of ``network_.weights[i]``, which fastbp stores as (n_out, n_in).
+        view of ``network_.weights[i]``, which fastbp stores as (n_out, n_in). Writes
+        into the views, ``coefs_[i] = W`` and ``coefs_ = [...]`` change the network.
     intercepts_ : list of ndarray
-        ``intercepts_[i]`` has shape (n_out,): a view of ``network_.biases[i]``.
+        ``intercepts_[i]`` has shape (n_out,): a view of ``network_.biases[i]``,
+        assignable as ``coefs_``.
 """
 
-_NOT_SUPPORTED_DOC = """
-    Unlike scikit-learn's MLP estimators these support no ``sample_weight``, no sparse
-    input and no ``"lbfgs"`` solver (they add ``"rprop"``); ``alpha`` is not divided by
-    the batch size and ``"invscaling"`` counts epochs, not samples; the weights start from
-    Glorot-uniform (He-normal for relu) draws and the biases at zero.
+_NOTES_DOC = """
+    Sparse X (CSR or CSC) is densified once per ``fit`` in the network's dtype, because
+    the loop kernels run an epoch's shuffled batches in one compiled call over a dense X;
+    ``partial_fit`` on chunks of rows bounds that memory. ``predict`` densifies 4096 rows
+    at a time.
+
+    With ``sample_weight`` every update follows the weighted mean gradient of its batch,
+    ``sum w g / sum w`` (a batch whose weights are all 0 makes no update), ``loss_curve_``
+    is the weighted mean cost and the early-stopping score is weighted. Integer weights
+    equal repeating rows only when each epoch is one full batch (``schedule="fullbatch"``,
+    or ``batch_size`` covering the data): with smaller batches repeated rows land in
+    different batches; with ``schedule="online"`` a weight only tells 0 from not 0.
+
+    Differences from scikit-learn's MLP estimators, each for a reason:
+
+    - no ``"lbfgs"`` solver (fastbp's kernels are stochastic-gradient trainers) and no
+      ``max_fun``; ``"rprop"`` is added;
+    - ``alpha`` is not divided by the batch size (nor by the sum of the weights): it is
+      ``fastbp.Trainer``'s ``l2``, and weights are scale-free (scaling all by c changes
+      nothing, where scikit-learn's penalty would change by 1/c);
+    - ``"invscaling"`` counts epochs and restarts with every ``fit`` (fastbp's schedules
+      are per epoch, as the kernels run whole epochs); ``"adaptive"`` is
+      ``ReduceOnPlateau`` and does not postpone stopping;
+    - weights start from Glorot-uniform (He-normal for relu) draws and biases at zero
+      (``fastbp.Network``'s initialization);
+    - a diverging fit without ``early_stopping`` stops at the first non-finite loss and
+      keeps the last finite weights (fastbp's Trainer checks every epoch), raising an
+      exception that is both scikit-learn's ValueError and fastbp's FloatingPointError;
+    - ``loss_curve_`` of a multi-output regressor sums the per-output costs (fastbp's
+      ``mse``), where scikit-learn averages them: ``tol`` acts on that scale;
+    - no ``t_`` attribute; ``network_`` gives the trained :class:`fastbp.Network`;
+    - for a ``y`` with one class, ``predict_proba`` has one column of ones (columns
+      follow ``classes_``), where scikit-learn returns two.
+"""
+
+# partial_fit's docstring, completed per estimator: y's description, extra parameters.
+_PARTIAL_FIT_DOC = """Train for one epoch over (X, y), continuing from the current network.
+
+        The optimizer state (momentum, Adam's moments) carries over from one call to
+        the next.
+
+        Parameters
+        ----------
+        X : {{array-like, sparse matrix}} of shape (n_samples, n_features)
+            Training inputs.
+        y : {y}
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample; None weighs all alike.{extra}
+
+        Returns
+        -------
+        self : {name}
+            The updated estimator.
+        """
+
+# The X parameter of predict, predict_proba and predict_log_proba.
+_PREDICT_X_DOC = """
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Inputs.
 """
 
 
+def _class_doc(name, intro, examples, attributes=""):
+    """The numpydoc docstring of estimator ``name``: its own introduction, extra
+    attributes and examples around the sections both estimators share."""
+    other = {"MLPClassifier": "MLPRegressor", "MLPRegressor": "MLPClassifier"}[name]
+    role = {"MLPClassifier": "classification", "MLPRegressor": "regression"}[other]
+    return (intro + _PARAMETERS_DOC + "\n    Attributes\n    ----------" + attributes
+            + _ATTRIBUTES_DOC + f"""
+    See Also
+    --------
+    {other} : the {role} counterpart.
+    sklearn.neural_network.{name} : the estimator this one mirrors.
+
+    Notes
+    -----""" + _NOTES_DOC + "\n    Examples\n    --------\n" + examples)

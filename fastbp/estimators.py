@@ -3,15 +3,14 @@
 They wrap :class:`~fastbp.Network` and :class:`~fastbp.Trainer` behind the interface of
 ``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor`` (fit, predict, score,
 partial_fit, get_params/set_params), so fastbp drops into pipelines and grid searches.
-The machinery both share lives in ``fastbp._estimator_base``.
+The machinery both share, and the documentation of their parameters, live in
+``fastbp._estimator_base``.
 
 scikit-learn is optional for fastbp as a whole and required by this module only.
 """
 import numpy as np
 
-from fastbp import _validate
-from fastbp._estimator_base import (_ATTRIBUTES_DOC, _NOT_SUPPORTED_DOC, _PARAMETERS_DOC,
-                                    _BaseMLP)
+from fastbp._estimator_base import _PARTIAL_FIT_DOC, _PREDICT_X_DOC, _BaseMLP, _class_doc
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
@@ -21,8 +20,26 @@ from sklearn.utils.validation import column_or_1d, validate_data
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 
+def _validated(est, X, y, reset, dtype, **kwargs):
+    """X (CSR/CSC kept sparse) and y checked as scikit-learn's MLPs check them; a
+    column-vector y becomes 1-D (with scikit-learn's warning)."""
+    X, y = validate_data(est, X, y, multi_output=True, reset=reset, dtype=dtype,
+                         accept_sparse=("csr", "csc"), **kwargs)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = column_or_1d(y, warn=True)
+    return X, y
+
+
+def _doc(template, **fields):
+    """A method's docstring from a shared template (one text for both estimators)."""
+    def set_doc(method):
+        method.__doc__ = template.format(**fields)
+        return method
+    return set_doc
+
+
 class MLPClassifier(ClassifierMixin, _BaseMLP):
-    __doc__ = """Multilayer perceptron classifier trained by fastbp's backpropagation kernels.
+    __doc__ = _class_doc("MLPClassifier", """Multilayer perceptron classifier trained by fastbp's backpropagation kernels.
 
     A scikit-learn estimator over :class:`fastbp.Network` and :class:`fastbp.Trainer`.
     Class labels of any kind (integers, strings, ...) are mapped to ``classes_``.
@@ -33,166 +50,98 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
       does); it estimates the probability of ``classes_[1]``, and ``predict_proba``
       returns the two columns ``1 - p, p``;
     - multilabel (a 2-D 0/1 indicator ``y``): one ``sigmoid`` unit per label with binary
-      cross-entropy; each label is predicted where its probability exceeds 0.5.
-    """ + _PARAMETERS_DOC + """
-    Attributes
-    ----------
+      cross-entropy; each label is predicted where its probability exceeds 0.5;
+    - one class: as scikit-learn, the network is trained on a single all-zero sigmoid
+      target; ``predict`` returns that class.
+    """, attributes="""
     classes_ : ndarray of shape (n_classes,)
-        Class labels, in the order of the columns of ``predict_proba``.
-    """ + _ATTRIBUTES_DOC + """
-    See Also
-    --------
-    MLPRegressor : the regression counterpart.
-    sklearn.neural_network.MLPClassifier : the estimator this one mirrors.
-
-    Notes
-    -----""" + _NOT_SUPPORTED_DOC + """
-    Examples
-    --------
+        Class labels, in the order of the columns of ``predict_proba``.""", examples="""\
     >>> from fastbp.datasets import load_digits
     >>> from fastbp.estimators import MLPClassifier
     >>> X, y = load_digits()
-    >>> clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=30, random_state=0)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(64,), random_state=0)
     >>> clf.fit(X[:1400], y[:1400]).score(X[1400:], y[1400:]) > 0.9  # doctest: +SKIP
     True
-    """
+    """)
 
-    def fit(self, X, y):
-        """Train the network on (X, y) for up to ``max_iter`` epochs.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training inputs.
-        y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            Class labels, or a 0/1 indicator matrix for multilabel classification.
-
-        Returns
-        -------
-        self : MLPClassifier
-            The fitted estimator.
-
-        Warns
-        -----
-        ConvergenceWarning
-            When ``max_iter`` epochs ran without the stopping criterion being met.
-        """
-        return self._fit(X, y, incremental=False)
-
-    def partial_fit(self, X, y, classes=None):
-        """Train for one epoch over (X, y), continuing from the current network.
-
-        The optimizer state (momentum) carries over from one call to the next.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training inputs.
-        y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            Class labels (a subset of ``classes`` is fine), or a 0/1 indicator matrix.
+    @_doc(_PARTIAL_FIT_DOC, name="MLPClassifier", extra="""
         classes : array-like of shape (n_classes,), default=None
             All the classes the calls will ever see. Required on the first call (unless
-            the estimator was fitted before), ignored if equal to ``classes_`` later.
-
-        Returns
-        -------
-        self : MLPClassifier
-            The updated estimator.
-        """
+            the estimator was fitted before), ignored if equal to ``classes_`` later.""",
+          y="""array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels (a subset of ``classes`` is fine), or a 0/1 indicator matrix.""")
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         if not hasattr(self, "network_"):
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
-            self._label_binarizer = LabelBinarizer()
+            binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
-                self._label_binarizer.fit(y)
+                binarizer.fit(y)
             else:
-                self._label_binarizer.fit(unique_labels(classes))
-            self._check_classes(self._label_binarizer)
+                binarizer.fit(unique_labels(classes))
+            self._label_binarizer = binarizer
         elif classes is not None and not np.array_equal(self.classes_, unique_labels(classes)):
             raise ValueError(f"classes={unique_labels(classes)!r} is not the same as on the "
                              f"first call to partial_fit, {self.classes_!r}.")
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
-        """Predict class labels.
+        P = self._forward(X)
+        return self._label_binarizer.inverse_transform(P.ravel() if P.shape[1] == 1 else P)
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
-
+    predict.__doc__ = "Predict class labels.\n" + _PREDICT_X_DOC + """
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_labels)
             Predicted labels from ``classes_`` (a 0/1 matrix for multilabel problems).
         """
-        P = self._forward(X)
-        return self._label_binarizer.inverse_transform(P.ravel() if P.shape[1] == 1 else P)
 
     def predict_proba(self, X):
-        """Probability estimates.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes), float64
-            Probability of each class, columns in the order of ``classes_``; for a
-            binary problem ``[1 - p, p]`` from the single sigmoid output. For multilabel
-            problems, the probability of each label independently.
-        """
         P = self._forward(X)
+        if len(self.classes_) == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
+            return np.ones_like(P)  # the only class, certain
         if P.shape[1] == 1 and len(self.classes_) == 2:
             return np.hstack([1 - P, P])
         return P
 
+    predict_proba.__doc__ = "Probability estimates.\n" + _PREDICT_X_DOC + """
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probability of each class, columns in the order of ``classes_``; for a
+            binary problem ``[1 - p, p]`` from the single sigmoid output; for one class
+            a column of ones. For multilabel problems, the probability of each label
+            independently.
+        """
+
     def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`.
+        proba = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(proba, out=proba)
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
-
+    predict_log_proba.__doc__ = "Logarithm of :meth:`predict_proba`.\n" + _PREDICT_X_DOC + """
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
             ``log(predict_proba(X))``.
         """
-        proba = self.predict_proba(X)
-        with np.errstate(divide="ignore"):
-            return np.log(proba, out=proba)
 
     # -- hooks ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _check_classes(binarizer):
-        if binarizer.y_type_ != "multilabel-indicator" and len(binarizer.classes_) < 2:
-            raise ValueError("MLPClassifier needs samples of at least 2 classes; y holds "
-                             f"one class only: {binarizer.classes_!r}")
-
-    def _validate_targets(self, X, y, reset, incremental):
-        X, y = validate_data(self, X, y, multi_output=True, reset=reset,
-                             dtype=_validate.as_dtype(self.dtype))
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+    def _validate_targets(self, X, y, reset, incremental, dtype):
+        X, y = _validated(self, X, y, reset, dtype)
         check_classification_targets(y)
         if reset and not incremental:
-            binarizer = LabelBinarizer().fit(y)
-            self._check_classes(binarizer)
-            self._label_binarizer = binarizer
-            self.classes_ = binarizer.classes_
+            self._label_binarizer = LabelBinarizer().fit(y)
+            self.classes_ = self._label_binarizer.classes_
         else:
             self.classes_ = self._label_binarizer.classes_
             classes = unique_labels(y)
             if self.warm_start and not incremental:
                 if set(classes) != set(self.classes_):
-                    raise ValueError("warm_start can only be used where y has the same "
+                    raise ValueError("warm_start can only be used where `y` has the same "
                                      f"classes as in the previous call to fit. Previously "
-                                     f"got {self.classes_}, y has {classes}")
+                                     f"got {self.classes_}, `y` has {classes}")
             elif len(np.setdiff1d(classes, self.classes_)):
                 raise ValueError(f"y has classes not in classes_ {self.classes_}: "
                                  f"{np.setdiff1d(classes, self.classes_)}")
@@ -203,10 +152,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         multiclass = self._label_binarizer.y_type_ == "multiclass"
         return ("softmax" if multiclass else "sigmoid"), "cross_entropy"
 
-    def _score_arrays(self, X, y):
+    def _score_arrays(self, X, y, sample_weight):
         P = self.network_.forward(X, backend=self.backend)
+        if not np.isfinite(P).all():
+            return np.nan
         return accuracy_score(y, self._label_binarizer.inverse_transform(
-            P.ravel() if P.shape[1] == 1 else P))
+            P.ravel() if P.shape[1] == 1 else P), sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -215,25 +166,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    __doc__ = """Multilayer perceptron regressor trained by fastbp's backpropagation kernels.
+    __doc__ = _class_doc("MLPRegressor", """Multilayer perceptron regressor trained by fastbp's backpropagation kernels.
 
     A scikit-learn estimator over :class:`fastbp.Network` and :class:`fastbp.Trainer`:
     an ``identity`` output layer with one unit per target and the ``mse`` loss,
     ``0.5 * sum_j (y_j - a_j)**2`` per sample. Multi-output targets are supported; a
     1-D ``y`` gives 1-D predictions. Targets are not rescaled: standardize them if
     their scale is far from 1.
-    """ + _PARAMETERS_DOC + """
-    Attributes
-    ----------""" + _ATTRIBUTES_DOC + """
-    See Also
-    --------
-    MLPClassifier : the classification counterpart.
-    sklearn.neural_network.MLPRegressor : the estimator this one mirrors.
-
-    Notes
-    -----""" + _NOT_SUPPORTED_DOC + """
-    Examples
-    --------
+    """, examples="""\
     >>> import numpy as np
     >>> from fastbp.estimators import MLPRegressor
     >>> rng = np.random.default_rng(0)
@@ -242,86 +182,45 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     >>> reg = MLPRegressor(hidden_layer_sizes=(32,), activation="tanh", random_state=0)
     >>> reg.fit(X, y).predict(X[:3]).shape  # doctest: +SKIP
     (3,)
-    """
+    """)
 
-    def fit(self, X, y):
-        """Train the network on (X, y) for up to ``max_iter`` epochs.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training inputs.
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Real-valued targets.
-
-        Returns
-        -------
-        self : MLPRegressor
-            The fitted estimator.
-
-        Warns
-        -----
-        ConvergenceWarning
-            When ``max_iter`` epochs ran without the stopping criterion being met.
-        """
-        return self._fit(X, y, incremental=False)
-
-    def partial_fit(self, X, y):
-        """Train for one epoch over (X, y), continuing from the current network.
-
-        The optimizer state (momentum) carries over from one call to the next.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training inputs.
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Real-valued targets.
-
-        Returns
-        -------
-        self : MLPRegressor
-            The updated estimator.
-        """
-        return self._fit(X, y, incremental=True)
+    @_doc(_PARTIAL_FIT_DOC, name="MLPRegressor", extra="",
+          y="""array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Real-valued targets.""")
+    def partial_fit(self, X, y, sample_weight=None):
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
-        """Predict the targets.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,) or (n_samples, n_outputs), float64
-            Predictions; 1-D when the network has one output.
-        """
         Y = self._forward(X)
         return Y.ravel() if Y.shape[1] == 1 else Y
 
+    predict.__doc__ = "Predict the targets.\n" + _PREDICT_X_DOC + """
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Predictions, float32 when the network and X are float32, else float64;
+            1-D when the network has one output.
+        """
+
     # -- hooks ----------------------------------------------------------------------------
 
-    def _validate_targets(self, X, y, reset, incremental):
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, reset=reset,
-                             dtype=_validate.as_dtype(self.dtype))
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+    def _validate_targets(self, X, y, reset, incremental, dtype):
+        X, y = _validated(self, X, y, reset, dtype, y_numeric=True)
         with np.errstate(over="ignore"):
             Y = np.ascontiguousarray(y.reshape(len(y), -1), dtype=X.dtype)
         if not np.isfinite(Y).all():
-            raise ValueError(f"y holds values too large for dtype={self.dtype!r} "
-                             f"(largest magnitude {np.abs(y).max():g}); rescale y or use "
-                             "dtype='float64'")
+            raise ValueError(f"y holds values too large for {X.dtype} (largest magnitude "
+                             f"{np.abs(y).max():g}); rescale y or use dtype='float64'")
         return X, Y, y
 
     def _output(self):
         return "identity", "mse"
 
-    def _score_arrays(self, X, y):
-        Y = self.network_.forward(X, backend=self.backend).astype(np.float64)
-        return r2_score(y, Y.ravel() if Y.shape[1] == 1 else Y)
+    def _score_arrays(self, X, y, sample_weight):
+        Y = self.network_.forward(X, backend=self.backend)
+        if not np.isfinite(Y).all():
+            return np.nan
+        return r2_score(y, Y.ravel() if Y.shape[1] == 1 else Y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
