@@ -170,8 +170,8 @@ def test_compiled_once_per_dtype_not_per_shape():
             X, Y = data(5, sizes[0], sizes[-1], dtype=dtype)
             net.gradients(X, Y)
             net.loss(X, Y)
-    for kernel in (loop.forward, loop.sample_costs, loop.output_delta, loop.hidden_deltas,
-                   loop.accumulate_gradients):
+    for kernel in (loop._forward, loop.sample_costs, loop.output_delta, loop._hidden_deltas,
+                   loop._accumulate_gradients):
         assert len(kernel.signatures) == 2, (
             f"{kernel.__name__} compiled {len(kernel.signatures)} times for 2 dtypes: "
             f"{kernel.signatures}")
@@ -185,7 +185,7 @@ rng = np.random.default_rng(0)
 X, Y = rng.normal(size=(7, 3)), rng.uniform(size=(7, 2))
 net.gradients(X, Y)
 fastbp.Trainer(net, optimizer="adam").step(X, Y)
-for kernel in (loop.forward, loop.output_delta, loop.hidden_deltas, loop.accumulate_gradients,
+for kernel in (loop._forward, loop.output_delta, loop._hidden_deltas, loop._accumulate_gradients,
                loop.update):
     (sig,) = kernel.signatures
     widened = kernel.inspect_llvm(sig).count("fpext float")
@@ -196,15 +196,17 @@ for kernel in (loop.forward, loop.output_delta, loop.hidden_deltas, loop.accumul
 def test_float32_stays_float32(tmp_path):
     """The loop kernels keep float32 arithmetic in float32 (no float -> double in the IR).
 
-    Runs in a fresh process with an empty cache: Numba cannot inspect cached code.
+    Runs in a fresh process with an empty cache: Numba cannot inspect cached code. That
+    first compilation announces itself on stderr, once.
     """
     import os
     import subprocess
     import sys
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
-    out = subprocess.run([sys.executable, "-c", _INSPECT_FLOAT32], env=env, check=True,
-                         capture_output=True, text=True).stdout
-    counts = dict(line.split() for line in out.splitlines())
-    assert len(counts) == 5, out
+    run = subprocess.run([sys.executable, "-c", _INSPECT_FLOAT32], env=env, check=True,
+                         capture_output=True, text=True)
+    counts = dict(line.split() for line in run.stdout.splitlines())
+    assert len(counts) == 5, run.stdout
     for name, widened in counts.items():
         assert widened == "0", f"{name} widens float32 to double {widened} times"
+    assert run.stderr.count("fastbp: compiling kernels for float32") == 1, run.stderr

@@ -3,7 +3,7 @@ section 1 as nested loops), on shapes that leave remainders in every tile and ca
 import numpy as np
 import pytest
 
-from fastbp.kernels import codes, loop_layers, loop_online
+from fastbp.kernels import codes, loop_layers, loop_online, scalar
 
 from ._util import assert_close
 
@@ -65,7 +65,9 @@ def test_forward_sample_equals_plain(act, dtype):
     code, one = codes.ACTIVATIONS[act], dtype.type(1)
     params = np.concatenate([np.zeros(3, dtype), W.ravel(), b])  # W[m] at offset 3
     A = np.concatenate([np.zeros(2, dtype), a_in[0], np.zeros(N_OUT, dtype)])  # a[m-1] at 2
-    loop_online._forward_sample(A, params, 3, 2, 2 + N_IN, N_IN, N_OUT, code, one)
+    u = np.uint64
+    loop_online._forward_sample(params, u(3), A, u(2), A, u(2 + N_IN), u(N_IN), u(N_OUT))
+    scalar.activate_row(A, 2 + N_IN, N_OUT, code, one)
     z_plain = np.zeros((1, N_OUT), dtype)
     loop_layers._forward_layer_plain(z_plain, W, b, a_in[:1], code, one, 0, 1)
     assert_close(A[2 + N_IN:], z_plain[0], dtype, f"_forward_sample vs plain, {act}")

@@ -6,24 +6,37 @@ per-layer views once per call and hand them to the per-layer kernels of
 runs through ``loop_online.py``, which works on the flat buffers directly. Every kernel
 works for any depth with one compiled specialization per dtype: the shape travels in
 ``sizes``, the choices in integer codes.
+
+What compiles when (the first run of a process compiles, Numba caches on disk after):
+the contract functions are thin Python functions that pick a compiled entry point --
+online SGD, batches on one thread, batches with threads -- so a run compiles only the
+path it takes. ``train_epochs`` runs many epochs in one compiled call, shuffling with the
+trainer's own generator, for fits that need nothing from Python between epochs.
 """
 import math
 
+import numba
+import numpy as np
 from numba import njit
+from numba.np.random.random_methods import random_interval
 
 from fastbp._config import JIT
+from fastbp.kernels import _compile_notice  # noqa: F401  (one line when compiling)
 from fastbp.kernels import scalar
 from fastbp.kernels._host import empty, to_device, to_host  # noqa: F401  (backend contract)
-from fastbp.kernels.codes import SGD, SIGMOID
-from fastbp.kernels.loop_layers import (_delta_layer, _delta_layer_threads, _forward_layer,
-                                        _forward_layer_threads, _grad_layer,
-                                        _grad_layer_threads, _update_layer, threads_pay)
+from fastbp.kernels.codes import H_LR, SGD, SIGMOID
+from fastbp.kernels.loop_layers import (PARALLEL_MIN_WORK, _update_layer, block_offset,
+                                        block_view, delta_pass, forward_pass, grad_pass,
+                                        layer_view)
 from fastbp.kernels.loop_online import fused_online_epoch
 
 # train_epoch works through a batch in pieces of at most WORK_ROWS samples, summing
 # their gradients before the one update: a full batch then runs from cache, and the
 # workspaces need only min(batch_size, WORK_ROWS) rows.
 WORK_ROWS = 256
+# The tag that makes the compiled entry points use the threaded per-layer kernels
+# (loop_layers.forward_pass); None makes them serial.
+THREADS = np.empty(0, np.int8)
 
 
 def workspace_rows(batch_size):
@@ -31,53 +44,36 @@ def workspace_rows(batch_size):
     return min(batch_size, WORK_ROWS)
 
 
-# -- views --------------------------------------------------------------------------------
-
-@njit(**JIT)
-def _layer(params, sizes, m):
-    """Views W[m] (D[m], D[m-1]) and b[m] (D[m],) of params (or of grad)."""
-    p = 0
-    for k in range(1, m):
-        p += sizes[k] * (sizes[k - 1] + 1)
-    n_out, n_in = sizes[m], sizes[m - 1]
-    W = params[p:p + n_out * n_in].reshape((n_out, n_in))
-    b = params[p + n_out * n_in:p + n_out * (n_in + 1)]
-    return W, b
+# One-off passes (Network.forward, loss, gradients) take threads only from this much work
+# per layer: a first pass with threads also compiles the threaded kernels (about 2 s), which
+# a few milliseconds of single-thread work do not pay back.
+ONE_OFF_MIN_WORK = 1 << 24
 
 
-@njit(**JIT)
-def _block_offset(sizes, m, n):
-    """Where block m, (n, D[m]), of a layer-major workspace for n samples starts."""
-    off = 0
-    for k in range(m):
-        off += sizes[k]
-    return off * n
-
-
-@njit(**JIT)
-def _block(A, sizes, m, n):
-    """View of block m, (n, D[m]), of a layer-major workspace for n samples."""
-    off = _block_offset(sizes, m, n)
-    return A[off:off + n * sizes[m]].reshape((n, sizes[m]))
+def threads_tag(n, sizes, min_work=PARALLEL_MIN_WORK):
+    """THREADS when some layer of this network over n samples has min_work multiply-adds
+    and Numba may use more than one thread here, else None."""
+    if numba.get_num_threads() < 2:
+        return None
+    sizes = [int(d) for d in sizes]
+    work = max(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return THREADS if n * work >= min_work else None
 
 
 # -- the kernels of the backend contract ----------------------------------------------------
 
-@njit(**JIT)
 def forward(A, params, n, sizes, acts):
     """z[m]_i = sum_j W[m]_ij * a[m-1]_j + b[m]_i,  a[m] = act_m(z[m]),  m = 1..L.
 
     A       (>= n * sum(D),)  block 0 holds the inputs; blocks 1..L overwritten
     params  (P,)              weights and biases
     """
-    one = params.dtype.type(1)
-    for m in range(1, sizes.shape[0]):
-        W, b = _layer(params, sizes, m)
-        z, a_in = _block(A, sizes, m, n), _block(A, sizes, m - 1, n)
-        if threads_pay(n, W):
-            _forward_layer_threads(z, W, b, a_in, acts[m - 1], one)
-        else:
-            _forward_layer(z, W, b, a_in, acts[m - 1], one, 0, n)
+    _forward(threads_tag(n, sizes, ONE_OFF_MIN_WORK), A, params, n, sizes, acts)
+
+
+@njit(**JIT)
+def _forward(tag, A, params, n, sizes, acts):
+    forward_pass(tag, A, params, n, sizes, acts)
 
 
 @njit(**JIT)
@@ -89,7 +85,7 @@ def sample_costs(cost, A, Y, n, sizes, acts, loss):
     Y     (n, D[L])        targets
     """
     L = sizes.shape[0] - 1
-    off, n_out = _block_offset(sizes, L, n), sizes[L]
+    off, n_out = block_offset(sizes, L, n), sizes[L]
     binary = acts[L - 1] == SIGMOID
     for s in range(n):
         cost[s] = scalar.row_cost(A, off + s * n_out, Y, s, n_out, binary, loss)
@@ -107,7 +103,7 @@ def output_delta(Dl, A, Y, sw, n, sizes, acts, loss):
     """
     one = A.dtype.type(1)
     L = sizes.shape[0] - 1
-    off, n_out = _block_offset(sizes, L, n), sizes[L]
+    off, n_out = block_offset(sizes, L, n), sizes[L]
     for s in range(n):
         row = off + s * n_out
         scalar.output_delta_row(Dl, row, A, row, Y, s, n_out, acts[L - 1], loss, one)
@@ -116,7 +112,6 @@ def output_delta(Dl, A, Y, sw, n, sizes, acts, loss):
                 Dl[i] *= sw[s]
 
 
-@njit(**JIT)
 def hidden_deltas(Dl, A, params, n, sizes, acts):
     """delta[m]_j = act_m'(z[m]_j) * sum_i W[m+1]_ij * delta[m+1]_i,  m = L-1..1.
 
@@ -124,17 +119,14 @@ def hidden_deltas(Dl, A, params, n, sizes, acts):
     A       (>= n * sum(D),)  after ``forward``
     params  (P,)              the weights of the forward pass
     """
-    one = params.dtype.type(1)
-    for m in range(sizes.shape[0] - 2, 0, -1):
-        W_next, _ = _layer(params, sizes, m + 1)
-        d, d_next, a = _block(Dl, sizes, m, n), _block(Dl, sizes, m + 1, n), _block(A, sizes, m, n)
-        if threads_pay(n, W_next):
-            _delta_layer_threads(d, W_next, d_next, a, acts[m - 1], one)
-        else:
-            _delta_layer(d, W_next, d_next, a, acts[m - 1], one, 0, n)
+    _hidden_deltas(threads_tag(n, sizes, ONE_OFF_MIN_WORK), Dl, A, params, n, sizes, acts)
 
 
 @njit(**JIT)
+def _hidden_deltas(tag, Dl, A, params, n, sizes, acts):
+    delta_pass(tag, Dl, A, params, n, sizes, acts)
+
+
 def accumulate_gradients(grad, Dl, A, n, sizes):
     """dC/dW[m]_ij += delta[m]_i * a[m-1]_j,  dC/db[m]_i += delta[m]_i, summed over n samples.
 
@@ -142,13 +134,12 @@ def accumulate_gradients(grad, Dl, A, n, sizes):
     Dl    (>= n * sum(D),)   after ``output_delta`` and ``hidden_deltas``
     A     (>= n * sum(D),)   after ``forward``
     """
-    for m in range(1, sizes.shape[0]):
-        gW, gb = _layer(grad, sizes, m)
-        d, a_in = _block(Dl, sizes, m, n), _block(A, sizes, m - 1, n)
-        if threads_pay(n, gW):
-            _grad_layer_threads(gW, gb, d, a_in)
-        else:
-            _grad_layer(gW, gb, d, a_in, 0, gW.shape[0])
+    _accumulate_gradients(threads_tag(n, sizes, ONE_OFF_MIN_WORK), grad, Dl, A, n, sizes)
+
+
+@njit(**JIT)
+def _accumulate_gradients(tag, grad, Dl, A, n, sizes):
+    grad_pass(tag, grad, Dl, A, n, sizes)
 
 
 @njit(**JIT)
@@ -166,21 +157,19 @@ def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
     """
     dt = params.dtype.type
     steps[0] += 1
-    t = steps[0]
     (lr, momentum, nesterov, l2, step_size, beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus,
-     step_min, step_max) = scalar.step_constants(hyper, t)
+     step_min, step_max) = scalar.step_constants(hyper, steps[0])
     for m in range(1, sizes.shape[0]):
-        W, b = _layer(params, sizes, m)
-        gW, gb = _layer(grad, sizes, m)
-        S0W, S0b = _layer(state[0], sizes, m)
-        S1W, S1b = _layer(state[1], sizes, m)
+        W, b = layer_view(params, sizes, m)
+        gW, gb = layer_view(grad, sizes, m)
+        S0W, S0b = layer_view(state[0], sizes, m)
+        S1W, S1b = layer_view(state[1], sizes, m)
         _update_layer(W, b, S0W, S0b, S1W, S1b, gW, gb, scale, opt, dt(lr), dt(momentum),
                       nesterov, dt(l2), dt(step_size), dt(beta1), dt(beta2), dt(sqrt_bc2),
                       dt(eps), dt(eta_minus), dt(eta_plus), dt(step_min), dt(step_max),
                       use_bias)
 
 
-@njit(**JIT)
 def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, batch_size,
                 sizes, acts, loss, opt, hyper, use_bias, stats):
     """One epoch, all batches in compiled code (online: batch_size 1; full batch:
@@ -202,15 +191,33 @@ def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
                             seen, 1 if stopped at a batch whose cost was not finite else
                             0, sum of weights seen]; that batch's update is not applied.
     """
+    if batch_size == 1 and opt == SGD:
+        _epoch_online(params, state, steps, A, Dl, X, Y, SW, order, sizes, acts, loss, hyper,
+                      use_bias, stats)
+    else:
+        _epoch_batch(threads_tag(workspace_rows(batch_size), sizes), params, state, steps,
+                     grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, batch_size, sizes, acts, loss,
+                     opt, hyper, use_bias, stats)
+
+
+@njit(**JIT)
+def _epoch_online(params, state, steps, A, Dl, X, Y, SW, order, sizes, acts, loss, hyper,
+                  use_bias, stats):
+    """train_epoch for online SGD (loop_online)."""
+    dt = params.dtype.type
+    stats[:] = 0.0
+    lr, momentum, nesterov, l2 = scalar.step_constants(hyper, 1)[:4]
+    steps[0] += fused_online_epoch(params, state[0], A, Dl, X, Y, SW, order, sizes, acts, loss,
+                                   dt(lr), dt(momentum), nesterov, dt(l2), use_bias, stats)
+
+
+@njit(**JIT)
+def _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order,
+                 batch_size, sizes, acts, loss, opt, hyper, use_bias, stats):
+    """train_epoch for every other case, the per-layer kernels serial or threaded (tag)."""
     dt = params.dtype.type
     stats[:] = 0.0
     weighted = SW.shape[0] > 0
-    if batch_size == 1 and opt == SGD:
-        lr, momentum, nesterov, l2 = scalar.step_constants(hyper, 1)[:4]
-        steps[0] += fused_online_epoch(params, state[0], A, Dl, X, Y, SW, order, sizes, acts,
-                                       loss, dt(lr), dt(momentum), nesterov, dt(l2), use_bias,
-                                       stats)
-        return
     n_total = order.shape[0]
     for start in range(0, n_total, batch_size):
         stop = min(start + batch_size, n_total)
@@ -219,7 +226,7 @@ def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
         batch_weight = 0.0
         for lo in range(start, stop, WORK_ROWS):
             nb = min(WORK_ROWS, stop - lo)
-            x_b = _block(A, sizes, 0, nb)
+            x_b = block_view(A, sizes, 0, nb)
             for s in range(nb):
                 r = order[lo + s]
                 x_b[s, :] = X[r, :]
@@ -227,7 +234,7 @@ def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
                 if weighted:
                     Sb[s] = SW[r]
             sw = Sb[:nb] if weighted else SW
-            forward(A, params, nb, sizes, acts)
+            forward_pass(tag, A, params, nb, sizes, acts)
             sample_costs(cost, A, Yb, nb, sizes, acts, loss)
             for s in range(nb):
                 if weighted:
@@ -236,8 +243,8 @@ def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
                 else:
                     batch_cost += cost[s]
             output_delta(Dl, A, Yb, sw, nb, sizes, acts, loss)
-            hidden_deltas(Dl, A, params, nb, sizes, acts)
-            accumulate_gradients(grad, Dl, A, nb, sizes)
+            delta_pass(tag, Dl, A, params, nb, sizes, acts)
+            grad_pass(tag, grad, Dl, A, nb, sizes)
         if not math.isfinite(batch_cost):
             stats[2] = 1.0
             return
@@ -249,3 +256,77 @@ def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
         if batch_weight > 0:
             update(params, state, steps, grad, sizes, dt(1) / dt(batch_weight), opt, hyper,
                    use_bias)
+
+
+# -- many epochs in one call ------------------------------------------------------------------
+
+def train_epochs(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, rng,
+                 shuffle, rates, batch_size, sizes, acts, loss, opt, hyper, use_bias, history):
+    """len(rates) epochs of train_epoch in one compiled call: before each, ``order`` becomes
+    0..n-1, shuffled with ``rng`` when ``shuffle`` -- the draws of rng.permutation(n), so
+    the generator ends where epoch-by-epoch training leaves it -- and hyper[H_LR] the
+    epoch's rate. Per epoch e, history[e] receives train_epoch's stats. Stops after an
+    epoch that stopped at a non-finite cost or left a parameter non-finite; returns the
+    number of epochs run.
+
+    rng      numpy.random.Generator, advanced in place
+    rates    (E,) float64 learning rate of each epoch
+    history  (E, 4) float64 out
+    Other arguments as train_epoch's (hyper is updated in place).
+    """
+    if batch_size == 1 and opt == SGD:
+        return _fit_online(params, state, steps, A, Dl, X, Y, SW, order, rng, shuffle, rates,
+                           sizes, acts, loss, hyper, use_bias, history)
+    return _fit_batch(threads_tag(workspace_rows(batch_size), sizes), params, state, steps,
+                      grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, rng, shuffle, rates,
+                      batch_size, sizes, acts, loss, opt, hyper, use_bias, history)
+
+
+@njit(**JIT)
+def _next_order(order, rng, shuffle):
+    """order <- 0..n-1, then shuffled in place with rng.permutation's draws (Numba's own
+    Generator.shuffle makes the same draws but swaps through array views, 8x slower)."""
+    for i in range(order.shape[0]):
+        order[i] = i
+    if shuffle:
+        bit_generator = rng.bit_generator
+        for i in range(order.shape[0] - 1, 0, -1):
+            j = np.intp(random_interval(bit_generator, i))
+            if i != j:
+                order[i], order[j] = order[j], order[i]
+
+
+@njit(**JIT)
+def _diverged(stats, params):
+    if stats[2] != 0:
+        return True
+    for k in range(params.shape[0]):
+        if not math.isfinite(params[k]):
+            return True
+    return False
+
+
+@njit(**JIT)
+def _fit_online(params, state, steps, A, Dl, X, Y, SW, order, rng, shuffle, rates, sizes,
+                acts, loss, hyper, use_bias, history):
+    for e in range(rates.shape[0]):
+        _next_order(order, rng, shuffle)
+        hyper[H_LR] = rates[e]
+        _epoch_online(params, state, steps, A, Dl, X, Y, SW, order, sizes, acts, loss, hyper,
+                      use_bias, history[e])
+        if _diverged(history[e], params):
+            return e + 1
+    return rates.shape[0]
+
+
+@njit(**JIT)
+def _fit_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, rng,
+               shuffle, rates, batch_size, sizes, acts, loss, opt, hyper, use_bias, history):
+    for e in range(rates.shape[0]):
+        _next_order(order, rng, shuffle)
+        hyper[H_LR] = rates[e]
+        _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order,
+                     batch_size, sizes, acts, loss, opt, hyper, use_bias, history[e])
+        if _diverged(history[e], params):
+            return e + 1
+    return rates.shape[0]

@@ -16,7 +16,8 @@ forward and delta kernels, rows of W in the gradient -- so every number is compu
 the same order as with one thread and results are bit-identical.
 """
 import numba
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from fastbp._config import JIT
 from fastbp.kernels import scalar
@@ -27,6 +28,36 @@ SAMPLE_BLOCK = 32
 # Below this many multiply-adds per layer a thread team costs more than it saves, and
 # the serial kernels run.
 PARALLEL_MIN_WORK = 1 << 18
+
+
+# -- views --------------------------------------------------------------------------------
+
+@njit(**JIT)
+def layer_view(params, sizes, m):
+    """Views W[m] (D[m], D[m-1]) and b[m] (D[m],) of params (or of grad)."""
+    p = 0
+    for k in range(1, m):
+        p += sizes[k] * (sizes[k - 1] + 1)
+    n_out, n_in = sizes[m], sizes[m - 1]
+    W = params[p:p + n_out * n_in].reshape((n_out, n_in))
+    b = params[p + n_out * n_in:p + n_out * (n_in + 1)]
+    return W, b
+
+
+@njit(**JIT)
+def block_offset(sizes, m, n):
+    """Where block m, (n, D[m]), of a layer-major workspace for n samples starts."""
+    off = 0
+    for k in range(m):
+        off += sizes[k]
+    return off * n
+
+
+@njit(**JIT)
+def block_view(A, sizes, m, n):
+    """View of block m, (n, D[m]), of a layer-major workspace for n samples."""
+    off = block_offset(sizes, m, n)
+    return A[off:off + n * sizes[m]].reshape((n, sizes[m]))
 
 
 # -- forward: z_si = sum_j W_ij * a_in_sj + b_i,  a = act(z) ----------------------------------
@@ -274,3 +305,72 @@ def _grad_layer_threads(gW, gb, delta, a_in):
     for k in numba.prange((n_out + rows - 1) // rows):
         _grad_layer(gW, gb, delta, a_in, k * rows, min((k + 1) * rows, n_out))
 
+
+
+# -- all layers: serial, or on threads where they pay --------------------------------------
+# The passes below take a ``tag``: None for the serial kernels, an array (loop.THREADS) for
+# the threaded ones. They are overloads chosen by the tag's type when the caller compiles,
+# so a run that never uses threads never compiles the parallel kernels (about a third of
+# the cold start), while every caller is written once.
+
+def forward_pass(tag, A, params, n, sizes, acts):
+    """z[m] = W[m] a[m-1] + b[m], a[m] = act_m(z[m]) for m = 1..L (see loop.forward)."""
+    raise NotImplementedError("compiled code only")
+
+
+def delta_pass(tag, Dl, A, params, n, sizes, acts):
+    """delta[m] = act_m' (*) W[m+1]^T delta[m+1] for m = L-1..1 (see loop.hidden_deltas)."""
+    raise NotImplementedError("compiled code only")
+
+
+def grad_pass(tag, grad, Dl, A, n, sizes):
+    """grad += the summed outer products, every layer (see loop.accumulate_gradients)."""
+    raise NotImplementedError("compiled code only")
+
+
+@overload(forward_pass, target="cpu")
+def _forward_pass(tag, A, params, n, sizes, acts):
+    threaded = not isinstance(tag, types.NoneType)
+
+    def impl(tag, A, params, n, sizes, acts):
+        one = params.dtype.type(1)
+        for m in range(1, sizes.shape[0]):
+            W, b = layer_view(params, sizes, m)
+            z, a_in = block_view(A, sizes, m, n), block_view(A, sizes, m - 1, n)
+            if threaded and threads_pay(n, W):
+                _forward_layer_threads(z, W, b, a_in, acts[m - 1], one)
+            else:
+                _forward_layer(z, W, b, a_in, acts[m - 1], one, 0, n)
+    return impl
+
+
+@overload(delta_pass, target="cpu")
+def _delta_pass(tag, Dl, A, params, n, sizes, acts):
+    threaded = not isinstance(tag, types.NoneType)
+
+    def impl(tag, Dl, A, params, n, sizes, acts):
+        one = params.dtype.type(1)
+        for m in range(sizes.shape[0] - 2, 0, -1):
+            W_next, _ = layer_view(params, sizes, m + 1)
+            d, d_next = block_view(Dl, sizes, m, n), block_view(Dl, sizes, m + 1, n)
+            a = block_view(A, sizes, m, n)
+            if threaded and threads_pay(n, W_next):
+                _delta_layer_threads(d, W_next, d_next, a, acts[m - 1], one)
+            else:
+                _delta_layer(d, W_next, d_next, a, acts[m - 1], one, 0, n)
+    return impl
+
+
+@overload(grad_pass, target="cpu")
+def _grad_pass(tag, grad, Dl, A, n, sizes):
+    threaded = not isinstance(tag, types.NoneType)
+
+    def impl(tag, grad, Dl, A, n, sizes):
+        for m in range(1, sizes.shape[0]):
+            gW, gb = layer_view(grad, sizes, m)
+            d, a_in = block_view(Dl, sizes, m, n), block_view(A, sizes, m - 1, n)
+            if threaded and threads_pay(n, gW):
+                _grad_layer_threads(gW, gb, d, a_in)
+            else:
+                _grad_layer(gW, gb, d, a_in, 0, gW.shape[0])
+    return impl

@@ -66,6 +66,14 @@ def softmax_row(a, off, n, one):
 
 
 @register_jitable
+def derivative_row(d, a, off, n, code, one):
+    """d *= act'(z), act' through the stored activations: in place on d[off:off + n], with
+    a at the same offsets."""
+    for i in range(n):
+        d[off + i] *= derivative(code, a[off + i], one)
+
+
+@register_jitable
 def activate_row(a, off, n, code, one):
     """a = act(z) in place on one sample's row a[off:off + n] (softmax included)."""
     if code == SOFTMAX:
@@ -167,6 +175,14 @@ def step_constants(hyper, t):
     return (hyper[H_LR], hyper[H_MOMENTUM], hyper[H_NESTEROV] != 0, hyper[H_L2],
             hyper[H_LR] / bc1, hyper[H_BETA1], hyper[H_BETA2], math.sqrt(bc2), hyper[H_EPS],
             hyper[H_ETA_MINUS], hyper[H_ETA_PLUS], hyper[H_STEP_MIN], hyper[H_STEP_MAX])
+
+
+@register_jitable
+def sgd_decay_step(w, c, e, x):
+    """Plain SGD with L2 on one weight of an online update, w - lr (delta x + l2 w), written
+    w c + e x with c = 1 - lr l2 and e = -lr delta hoisted per row: one multiply and one
+    fused multiply-add per weight, where the penalized form takes three operations."""
+    return w * c + e * x
 
 
 @register_jitable
