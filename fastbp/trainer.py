@@ -400,6 +400,40 @@ class _Session:
         return float(total), float(weight)
 
 
+    @property
+    def runs_epochs(self):
+        """Whether the backend can run many epochs in one compiled call (run_epochs)."""
+        return hasattr(self.kernels, "train_epochs")
+
+    def run_epochs(self, rates):
+        """len(rates) epochs in one compiled call (kernels.train_epochs), shuffling with the
+        trainer's generator; returns [(sum of weighted costs, sum of weights, seconds)] per
+        epoch -- the seconds the call's share -- bit for bit what epoch-by-epoch ``run``
+        calls give. If an epoch diverges, puts parameters, optimizer state, update count
+        and generator back where the call started and returns None: the caller replays
+        those epochs one by one, and so diverges exactly as epoch-by-epoch training does.
+        """
+        k, net, tr = self.kernels, self.net, self.trainer
+        snapshot = (net.params.copy(), tr.state.copy(), tr.steps.copy(),
+                    tr.rng.bit_generator.state)
+        history = np.zeros((len(rates), 4))
+        order = np.empty(self.X.shape[0], np.int64)
+        started = time.perf_counter()
+        with _threads(tr.threads):
+            done = k.train_epochs(self.params, self.state, self.steps, self.grad, self.A,
+                                  self.Dl, self.cost, self.Yb, self.Sb, self.X, self.Y, self.SW,
+                                  order, tr.rng, tr.shuffle, np.asarray(rates, np.float64),
+                                  self.batch_size, net.sizes, net.act_codes, net.loss_code,
+                                  codes.OPTIMIZERS[tr.optimizer], self.hyper, net.bias, history)
+        seconds = (time.perf_counter() - started) / done
+        self._sync()
+        last = history[done - 1]
+        if last[2] or not np.isfinite(net.params).all():
+            net.params[...], tr.state[...], tr.steps[...], tr.rng.bit_generator.state = snapshot
+            return None
+        return [(float(h[0]), float(h[3]), seconds) for h in history[:done]]
+
+
 @contextlib.contextmanager
 def _threads(count):
     """Numba's thread count for the calling thread set to ``count`` (None: left as it is)."""

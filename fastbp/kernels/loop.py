@@ -26,8 +26,7 @@ from fastbp.kernels import scalar
 from fastbp.kernels._host import empty, to_device, to_host  # noqa: F401  (backend contract)
 from fastbp.kernels.codes import H_LR, SGD, SIGMOID
 from fastbp.kernels.loop_layers import (PARALLEL_MIN_WORK, _update_layer, block_offset,
-                                        block_view, delta_pass, forward_pass, grad_pass,
-                                        layer_view)
+                                        delta_pass, forward_pass, grad_pass)
 from fastbp.kernels.loop_online import fused_online_epoch
 
 # train_epoch works through a batch in pieces of at most WORK_ROWS samples, summing
@@ -159,15 +158,15 @@ def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
     steps[0] += 1
     (lr, momentum, nesterov, l2, step_size, beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus,
      step_min, step_max) = scalar.step_constants(hyper, steps[0])
+    S0, S1 = state[0], state[1]
+    w = 0
     for m in range(1, sizes.shape[0]):
-        W, b = layer_view(params, sizes, m)
-        gW, gb = layer_view(grad, sizes, m)
-        S0W, S0b = layer_view(state[0], sizes, m)
-        S1W, S1b = layer_view(state[1], sizes, m)
-        _update_layer(W, b, S0W, S0b, S1W, S1b, gW, gb, scale, opt, dt(lr), dt(momentum),
+        n_w = sizes[m] * sizes[m - 1]
+        _update_layer(params, S0, S1, grad, w, n_w, sizes[m], scale, opt, dt(lr), dt(momentum),
                       nesterov, dt(l2), dt(step_size), dt(beta1), dt(beta2), dt(sqrt_bc2),
                       dt(eps), dt(eta_minus), dt(eta_plus), dt(step_min), dt(step_max),
                       use_bias)
+        w += n_w + sizes[m]
 
 
 def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, batch_size,
@@ -226,10 +225,10 @@ def _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW,
         batch_weight = 0.0
         for lo in range(start, stop, WORK_ROWS):
             nb = min(WORK_ROWS, stop - lo)
-            x_b = block_view(A, sizes, 0, nb)
             for s in range(nb):
                 r = order[lo + s]
-                x_b[s, :] = X[r, :]
+                for j in range(sizes[0]):  # a[0] of the piece: block 0 of A
+                    A[s * sizes[0] + j] = X[r, j]
                 Yb[s, :] = Y[r, :]
                 if weighted:
                     Sb[s] = SW[r]
