@@ -1,14 +1,16 @@
 """fastbp: fast, loop-kernel backpropagation for multilayer perceptrons.
 
-Public names: :class:`Network`, :class:`Trainer`, :class:`History`, the module
+Public names: :class:`Network`, :class:`Trainer`, :class:`History`, :class:`Sweep`
+(:class:`SweepResult`), the module
 :mod:`fastbp.schedules` of learning-rate schedules; with scikit-learn installed also
 :class:`MLPClassifier` and :class:`MLPRegressor` (``fastbp.estimators``).
 """
 from fastbp import schedules
 from fastbp.network import Network
+from fastbp.sweep import Sweep, SweepResult
 from fastbp.trainer import History, Trainer
 
-__all__ = ["History", "Network", "Trainer", "schedules"]
+__all__ = ["History", "Network", "Sweep", "SweepResult", "Trainer", "schedules"]
 __version__ = "0.1.0"
 
 _ESTIMATORS = ("MLPClassifier", "MLPRegressor")

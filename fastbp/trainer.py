@@ -39,6 +39,8 @@ class History:
     learning_rate : the rate the lr_schedule gave each epoch.
     best_epoch : index of the epoch with the lowest monitored loss (val_loss if given).
     stopped_early : True when early stopping or the callback ended training.
+    diverged : True when training stopped because the loss was no longer finite (in a
+        Sweep; Trainer.fit raises FloatingPointError instead).
     """
 
     loss: list = field(default_factory=list)
@@ -47,6 +49,7 @@ class History:
     learning_rate: list = field(default_factory=list)
     best_epoch: int = -1
     stopped_early: bool = False
+    diverged: bool = False
 
     @property
     def epochs(self):

@@ -282,7 +282,7 @@ def train_epochs(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orde
 
 
 @njit(**JIT)
-def _next_order(order, rng, shuffle):
+def next_order(order, rng, shuffle):
     """order <- 0..n-1, then shuffled in place with rng.permutation's draws (Numba's own
     Generator.shuffle makes the same draws but swaps through array views, 8x slower)."""
     for i in range(order.shape[0]):
@@ -309,7 +309,7 @@ def _diverged(stats, params):
 def _fit_online(params, state, steps, A, Dl, X, Y, SW, order, rng, shuffle, rates, sizes,
                 acts, loss, hyper, use_bias, history):
     for e in range(rates.shape[0]):
-        _next_order(order, rng, shuffle)
+        next_order(order, rng, shuffle)
         hyper[H_LR] = rates[e]
         _epoch_online(params, state, steps, A, Dl, X, Y, SW, order, sizes, acts, loss, hyper,
                       use_bias, history[e])
@@ -322,10 +322,53 @@ def _fit_online(params, state, steps, A, Dl, X, Y, SW, order, rng, shuffle, rate
 def _fit_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, rng,
                shuffle, rates, batch_size, sizes, acts, loss, opt, hyper, use_bias, history):
     for e in range(rates.shape[0]):
-        _next_order(order, rng, shuffle)
+        next_order(order, rng, shuffle)
         hyper[H_LR] = rates[e]
         _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order,
                      batch_size, sizes, acts, loss, opt, hyper, use_bias, history[e])
         if _diverged(history[e], params):
             return e + 1
     return rates.shape[0]
+
+
+# -- many models at once (fastbp.Sweep) ---------------------------------------------------------
+
+def sweep_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orders, active,
+                batch_size, sizes, acts, loss, opt, hyper, use_bias, stats):
+    """One epoch of K models of one structure, side by side: model k is train_epoch on row
+    k of every array below, its own sample order and hyperparameters; the models are spread
+    over Numba's threads (each model's epoch runs serially inside, so model k computes
+    exactly what a single train_epoch call would, whatever the thread count).
+
+    params, grad   (K, P)                  state (K, 2, P), steps (K, 1) int64
+    A, Dl          (K, rows * sum(D))      cost (K, rows) float64, Yb (K, rows, D[L]),
+    Sb             (K, rows) or (K, 0)     rows = workspace_rows(batch_size)
+    X, Y, SW       the data set, shared    orders (K, n) int64: each model's sample order
+    active         (K,) bool: models still training (diverged or stopped ones are skipped)
+    hyper          (K, N_HYPER) float64    stats (K, 4) out: train_epoch's, per model
+    """
+    if batch_size == 1 and opt == SGD:
+        _sweep_online(params, state, steps, A, Dl, X, Y, SW, orders, active, sizes, acts, loss,
+                      hyper, use_bias, stats)
+    else:
+        _sweep_batch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orders, active,
+                     batch_size, sizes, acts, loss, opt, hyper, use_bias, stats)
+
+
+@njit(parallel=True, **JIT)
+def _sweep_online(params, state, steps, A, Dl, X, Y, SW, orders, active, sizes, acts, loss,
+                  hyper, use_bias, stats):
+    for k in numba.prange(params.shape[0]):
+        if active[k]:
+            _epoch_online(params[k], state[k], steps[k], A[k], Dl[k], X, Y, SW, orders[k],
+                          sizes, acts, loss, hyper[k], use_bias, stats[k])
+
+
+@njit(parallel=True, **JIT)
+def _sweep_batch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orders, active,
+                 batch_size, sizes, acts, loss, opt, hyper, use_bias, stats):
+    for k in numba.prange(params.shape[0]):
+        if active[k]:
+            _epoch_batch(None, params[k], state[k], steps[k], grad[k], A[k], Dl[k], cost[k],
+                         Yb[k], Sb[k], X, Y, SW, orders[k], batch_size, sizes, acts, loss, opt,
+                         hyper[k], use_bias, stats[k])
