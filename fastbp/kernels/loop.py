@@ -22,7 +22,7 @@ from numba.np.random.random_methods import random_interval
 
 from fastbp._config import JIT
 from fastbp.kernels import _compile_notice  # noqa: F401  (one line when compiling)
-from fastbp.kernels import scalar
+from fastbp.kernels import loop_gemm, scalar
 from fastbp.kernels._host import empty, to_device, to_host  # noqa: F401  (backend contract)
 from fastbp.kernels.codes import H_LR, SGD, SIGMOID
 from fastbp.kernels.loop_layers import (PARALLEL_MIN_WORK, _update_layer, block_offset,
@@ -72,7 +72,7 @@ def forward(A, params, n, sizes, acts):
 
 @njit(**JIT)
 def _forward(tag, A, params, n, sizes, acts):
-    forward_pass(tag, A, params, n, sizes, acts)
+    forward_pass(tag, A, params, n, sizes, acts, loop_gemm.work_for(sizes, params))
 
 
 @njit(**JIT)
@@ -123,7 +123,7 @@ def hidden_deltas(Dl, A, params, n, sizes, acts):
 
 @njit(**JIT)
 def _hidden_deltas(tag, Dl, A, params, n, sizes, acts):
-    delta_pass(tag, Dl, A, params, n, sizes, acts)
+    delta_pass(tag, Dl, A, params, n, sizes, acts, loop_gemm.work_for(sizes, params))
 
 
 def accumulate_gradients(grad, Dl, A, n, sizes):
@@ -138,7 +138,7 @@ def accumulate_gradients(grad, Dl, A, n, sizes):
 
 @njit(**JIT)
 def _accumulate_gradients(tag, grad, Dl, A, n, sizes):
-    grad_pass(tag, grad, Dl, A, n, sizes)
+    grad_pass(tag, grad, Dl, A, n, sizes, loop_gemm.work_for(sizes, grad))
 
 
 @njit(**JIT)
@@ -217,6 +217,7 @@ def _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW,
     dt = params.dtype.type
     stats[:] = 0.0
     weighted = SW.shape[0] > 0
+    work = loop_gemm.work_for(sizes, params)
     n_total = order.shape[0]
     for start in range(0, n_total, batch_size):
         stop = min(start + batch_size, n_total)
@@ -233,7 +234,7 @@ def _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW,
                 if weighted:
                     Sb[s] = SW[r]
             sw = Sb[:nb] if weighted else SW
-            forward_pass(tag, A, params, nb, sizes, acts)
+            forward_pass(tag, A, params, nb, sizes, acts, work)
             sample_costs(cost, A, Yb, nb, sizes, acts, loss)
             for s in range(nb):
                 if weighted:
@@ -242,8 +243,8 @@ def _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW,
                 else:
                     batch_cost += cost[s]
             output_delta(Dl, A, Yb, sw, nb, sizes, acts, loss)
-            delta_pass(tag, Dl, A, params, nb, sizes, acts)
-            grad_pass(tag, grad, Dl, A, nb, sizes)
+            delta_pass(tag, Dl, A, params, nb, sizes, acts, work)
+            grad_pass(tag, grad, Dl, A, nb, sizes, work)
         if not math.isfinite(batch_cost):
             stats[2] = 1.0
             return

@@ -25,7 +25,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from fastbp._config import JIT
-from fastbp.kernels import scalar
+from fastbp.kernels import loop_gemm, scalar
 
 # Samples per cache block: a block of activations (SAMPLE_BLOCK rows of up to a few
 # thousand floats) stays in L2 while rows of W stream through L1.
@@ -348,32 +348,38 @@ def _grad_layer_threads(grad, w, Dl, d, A, a_in, n, n_in, n_out):
 # so a run that never uses threads never compiles the parallel kernels (about a third of
 # the cold start), while every caller is written once.
 
-def forward_pass(tag, A, params, n, sizes, acts):
-    """z[m] = W[m] a[m-1] + b[m], a[m] = act_m(z[m]) for m = 1..L (see loop.forward)."""
+def forward_pass(tag, A, params, n, sizes, acts, work):
+    """z[m] = W[m] a[m-1] + b[m], a[m] = act_m(z[m]) for m = 1..L (see loop.forward); work
+    from loop_gemm.work_for, for the layers where loop_gemm.gemm pays."""
     raise NotImplementedError("compiled code only")
 
 
-def delta_pass(tag, Dl, A, params, n, sizes, acts):
+def delta_pass(tag, Dl, A, params, n, sizes, acts, work):
     """delta[m] = act_m' (*) W[m+1]^T delta[m+1] for m = L-1..1 (see loop.hidden_deltas)."""
     raise NotImplementedError("compiled code only")
 
 
-def grad_pass(tag, grad, Dl, A, n, sizes):
+def grad_pass(tag, grad, Dl, A, n, sizes, work):
     """grad += the summed outer products, every layer (see loop.accumulate_gradients)."""
     raise NotImplementedError("compiled code only")
 
 
 @overload(forward_pass, target="cpu")
-def _forward_pass(tag, A, params, n, sizes, acts):
+def _forward_pass(tag, A, params, n, sizes, acts, work):
     threaded = not isinstance(tag, types.NoneType)
 
-    def impl(tag, A, params, n, sizes, acts):
+    def impl(tag, A, params, n, sizes, acts, work):
         one = params.dtype.type(1)
         w, z = 0, 0
         for m in range(1, sizes.shape[0]):
             n_in, n_out = sizes[m - 1], sizes[m]
             a_in, z = z, z + n * n_in
-            if threaded and threads_pay(n, n_in, n_out):
+            if loop_gemm.pays(n, n_out, n_in):
+                # z = a_in W^T, then z += b and a = act(z) row by row.
+                loop_gemm.gemm(A, z, A, a_in, False, params, w, True, n, n_out, n_in, False,
+                               work)
+                _bias_activate(A, z, params, w + n_out * n_in, n, n_out, acts[m - 1], one)
+            elif threaded and threads_pay(n, n_in, n_out):
                 _forward_layer_threads(A, z, params, w, a_in, n_in, n_out, acts[m - 1], one, n)
             else:
                 _forward_layer(A, z, params, w, a_in, n_in, n_out, acts[m - 1], one, 0, n)
@@ -382,16 +388,21 @@ def _forward_pass(tag, A, params, n, sizes, acts):
 
 
 @overload(delta_pass, target="cpu")
-def _delta_pass(tag, Dl, A, params, n, sizes, acts):
+def _delta_pass(tag, Dl, A, params, n, sizes, acts, work):
     threaded = not isinstance(tag, types.NoneType)
 
-    def impl(tag, Dl, A, params, n, sizes, acts):
+    def impl(tag, Dl, A, params, n, sizes, acts, work):
         one = params.dtype.type(1)
         for m in range(sizes.shape[0] - 2, 0, -1):
             n_here, n_next = sizes[m], sizes[m + 1]
             w_next = weight_offset(sizes, m + 1)
             d, d_next = block_offset(sizes, m, n), block_offset(sizes, m + 1, n)
-            if threaded and threads_pay(n, n_here, n_next):
+            if loop_gemm.pays(n, n_here, n_next):
+                # d = d_next W_next, then d *= act'(a).
+                loop_gemm.gemm(Dl, d, Dl, d_next, False, params, w_next, False, n, n_here,
+                               n_next, False, work)
+                _derivative_block(Dl, d, A, d, 0, n * n_here, acts[m - 1], one)
+            elif threaded and threads_pay(n, n_here, n_next):
                 _delta_layer_threads(Dl, d, A, d, params, w_next, d_next, n_here, n_next,
                                      acts[m - 1], one, n)
             else:
@@ -401,18 +412,44 @@ def _delta_pass(tag, Dl, A, params, n, sizes, acts):
 
 
 @overload(grad_pass, target="cpu")
-def _grad_pass(tag, grad, Dl, A, n, sizes):
+def _grad_pass(tag, grad, Dl, A, n, sizes, work):
     threaded = not isinstance(tag, types.NoneType)
 
-    def impl(tag, grad, Dl, A, n, sizes):
+    def impl(tag, grad, Dl, A, n, sizes, work):
         w, a_in = 0, 0
         for m in range(1, sizes.shape[0]):
             n_in, n_out = sizes[m - 1], sizes[m]
             d = a_in + n * n_in
-            if threaded and threads_pay(n, n_in, n_out):
+            if loop_gemm.pays(n_out, n_in, n):
+                # gW += delta^T a_in, gb += the column sums of delta.
+                loop_gemm.gemm(grad, w, Dl, d, True, A, a_in, False, n_out, n_in, n, True,
+                               work)
+                _column_sums(grad, w + n_out * n_in, Dl, d, n, n_out)
+            elif threaded and threads_pay(n, n_in, n_out):
                 _grad_layer_threads(grad, w, Dl, d, A, a_in, n, n_in, n_out)
             else:
                 _grad_layer(grad, w, Dl, d, A, a_in, n, n_in, n_out, 0, n_out)
             w += n_out * (n_in + 1)
             a_in = d
     return impl
+
+
+@njit(**JIT)
+def _bias_activate(A, z, params, b, n, n_out, code, one):
+    """z_si += b_i, then a = act(z), for the n rows of n_out at A[z:]; b at params[b:]."""
+    z, b, n, n_out = _u(z), _u(b), _u(n), _u(n_out)
+    for s in range(n):
+        row = z + s * n_out
+        for i in range(n_out):
+            A[row + i] += params[b + i]
+        scalar.activate_row(A, row, n_out, code, one)
+
+
+@njit(**JIT)
+def _column_sums(grad, b, Dl, d, n, n_out):
+    """grad[b + i] += sum_s Dl[d + s n_out + i]: the bias gradient."""
+    b, d, n, n_out = _u(b), _u(d), _u(n), _u(n_out)
+    for s in range(n):
+        row = d + s * n_out
+        for i in range(n_out):
+            grad[b + i] += Dl[row + i]

@@ -1,0 +1,205 @@
+"""Packed, register-blocked matrix products for large batches on the CPU.
+
+The blocked loop kernels of ``loop_layers`` leave the vectorizing to LLVM, which turns their
+inner loop over j into sums across vector lanes; at large batches on wide layers they reach
+about half of BLAS. This is the BLAS way, still loops: pack a panel of one operand into
+MR-row strips and of the other into NR-column strips, contiguous in the order the
+micro-kernel reads them, then for each MR x NR tile of the product keep all MR x NR sums in
+vector registers while the packed strips stream past -- one broadcast of A and NR / W
+vector loads of B per MR x NR / W fused multiply-adds.
+
+Numba cannot be told to keep a tile of sums in registers, so the micro-kernel is an
+``@intrinsic`` that writes the LLVM IR itself: <W x float> accumulators, vector loads of the
+packed B strip, a broadcast of packed A, llvm.fma. Tile sizes follow the vector width of
+the CPU Numba compiles for: 8 x 32 floats in 16 zmm registers with AVX-512, 6 x 16 in 12
+ymm with AVX2 (float64: half the columns).
+
+    gemm(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work)
+        C[c:] (M, N) (+)= op(A) @ op(B), op(A) (M, K) from A[a:] (a_trans: stored (K, M)),
+        op(B) (K, N) from B[b:] (b_trans: stored (N, K)); work from work_for().
+
+The three products of a layer then need no transposed copies:
+    forward   z = a_in @ W^T           gemm(A, z, A, a_in, False, params, w, True,  n, out, in)
+    delta     d = d_next @ W_next      gemm(Dl, d, Dl, d_next, False, params, w, False, n, in, out)
+    gradient  gW += delta^T @ a_in     gemm(grad, w, Dl, d, True, A, a_in, False, out, in, n)
+"""
+import numba
+import numpy as np
+from llvmlite import binding, ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from fastbp._config import JIT
+
+_u = np.uint64
+
+
+def _vector_bytes():
+    """64 with AVX-512 in the features Numba compiles for, else 32."""
+    features = numba.config.CPU_FEATURES or binding.get_host_cpu_features().flatten()
+    return 64 if "+avx512f" in features.split(",") else 32
+
+
+VECTOR_BYTES = _vector_bytes()
+MR = 8 if VECTOR_BYTES == 64 else 6   # rows of a tile: MR x 2 vector accumulators in registers
+KC = 256   # depth of a packed panel: A strip (MR x KC) in L1, B panel (KC x N) in L2
+MC = 128   # rows of A packed at once
+
+
+def nr(itemsize):
+    """Columns of a tile: two vectors."""
+    return 2 * VECTOR_BYTES // itemsize
+
+
+@intrinsic
+def _micro(typingctx, Ct, Ap, a_off, Bp, b_off, kc):
+    """Ct[r * NR + c] = sum_k Ap[a_off + k MR + r] * Bp[b_off + k NR + c]: an MR x NR tile,
+    NR = two vectors of Ct's dtype."""
+    dtype = Ct.dtype
+    if not isinstance(dtype, types.Float):
+        return None
+    width = VECTOR_BYTES // (dtype.bitwidth // 8)
+    n_vec, rows, cols = 2, MR, 2 * width
+    sig = types.void(Ct, Ap, types.uint64, Bp, types.uint64, types.uint64)
+
+    def codegen(context, builder, signature, args):
+        ct, ap, aoff, bp, boff, depth = args
+        scalar_t = context.get_value_type(dtype)
+        vec_t = ir.VectorType(scalar_t, width)
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        c_ptr = context.make_array(signature.args[0])(context, builder, ct).data
+        a_ptr = builder.gep(context.make_array(signature.args[1])(context, builder, ap).data, [aoff])
+        b_ptr = builder.gep(context.make_array(signature.args[3])(context, builder, bp).data, [boff])
+        sums = [[cgutils.alloca_once_value(builder, ir.Constant(vec_t, None))
+                 for _ in range(n_vec)] for _ in range(rows)]
+        undef = ir.Constant(vec_t, ir.Undefined)
+        splat = ir.Constant(ir.VectorType(i32, width), [0] * width)
+        # llvmlite's IRBuilder.fma is scalar-only: declare the vector intrinsic.
+        suffix = "f32" if dtype.bitwidth == 32 else "f64"
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec_t, [vec_t, vec_t, vec_t]),
+            f"llvm.fma.v{width}{suffix}")
+        with cgutils.for_range(builder, depth) as loop:
+            k = loop.index
+            b_row = builder.gep(b_ptr, [builder.mul(k, ir.Constant(i64, cols))])
+            b_vec = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(i64, v * width)]),
+                                                  vec_t.as_pointer()), align=dtype.bitwidth // 8)
+                     for v in range(n_vec)]
+            a_row = builder.gep(a_ptr, [builder.mul(k, ir.Constant(i64, rows))])
+            for r in range(rows):
+                a = builder.load(builder.gep(a_row, [ir.Constant(i64, r)]))
+                a_vec = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(i32, 0)),
+                                               undef, splat)
+                for v in range(n_vec):
+                    builder.store(builder.call(fma, [a_vec, b_vec[v], builder.load(sums[r][v])]),
+                                  sums[r][v])
+        for r in range(rows):
+            for v in range(n_vec):
+                p = builder.gep(c_ptr, [ir.Constant(i64, r * cols + v * width)])
+                builder.store(builder.load(sums[r][v]), builder.bitcast(p, vec_t.as_pointer()),
+                              align=dtype.bitwidth // 8)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@njit(**JIT)
+def _pack_a(Ap, A, a, a_trans, M, K, i0, i1, p0, p1):
+    """Ap[strip][k MR + r] = op(A)(i0 + strip MR + r, p0 + k); rows past i1 are 0."""
+    mr = _u(MR)
+    kc = p1 - p0
+    for strip in range((i1 - i0 + mr - _u(1)) // mr):
+        base = strip * kc * mr
+        for r in range(mr):
+            s = i0 + strip * mr + r
+            if s >= i1:
+                for k in range(kc):
+                    Ap[base + k * mr + r] = 0
+            elif a_trans:
+                for k in range(kc):
+                    Ap[base + k * mr + r] = A[a + (p0 + k) * M + s]
+            else:
+                row = a + s * K + p0
+                for k in range(kc):
+                    Ap[base + k * mr + r] = A[row + k]
+
+
+@njit(**JIT)
+def _pack_b(Bp, bp, B, b, b_trans, N, K, p0, p1):
+    """Bp[bp + strip][k NR + c] = op(B)(p0 + k, strip NR + c); columns past N are 0."""
+    cols = _u(2 * VECTOR_BYTES // B.itemsize)
+    kc = p1 - p0
+    for strip in range((N + cols - _u(1)) // cols):
+        base = bp + strip * kc * cols
+        if b_trans:  # op(B)(k, i) = B[i K + k]: rows of B, written NR apart
+            for c in range(cols):
+                i = strip * cols + c
+                if i < N:
+                    row = b + i * K + p0
+                    for k in range(kc):
+                        Bp[base + k * cols + c] = B[row + k]
+                else:
+                    for k in range(kc):
+                        Bp[base + k * cols + c] = 0
+        else:        # op(B)(k, i) = B[k N + i]: NR-wide contiguous copies
+            for k in range(kc):
+                row = b + (p0 + k) * N + strip * cols
+                for c in range(cols):
+                    if strip * cols + c < N:
+                        Bp[base + k * cols + c] = B[row + c]
+                    else:
+                        Bp[base + k * cols + c] = 0
+
+
+@njit(**JIT)
+def gemm(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work):
+    """C[c:] (M, N) (+)= op(A) @ op(B): see the module docstring. Sums over k in blocks of
+    KC, each in a fixed order: the same numbers whatever calls it."""
+    mr, kc_max, mc = _u(MR), _u(KC), _u(MC)
+    cols = _u(2 * VECTOR_BYTES // C.itemsize)
+    c, a, b, M, N, K = _u(c), _u(a), _u(b), _u(M), _u(N), _u(K)
+    Ap = work  # MC x KC strips of A, then the B panel, then one tile
+    bp = mc * kc_max + mr * kc_max
+    ct = bp + (N + cols - _u(1)) // cols * cols * kc_max
+    Ct = work[ct:ct + mr * cols]
+    for p0 in range(_u(0), K, kc_max):
+        p1 = min(p0 + kc_max, K)
+        kc = p1 - p0
+        _pack_b(work, bp, B, b, b_trans, N, K, p0, p1)
+        overwrite = p0 == _u(0) and not accumulate
+        for i0 in range(_u(0), M, mc):
+            i1 = min(i0 + mc, M)
+            _pack_a(Ap, A, a, a_trans, M, K, i0, i1, p0, p1)
+            for j0 in range(_u(0), N, cols):
+                nj = min(cols, N - j0)
+                for s0 in range(i0, i1, mr):
+                    ni = min(mr, i1 - s0)
+                    _micro(Ct, Ap, (s0 - i0) * kc, work, bp + j0 * kc, kc)
+                    for r in range(ni):
+                        row = c + (s0 + r) * N + j0
+                        if overwrite:
+                            for col in range(nj):
+                                C[row + col] = Ct[r * cols + col]
+                        else:
+                            for col in range(nj):
+                                C[row + col] += Ct[r * cols + col]
+
+
+@njit(**JIT)
+def pays(M, N, K):
+    """Whether gemm beats the blocked loop kernels on this product: a tile of rows and of
+    columns fills (a narrow output, such as 10 classes, stays with the loop kernels) and
+    the work pays for the packing."""
+    return M >= MR and N >= 2 * VECTOR_BYTES // 8 and K >= 16 and M * N * K >= 1 << 18
+
+
+@njit(**JIT)
+def work_for(sizes, like):
+    """gemm's work array for every product of a network with these layer sizes, in the
+    dtype of ``like``."""
+    cols = 2 * VECTOR_BYTES // like.itemsize
+    widest = 0
+    for m in range(sizes.shape[0]):
+        widest = max(widest, sizes[m])
+    return np.empty(MC * KC + MR * KC + (widest + cols - 1) // cols * cols * KC + MR * cols,
+                    like.dtype)
