@@ -30,8 +30,11 @@ import weakref
 import numpy as np
 
 # fann_data.h enums
-FANN_TRAIN_INCREMENTAL, FANN_TRAIN_BATCH = 0, 1
-FANN_SIGMOID = 3
+FANN_TRAIN_INCREMENTAL, FANN_TRAIN_BATCH, FANN_TRAIN_RPROP = 0, 1, 2
+FANN_SIGMOID, FANN_SIGMOID_SYMMETRIC = 3, 5
+# fastbp activation -> (FANN activation, steepness): FANN_SIGMOID is 1 / (1 + exp(-2 s x)),
+# FANN_SIGMOID_SYMMETRIC is tanh(s x).
+ACTIVATIONS = {"sigmoid": (FANN_SIGMOID, 0.5), "tanh": (FANN_SIGMOID_SYMMETRIC, 1.0)}
 FANN_ERRORFUNC_LINEAR, FANN_ERRORFUNC_TANH = 0, 1
 
 _LIBRARIES = {"float32": ("floatfann", ctypes.c_float), "float64": ("doublefann", ctypes.c_double)}
@@ -84,6 +87,11 @@ class _Lib:
             ("fann_set_learning_rate", None, [vp, f]),
             ("fann_get_learning_rate", f, [vp]),
             ("fann_set_learning_momentum", None, [vp, f]),
+            ("fann_set_rprop_increase_factor", None, [vp, f]),
+            ("fann_set_rprop_decrease_factor", None, [vp, f]),
+            ("fann_set_rprop_delta_min", None, [vp, f]),
+            ("fann_set_rprop_delta_max", None, [vp, f]),
+            ("fann_set_rprop_delta_zero", None, [vp, f]),
             ("fann_train_epoch", f, [vp, ctypes.POINTER(TrainData)]),
             ("fann_get_errno", ctypes.c_int, [vp]),
             ("fann_get_errstr", ctypes.c_char_p, [vp]),
@@ -123,15 +131,21 @@ def load(dtype="float32"):
 
 
 class FannNet:
-    """A FANN network shaped like a fastbp one: sigmoid units everywhere (logistic,
-    steepness 0.5), linear error function (mse), momentum 0.
+    """A FANN network shaped like a fastbp one: sigmoid (logistic) or tanh units, linear
+    error function (mse), momentum 0.
 
     Parameters
     ----------
     layer_sizes : sequence of int
     dtype : {"float32", "float64"}
     learning_rate : float
-    algorithm : FANN_TRAIN_INCREMENTAL (online) or FANN_TRAIN_BATCH (full batch)
+    algorithm : FANN_TRAIN_INCREMENTAL (online), FANN_TRAIN_BATCH (full batch) or
+        FANN_TRAIN_RPROP (full batch iRprop-, FANN's default)
+    hidden, output : {"sigmoid", "tanh"}
+        Activations of the hidden and the output layers.
+    rprop : dict, optional
+        iRprop-'s settings as fastbp.Trainer names them: ``etas`` (decrease, increase),
+        ``step_sizes`` (smallest, largest) and ``initial_step``.
     shuffle_seed : int or None
         With a seed, every ``train_epoch`` visits the samples in the order
         ``numpy.random.default_rng(seed).permutation(n)`` gives, a new one per epoch, as
@@ -141,7 +155,8 @@ class FannNet:
     """
 
     def __init__(self, layer_sizes, dtype="float32", learning_rate=0.01,
-                 algorithm=FANN_TRAIN_INCREMENTAL, shuffle_seed=None):
+                 algorithm=FANN_TRAIN_INCREMENTAL, shuffle_seed=None, hidden="sigmoid",
+                 output="sigmoid", rprop=None):
         self.lib = lib = load(dtype)
         self.dtype = lib.dtype
         self.sizes = [int(d) for d in layer_sizes]
@@ -151,11 +166,18 @@ class FannNet:
             raise MemoryError("fann_create_standard_array failed")
         self._ann = ann
         self._finalizer = weakref.finalize(self, lib.destroy, ann)
-        lib.set_activation_function_hidden(ann, FANN_SIGMOID)
-        lib.set_activation_function_output(ann, FANN_SIGMOID)
-        lib.set_activation_steepness_hidden(ann, 0.5)  # FANN_SIGMOID(0.5 x) = logistic(x)
-        lib.set_activation_steepness_output(ann, 0.5)
+        for layer, name in (("hidden", hidden), ("output", output)):
+            function, steepness = ACTIVATIONS[name]
+            getattr(lib, f"set_activation_function_{layer}")(ann, function)
+            getattr(lib, f"set_activation_steepness_{layer}")(ann, steepness)
         lib.set_train_error_function(ann, FANN_ERRORFUNC_LINEAR)
+        if rprop is not None:
+            (decrease, increase), (smallest, largest) = rprop["etas"], rprop["step_sizes"]
+            lib.set_rprop_decrease_factor(ann, decrease)
+            lib.set_rprop_increase_factor(ann, increase)
+            lib.set_rprop_delta_min(ann, smallest)
+            lib.set_rprop_delta_max(ann, largest)
+            lib.set_rprop_delta_zero(ann, rprop["initial_step"])
         lib.set_learning_momentum(ann, 0.0)
         lib.set_learning_rate(ann, float(learning_rate))
         lib.set_training_algorithm(ann, int(algorithm))
