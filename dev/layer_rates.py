@@ -56,7 +56,7 @@ for n, n_in, n_out in shapes:
     W = rng.normal(size=(n_out, n_in)).astype(np.float32)
     a = rng.random((n, n_in)).astype(np.float32)
     d = rng.normal(size=(n, n_out)).astype(np.float32)
-    work = lg.work_for(np.array([n_in, n_out]), np.zeros(1, np.float32))
+    work = lg.work_for(np.array([n_in, n_out]), np.zeros(1, np.float32), n)
     flop = 2 * n * n_in * n_out / 1e9
     z = np.empty(n * n_out, np.float32)
     dl = np.empty(n * n_in, np.float32)

@@ -549,7 +549,8 @@ def test_sparse_memory_is_one_dense_copy_in_fit_and_chunks_in_predict(monkeypatc
     y = np.arange(n) % 2
     dense_bytes = n * d * 4  # the float32 network's dense copy
     clf = MLPClassifier(hidden_layer_sizes=(2,), max_iter=1, dtype="float32", random_state=0)
-    clf.fit(X[:50], y[:50])  # compile outside the measurement
+    clf.fit(X[:50], y[:50])  # compile (or load from Numba's cache) outside the measurement
+    clf.predict_proba(X[:50])
     tracemalloc.start()
     try:
         clf.fit(X, y)

@@ -170,7 +170,7 @@ def test_compiled_once_per_dtype_not_per_shape():
             X, Y = data(5, sizes[0], sizes[-1], dtype=dtype)
             net.gradients(X, Y)
             net.loss(X, Y)
-    for kernel in (loop._forward, loop.sample_costs, loop.output_delta, loop._hidden_deltas,
+    for kernel in (loop._forward, loop._sample_costs, loop._output_delta, loop._hidden_deltas,
                    loop._accumulate_gradients):
         assert len(kernel.signatures) == 2, (
             f"{kernel.__name__} compiled {len(kernel.signatures)} times for 2 dtypes: "
@@ -185,8 +185,8 @@ rng = np.random.default_rng(0)
 X, Y = rng.normal(size=(7, 3)), rng.uniform(size=(7, 2))
 net.gradients(X, Y)
 fastbp.Trainer(net, optimizer="adam").step(X, Y)
-for kernel in (loop._forward, loop.output_delta, loop._hidden_deltas, loop._accumulate_gradients,
-               loop.update):
+for kernel in (loop._forward, loop._output_delta, loop._hidden_deltas, loop._accumulate_gradients,
+               loop._update):
     (sig,) = kernel.signatures
     widened = kernel.inspect_llvm(sig).count("fpext float")
     print(kernel.__name__, widened)

@@ -22,7 +22,7 @@ from numba.np.random.random_methods import random_interval
 
 from fastbp._config import JIT
 from fastbp.kernels import _compile_notice  # noqa: F401  (one line when compiling)
-from fastbp.kernels import loop_gemm, scalar
+from fastbp.kernels import _checks, loop_gemm, scalar
 from fastbp.kernels._host import empty, to_device, to_host  # noqa: F401  (backend contract)
 from fastbp.kernels.codes import H_LR, SGD, SIGMOID
 from fastbp.kernels.loop_layers import (PARALLEL_MIN_WORK, _update_layer, block_offset,
@@ -67,15 +67,16 @@ def forward(A, params, n, sizes, acts):
     A       (>= n * sum(D),)  block 0 holds the inputs; blocks 1..L overwritten
     params  (P,)              weights and biases
     """
+    _, width = _checks.parameters(params, sizes, acts)
+    _checks.workspaces(n, width, ("A", A))
     _forward(threads_tag(n, sizes, ONE_OFF_MIN_WORK), A, params, n, sizes, acts)
 
 
 @njit(**JIT)
 def _forward(tag, A, params, n, sizes, acts):
-    forward_pass(tag, A, params, n, sizes, acts, loop_gemm.work_for(sizes, params))
+    forward_pass(tag, A, params, n, sizes, acts, loop_gemm.work_for(sizes, params, n))
 
 
-@njit(**JIT)
 def sample_costs(cost, A, Y, n, sizes, acts, loss):
     """cost_s = C(a[L], y) per sample: 0.5 * sum (y - a)^2, or the cross-entropy.
 
@@ -83,6 +84,13 @@ def sample_costs(cost, A, Y, n, sizes, acts, loss):
     A     (>= n * sum(D),) after ``forward``
     Y     (n, D[L])        targets
     """
+    _checks.outputs(A, Y, n, sizes, acts)
+    _checks.workspaces(n, 1, ("cost", cost))
+    _sample_costs(cost, A, Y, n, sizes, acts, loss)
+
+
+@njit(**JIT)
+def _sample_costs(cost, A, Y, n, sizes, acts, loss):
     L = sizes.shape[0] - 1
     off, n_out = block_offset(sizes, L, n), sizes[L]
     binary = acts[L - 1] == SIGMOID
@@ -90,7 +98,6 @@ def sample_costs(cost, A, Y, n, sizes, acts, loss):
         cost[s] = scalar.row_cost(A, off + s * n_out, Y, s, n_out, binary, loss)
 
 
-@njit(**JIT)
 def output_delta(Dl, A, Y, sw, n, sizes, acts, loss):
     """delta[L] = sw (*) dC/da[L] (*) act_L'(z[L]); a[L] - y for softmax or sigmoid +
     cross-entropy (scalar.output_delta_row), times the sample's weight.
@@ -100,6 +107,15 @@ def output_delta(Dl, A, Y, sw, n, sizes, acts, loss):
     Y   (n, D[L])         targets
     sw  (n,) or (0,)      per-sample weights; empty: every weight 1
     """
+    width = _checks.outputs(A, Y, n, sizes, acts)
+    _checks.workspaces(n, width, ("Dl", Dl))
+    if sw.shape not in ((0,), (n,)):
+        raise ValueError(f"kernel weights sw have shape {sw.shape}, expected (0,) or ({n},)")
+    _output_delta(Dl, A, Y, sw, n, sizes, acts, loss)
+
+
+@njit(**JIT)
+def _output_delta(Dl, A, Y, sw, n, sizes, acts, loss):
     one = A.dtype.type(1)
     L = sizes.shape[0] - 1
     off, n_out = block_offset(sizes, L, n), sizes[L]
@@ -118,12 +134,14 @@ def hidden_deltas(Dl, A, params, n, sizes, acts):
     A       (>= n * sum(D),)  after ``forward``
     params  (P,)              the weights of the forward pass
     """
+    _, width = _checks.parameters(params, sizes, acts)
+    _checks.workspaces(n, width, ("A", A), ("Dl", Dl))
     _hidden_deltas(threads_tag(n, sizes, ONE_OFF_MIN_WORK), Dl, A, params, n, sizes, acts)
 
 
 @njit(**JIT)
 def _hidden_deltas(tag, Dl, A, params, n, sizes, acts):
-    delta_pass(tag, Dl, A, params, n, sizes, acts, loop_gemm.work_for(sizes, params))
+    delta_pass(tag, Dl, A, params, n, sizes, acts, loop_gemm.work_for(sizes, params, n))
 
 
 def accumulate_gradients(grad, Dl, A, n, sizes):
@@ -133,15 +151,16 @@ def accumulate_gradients(grad, Dl, A, n, sizes):
     Dl    (>= n * sum(D),)   after ``output_delta`` and ``hidden_deltas``
     A     (>= n * sum(D),)   after ``forward``
     """
+    _, width = _checks.parameters(grad, sizes, name="grad")
+    _checks.workspaces(n, width, ("A", A), ("Dl", Dl))
     _accumulate_gradients(threads_tag(n, sizes, ONE_OFF_MIN_WORK), grad, Dl, A, n, sizes)
 
 
 @njit(**JIT)
 def _accumulate_gradients(tag, grad, Dl, A, n, sizes):
-    grad_pass(tag, grad, Dl, A, n, sizes, loop_gemm.work_for(sizes, grad))
+    grad_pass(tag, grad, Dl, A, n, sizes, loop_gemm.work_for(sizes, grad, n))
 
 
-@njit(**JIT)
 def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
     """One optimizer step on every parameter: w <- step(w, g), g = scale * grad + l2 * w for
     weights, scale * grad for biases (skipped entirely when not use_bias). The step is
@@ -154,6 +173,14 @@ def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
     grad    (P,)            summed gradient of the batch; scale = 1 / batch size
     hyper   (N_HYPER,) float64  hyperparameters, slots H_* of fastbp.kernels.codes
     """
+    _checks.parameters(params, sizes, grad=grad, state=state)
+    if steps.shape != (1,):
+        raise ValueError(f"kernel buffer steps has shape {steps.shape}, expected (1,)")
+    _update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias)
+
+
+@njit(**JIT)
+def _update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
     dt = params.dtype.type
     steps[0] += 1
     (lr, momentum, nesterov, l2, step_size, beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus,
@@ -190,6 +217,8 @@ def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
                             seen, 1 if stopped at a batch whose cost was not finite else
                             0, sum of weights seen]; that batch's update is not applied.
     """
+    _checks.epoch(params, state, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, batch_size, sizes,
+                  acts, workspace_rows(batch_size))
     if batch_size == 1 and opt == SGD:
         _epoch_online(params, state, steps, A, Dl, X, Y, SW, order, sizes, acts, loss, hyper,
                       use_bias, stats)
@@ -217,7 +246,7 @@ def _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW,
     dt = params.dtype.type
     stats[:] = 0.0
     weighted = SW.shape[0] > 0
-    work = loop_gemm.work_for(sizes, params)
+    work = loop_gemm.work_for(sizes, params, min(batch_size, WORK_ROWS))
     n_total = order.shape[0]
     for start in range(0, n_total, batch_size):
         stop = min(start + batch_size, n_total)
@@ -235,14 +264,14 @@ def _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW,
                     Sb[s] = SW[r]
             sw = Sb[:nb] if weighted else SW
             forward_pass(tag, A, params, nb, sizes, acts, work)
-            sample_costs(cost, A, Yb, nb, sizes, acts, loss)
+            _sample_costs(cost, A, Yb, nb, sizes, acts, loss)
             for s in range(nb):
                 if weighted:
                     batch_cost += cost[s] * sw[s]
                     batch_weight += sw[s]
                 else:
                     batch_cost += cost[s]
-            output_delta(Dl, A, Yb, sw, nb, sizes, acts, loss)
+            _output_delta(Dl, A, Yb, sw, nb, sizes, acts, loss)
             delta_pass(tag, Dl, A, params, nb, sizes, acts, work)
             grad_pass(tag, grad, Dl, A, nb, sizes, work)
         if not math.isfinite(batch_cost):
@@ -254,8 +283,8 @@ def _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW,
         stats[1] += stop - start
         stats[3] += batch_weight
         if batch_weight > 0:
-            update(params, state, steps, grad, sizes, dt(1) / dt(batch_weight), opt, hyper,
-                   use_bias)
+            _update(params, state, steps, grad, sizes, dt(1) / dt(batch_weight), opt, hyper,
+                    use_bias)
 
 
 # -- many epochs in one call ------------------------------------------------------------------
@@ -274,6 +303,12 @@ def train_epochs(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orde
     history  (E, 4) float64 out
     Other arguments as train_epoch's (hyper is updated in place).
     """
+    # order is written here before it is read: only its length matters.
+    _checks.epoch(params, state, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order[:0], batch_size,
+                  sizes, acts, workspace_rows(batch_size))
+    if order.shape[0] != X.shape[0] or history.shape != (rates.shape[0], 4):
+        raise ValueError(f"train_epochs needs order ({X.shape[0]},) and history "
+                         f"({rates.shape[0]}, 4), got {order.shape} and {history.shape}")
     if batch_size == 1 and opt == SGD:
         return _fit_online(params, state, steps, A, Dl, X, Y, SW, order, rng, shuffle, rates,
                            sizes, acts, loss, hyper, use_bias, history)
@@ -348,6 +383,8 @@ def sweep_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
     active         (K,) bool: models still training (diverged or stopped ones are skipped)
     hyper          (K, N_HYPER) float64    stats (K, 4) out: train_epoch's, per model
     """
+    _checks.sweep(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orders, active,
+                  hyper, stats, batch_size, sizes, acts, workspace_rows(batch_size))
     if batch_size == 1 and opt == SGD:
         _sweep_online(params, state, steps, A, Dl, X, Y, SW, orders, active, sizes, acts, loss,
                       hyper, use_bias, stats)

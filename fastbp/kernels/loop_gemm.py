@@ -194,12 +194,19 @@ def pays(M, N, K):
 
 
 @njit(**JIT)
-def work_for(sizes, like):
-    """gemm's work array for every product of a network with these layer sizes, in the
-    dtype of ``like``."""
+def work_for(sizes, like, n):
+    """gemm's work array for the products of a network with these layer sizes over n
+    samples, in the dtype of ``like``: empty when gemm pays for none of them."""
     cols = 2 * VECTOR_BYTES // like.itemsize
     widest = 0
+    used = False
     for m in range(sizes.shape[0]):
         widest = max(widest, sizes[m])
+        if m > 0:  # forward (n, D[m], D[m-1]), gradient (D[m], D[m-1], n), delta below
+            used = used or pays(n, sizes[m], sizes[m - 1]) or pays(sizes[m], sizes[m - 1], n)
+        if 0 < m < sizes.shape[0] - 1:
+            used = used or pays(n, sizes[m], sizes[m + 1])
+    if not used:
+        return np.empty(0, like.dtype)
     return np.empty(MC * KC + MR * KC + (widest + cols - 1) // cols * cols * KC + MR * cols,
                     like.dtype)
