@@ -47,3 +47,18 @@ def test_work_is_allocated_only_where_gemm_pays():
     like = np.zeros(1, np.float32)
     assert loop_gemm.work_for(np.array([64, 32, 10]), like, 1).size == 0
     assert loop_gemm.work_for(np.array([784, 512, 10]), like, 256).size > 0
+
+
+@pytest.mark.parametrize("M, N, K", SHAPES[1:])
+def test_gemm_threads_sums_exactly_as_gemm(M, N, K):
+    """The threaded variant splits rows only: each element's sum is gemm's, bit for bit."""
+    rng = np.random.default_rng(1)
+    widest = max(M, N, K, 64)
+    work = loop_gemm.work_for(np.array([widest, widest], np.int64), np.zeros(1, np.float32), 4096)
+    A = rng.normal(size=M * K).astype(np.float32)
+    B = rng.normal(size=K * N).astype(np.float32)
+    serial, threaded = np.zeros(M * N, np.float32), np.zeros(M * N, np.float32)
+    loop_gemm.gemm(serial, 0, A, 0, False, B, 0, True, M, N, K, False, work)
+    loop_gemm.gemm_threads(threaded, 0, A, 0, False, B, 0, True, M, N, K, False, work,
+                           np.full(1, 2, np.int64))
+    np.testing.assert_array_equal(threaded, serial)

@@ -33,9 +33,6 @@ from fastbp.kernels.loop_online import fused_online_epoch
 # their gradients before the one update: a full batch then runs from cache, and the
 # workspaces need only min(batch_size, WORK_ROWS) rows.
 WORK_ROWS = 256
-# The tag that makes the compiled entry points use the threaded per-layer kernels
-# (loop_layers.forward_pass); None makes them serial.
-THREADS = np.empty(0, np.int8)
 
 
 def workspace_rows(batch_size):
@@ -50,13 +47,16 @@ ONE_OFF_MIN_WORK = 1 << 24
 
 
 def threads_tag(n, sizes, min_work=PARALLEL_MIN_WORK):
-    """THREADS when some layer of this network over n samples has min_work multiply-adds
-    and Numba may use more than one thread here, else None."""
-    if numba.get_num_threads() < 2:
+    """The tag that makes the compiled entry points use the threaded per-layer kernels
+    (loop_layers.forward_pass): (1,) int64 holding Numba's thread count, when some layer of
+    this network over n samples has min_work multiply-adds and Numba may use more than one
+    thread here; else None, which makes them serial."""
+    threads = numba.get_num_threads()
+    if threads < 2:
         return None
     sizes = [int(d) for d in sizes]
     work = max(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    return THREADS if n * work >= min_work else None
+    return np.full(1, threads, np.int64) if n * work >= min_work else None
 
 
 # -- the kernels of the backend contract ----------------------------------------------------

@@ -104,12 +104,12 @@ def _micro(typingctx, Ct, Ap, a_off, Bp, b_off, kc):
 
 
 @njit(**JIT)
-def _pack_a(Ap, A, a, a_trans, M, K, i0, i1, p0, p1):
-    """Ap[strip][k MR + r] = op(A)(i0 + strip MR + r, p0 + k); rows past i1 are 0."""
+def _pack_a(Ap, ap, A, a, a_trans, M, K, i0, i1, p0, p1):
+    """Ap[ap + strip][k MR + r] = op(A)(i0 + strip MR + r, p0 + k); rows past i1 are 0."""
     mr = _u(MR)
     kc = p1 - p0
     for strip in range((i1 - i0 + mr - _u(1)) // mr):
-        base = strip * kc * mr
+        base = ap + strip * kc * mr
         for r in range(mr):
             s = i0 + strip * mr + r
             if s >= i1:
@@ -151,38 +151,71 @@ def _pack_b(Bp, bp, B, b, b_trans, N, K, p0, p1):
                         Bp[base + k * cols + c] = 0
 
 
+# The work array (work_for): the packed B panel, KC x N rounded up to whole strips; then the
+# packed rows of op(A), KC x M rounded up to whole strips; then one MR x NR tile of sums per
+# block of rows, so that blocks may run on threads side by side.
+
+@njit(**JIT)
+def _rows(C, c, A, a, a_trans, M, N, K, work, p0, p1, i0, i1, overwrite):
+    """Rows i0..i1 (i0 a multiple of MR) of C for the panel p0..p1 of the sum over k, with
+    the B panel packed at the start of work: pack the rows of op(A), then tile them."""
+    mr = _u(MR)
+    cols = _u(2 * VECTOR_BYTES // C.itemsize)
+    kc = p1 - p0
+    ap = (N + cols - _u(1)) // cols * cols * _u(KC)
+    ct = ap + (M + mr - _u(1)) // mr * mr * _u(KC) + i0 // mr * mr * cols
+    ap += i0 * kc
+    Ct = work[ct:ct + mr * cols]
+    _pack_a(work, ap, A, a, a_trans, M, K, i0, i1, p0, p1)
+    for j0 in range(_u(0), N, cols):
+        nj = min(cols, N - j0)
+        for s0 in range(i0, i1, mr):
+            ni = min(mr, i1 - s0)
+            _micro(Ct, work, ap + (s0 - i0) * kc, work, j0 * kc, kc)
+            for r in range(ni):
+                row = c + (s0 + r) * N + j0
+                if overwrite:
+                    for col in range(nj):
+                        C[row + col] = Ct[r * cols + col]
+                else:
+                    for col in range(nj):
+                        C[row + col] += Ct[r * cols + col]
+
+
 @njit(**JIT)
 def gemm(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work):
     """C[c:] (M, N) (+)= op(A) @ op(B): see the module docstring. Sums over k in blocks of
-    KC, each in a fixed order: the same numbers whatever calls it."""
-    mr, kc_max, mc = _u(MR), _u(KC), _u(MC)
-    cols = _u(2 * VECTOR_BYTES // C.itemsize)
+    KC, each in a fixed order: the same numbers whatever calls it, gemm_threads included."""
     c, a, b, M, N, K = _u(c), _u(a), _u(b), _u(M), _u(N), _u(K)
-    Ap = work  # MC x KC strips of A, then the B panel, then one tile
-    bp = mc * kc_max + mr * kc_max
-    ct = bp + (N + cols - _u(1)) // cols * cols * kc_max
-    Ct = work[ct:ct + mr * cols]
-    for p0 in range(_u(0), K, kc_max):
-        p1 = min(p0 + kc_max, K)
-        kc = p1 - p0
-        _pack_b(work, bp, B, b, b_trans, N, K, p0, p1)
-        overwrite = p0 == _u(0) and not accumulate
-        for i0 in range(_u(0), M, mc):
-            i1 = min(i0 + mc, M)
-            _pack_a(Ap, A, a, a_trans, M, K, i0, i1, p0, p1)
-            for j0 in range(_u(0), N, cols):
-                nj = min(cols, N - j0)
-                for s0 in range(i0, i1, mr):
-                    ni = min(mr, i1 - s0)
-                    _micro(Ct, Ap, (s0 - i0) * kc, work, bp + j0 * kc, kc)
-                    for r in range(ni):
-                        row = c + (s0 + r) * N + j0
-                        if overwrite:
-                            for col in range(nj):
-                                C[row + col] = Ct[r * cols + col]
-                        else:
-                            for col in range(nj):
-                                C[row + col] += Ct[r * cols + col]
+    for p0 in range(_u(0), K, _u(KC)):
+        p1 = min(p0 + _u(KC), K)
+        _pack_b(work, _u(0), B, b, b_trans, N, K, p0, p1)
+        for i0 in range(_u(0), M, _u(MC)):
+            _rows(C, c, A, a, a_trans, M, N, K, work, p0, p1, i0, min(i0 + _u(MC), M),
+                  p0 == _u(0) and not accumulate)
+
+
+@njit(**JIT)
+def gemm_serial(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work, threads):
+    """gemm, with gemm_threads' arguments (threads: None)."""
+    gemm(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work)
+
+
+@njit(parallel=True, **JIT)
+def gemm_threads(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work, threads):
+    """gemm with the blocks of rows on threads[0] of Numba's threads (at least one block
+    per thread): each C element is summed exactly as gemm sums it."""
+    c, a, b, M, N, K = _u(c), _u(a), _u(b), _u(M), _u(N), _u(K)
+    mr = _u(MR)
+    per_thread = (M + _u(threads[0]) - _u(1)) // _u(threads[0])
+    mc = min(_u(MC), (per_thread + mr - _u(1)) // mr * mr)
+    for p0 in range(_u(0), K, _u(KC)):
+        p1 = min(p0 + _u(KC), K)
+        _pack_b(work, _u(0), B, b, b_trans, N, K, p0, p1)
+        for blk in numba.prange((M + mc - _u(1)) // mc):
+            i0 = _u(blk) * mc
+            _rows(C, c, A, a, a_trans, M, N, K, work, p0, p1, i0, min(i0 + mc, M),
+                  p0 == _u(0) and not accumulate)
 
 
 @njit(**JIT)
@@ -208,5 +241,6 @@ def work_for(sizes, like, n):
             used = used or pays(n, sizes[m], sizes[m + 1])
     if not used:
         return np.empty(0, like.dtype)
-    return np.empty(MC * KC + MR * KC + (widest + cols - 1) // cols * cols * KC + MR * cols,
+    rows = max(n, widest) + MR  # M of any product, rounded up to whole strips
+    return np.empty((widest + cols - 1) // cols * cols * KC + rows * KC + rows * cols,
                     like.dtype)

@@ -343,7 +343,7 @@ def _grad_layer_threads(grad, w, Dl, d, A, a_in, n, n_in, n_out):
 
 
 # -- all layers: serial, or on threads where they pay --------------------------------------
-# The passes below take a ``tag``: None for the serial kernels, an array (loop.THREADS) for
+# The passes below take a ``tag``: None for the serial kernels, an array (loop.threads_tag) for
 # the threaded ones. They are overloads chosen by the tag's type when the caller compiles,
 # so a run that never uses threads never compiles the parallel kernels (about a third of
 # the cold start), while every caller is written once.
@@ -367,6 +367,7 @@ def grad_pass(tag, grad, Dl, A, n, sizes, work):
 @overload(forward_pass, target="cpu")
 def _forward_pass(tag, A, params, n, sizes, acts, work):
     threaded = not isinstance(tag, types.NoneType)
+    gemm = loop_gemm.gemm_threads if threaded else loop_gemm.gemm_serial
 
     def impl(tag, A, params, n, sizes, acts, work):
         one = params.dtype.type(1)
@@ -376,8 +377,8 @@ def _forward_pass(tag, A, params, n, sizes, acts, work):
             a_in, z = z, z + n * n_in
             if loop_gemm.pays(n, n_out, n_in):
                 # z = a_in W^T, then z += b and a = act(z) row by row.
-                loop_gemm.gemm(A, z, A, a_in, False, params, w, True, n, n_out, n_in, False,
-                               work)
+                gemm(A, z, A, a_in, False, params, w, True, n, n_out, n_in, False,
+                     work, tag)
                 _bias_activate(A, z, params, w + n_out * n_in, n, n_out, acts[m - 1], one)
             elif threaded and threads_pay(n, n_in, n_out):
                 _forward_layer_threads(A, z, params, w, a_in, n_in, n_out, acts[m - 1], one, n)
@@ -390,6 +391,7 @@ def _forward_pass(tag, A, params, n, sizes, acts, work):
 @overload(delta_pass, target="cpu")
 def _delta_pass(tag, Dl, A, params, n, sizes, acts, work):
     threaded = not isinstance(tag, types.NoneType)
+    gemm = loop_gemm.gemm_threads if threaded else loop_gemm.gemm_serial
 
     def impl(tag, Dl, A, params, n, sizes, acts, work):
         one = params.dtype.type(1)
@@ -399,8 +401,8 @@ def _delta_pass(tag, Dl, A, params, n, sizes, acts, work):
             d, d_next = block_offset(sizes, m, n), block_offset(sizes, m + 1, n)
             if loop_gemm.pays(n, n_here, n_next):
                 # d = d_next W_next, then d *= act'(a).
-                loop_gemm.gemm(Dl, d, Dl, d_next, False, params, w_next, False, n, n_here,
-                               n_next, False, work)
+                gemm(Dl, d, Dl, d_next, False, params, w_next, False, n, n_here,
+                     n_next, False, work, tag)
                 _derivative_block(Dl, d, A, d, 0, n * n_here, acts[m - 1], one)
             elif threaded and threads_pay(n, n_here, n_next):
                 _delta_layer_threads(Dl, d, A, d, params, w_next, d_next, n_here, n_next,
@@ -414,6 +416,7 @@ def _delta_pass(tag, Dl, A, params, n, sizes, acts, work):
 @overload(grad_pass, target="cpu")
 def _grad_pass(tag, grad, Dl, A, n, sizes, work):
     threaded = not isinstance(tag, types.NoneType)
+    gemm = loop_gemm.gemm_threads if threaded else loop_gemm.gemm_serial
 
     def impl(tag, grad, Dl, A, n, sizes, work):
         w, a_in = 0, 0
@@ -422,8 +425,8 @@ def _grad_pass(tag, grad, Dl, A, n, sizes, work):
             d = a_in + n * n_in
             if loop_gemm.pays(n_out, n_in, n):
                 # gW += delta^T a_in, gb += the column sums of delta.
-                loop_gemm.gemm(grad, w, Dl, d, True, A, a_in, False, n_out, n_in, n, True,
-                               work)
+                gemm(grad, w, Dl, d, True, A, a_in, False, n_out, n_in, n, True,
+                     work, tag)
                 _column_sums(grad, w + n_out * n_in, Dl, d, n, n_out)
             elif threaded and threads_pay(n, n_in, n_out):
                 _grad_layer_threads(grad, w, Dl, d, A, a_in, n, n_in, n_out)
