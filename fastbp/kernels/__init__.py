@@ -42,6 +42,24 @@ section 1 (search a name to find it everywhere):
         cuda_fused.fused_epoch           a whole epoch in one GPU block: _fused_forward,
                                          _fused_delta, _fused_grad, _fused_grad_update
 
+Many models at once (fastbp.Sweep, loop backend: ``loop.sweep_epoch``): K models of one
+structure keep every buffer above with a leading model axis, row k being model k's own
+buffer, so that model k's epoch is train_epoch on row k:
+
+    params, grad  (K, P)          model k's W[1], b[1], ... in row k, the layout above
+    state         (K, 2, P)       steps (K, 1) int64, hyper (K, N_HYPER), stats (K, 4)
+    A, Dl         (K, rows * sum(D))    cost (K, rows), Yb (K, rows, D[L]), Sb (K, rows)
+    orders        (K, n) int64    each model's sample order (its own seeded shuffle)
+    active        (K,) bool       models still training
+    X, Y, SW                      the data set, shared by all K models
+
+The threads take whole models (``prange`` over k), never parts of one model, so what
+model k computes does not depend on the thread count.
+
+Large batches on the CPU: products of at least 2^18 multiply-adds with a full tile of
+rows and columns go through ``loop_gemm`` (packed panels, a register-blocked micro-kernel
+written as LLVM IR); the rest through the blocked loops of ``loop_layers``.
+
 Row-level mathematics -- activations, softmax, the cost and output delta of a sample, the
 L2-penalized gradient, the optimizer steps -- is written once, in ``scalar.py``, and
 compiled into the CPU and GPU kernels alike; ``vectorized`` applies the arithmetic steps
