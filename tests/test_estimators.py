@@ -723,3 +723,53 @@ def test_readme_grid_search_example_reaches_a_good_score_in_every_cell():
                                              "GridSearchCV\n", "")
     exec(code, {"fastbp": fastbp, "GridSearchCV": OneFitPerCell, "X": X, "y": y})
     assert len(cells) == 4 and min(cells.values()) > 0.9, cells
+
+
+# -- a failed refit leaves the estimator as it was (issue 13.3) ----------------------------
+
+def _fitted_state(est):
+    keep = ("classes_", "n_features_in_", "n_outputs_", "network_", "_label_binarizer",
+            "_trainer", "loss_curve_")
+    return {k: getattr(est, k) for k in keep if hasattr(est, k)}
+
+
+@pytest.mark.parametrize("how", ["split", "features", "partial_fit_classes"])
+def test_failed_refit_leaves_the_estimator_as_it_was(how):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 3))
+    y = np.array(["a", "b"] * 20)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    before, predicted = _fitted_state(clf), clf.predict(X)
+    params = clf.network_.params.copy()
+    if how == "split":
+        # new labels, then a split that cannot be made: 3 samples, validation of 1 < 2
+        clf.set_params(early_stopping=True)
+        with pytest.raises(ValueError):
+            clf.fit(X[:3, :2], np.array([7, 8, 9]))
+        clf.set_params(early_stopping=False)
+    elif how == "features":
+        with pytest.raises(ValueError):
+            clf.fit(X[:, :2], np.concatenate([y[:-1], ["zzz"]]), sample_weight=-np.ones(40))
+    else:
+        with pytest.raises(ValueError, match="classes"):
+            clf.partial_fit(np.zeros((2, 5)), np.array([5, 6]), classes=[5, 6, 7])
+    after = _fitted_state(clf)
+    assert after.keys() == before.keys()
+    for k in before:
+        assert after[k] is before[k], k
+    assert clf.n_features_in_ == 3
+    np.testing.assert_array_equal(clf.network_.params, params)
+    np.testing.assert_array_equal(clf.predict(X), predicted)
+    assert set(clf.predict(X)) <= {"a", "b"}
+
+
+def test_failed_first_fit_leaves_no_fitted_attributes():
+    clf = MLPClassifier(hidden_layer_sizes=(4,), early_stopping=True)
+    with pytest.raises(ValueError):
+        clf.fit(np.zeros((3, 2)), [0, 1, 2])
+    assert not [k for k in vars(clf) if k.endswith("_") and not k.startswith("__")]
+    with pytest.raises(NotFittedError):
+        clf.predict(np.zeros((1, 2)))
