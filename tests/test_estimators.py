@@ -549,7 +549,8 @@ def test_sparse_memory_is_one_dense_copy_in_fit_and_chunks_in_predict(monkeypatc
     y = np.arange(n) % 2
     dense_bytes = n * d * 4  # the float32 network's dense copy
     clf = MLPClassifier(hidden_layer_sizes=(2,), max_iter=1, dtype="float32", random_state=0)
-    clf.fit(X[:50], y[:50])  # compile outside the measurement
+    clf.fit(X[:50], y[:50])  # compile (or load) the training and
+    clf.predict_proba(X[:5])  # prediction kernels outside the measurement
     tracemalloc.start()
     try:
         clf.fit(X, y)
@@ -561,7 +562,10 @@ def test_sparse_memory_is_one_dense_copy_in_fit_and_chunks_in_predict(monkeypatc
     finally:
         tracemalloc.stop()
     assert dense_bytes <= fit_peak < 1.3 * dense_bytes, fit_peak / dense_bytes
-    assert predict_peak < 0.25 * dense_bytes, predict_peak / dense_bytes
+    # A chunk is 500 of 6000 rows (8%); with the sparse float32 copy, the chunk's dense
+    # copy and what Network.forward allocates for its checks and layers the peak is about
+    # a quarter of one dense copy of X, where densifying X whole would take 1.0 or more.
+    assert predict_peak < 0.35 * dense_bytes, predict_peak / dense_bytes
 
 
 # -- sample weights -------------------------------------------------------------------------
