@@ -274,7 +274,10 @@ def _warm_up(make, X, y, X_test, y_test):
     throwaway model, so that timed epochs measure training alone. Returns seconds spent."""
     started = time.perf_counter()
     m = min(len(X), 256)
-    make().fit(X[:m], y[:m], epochs=1, validation_data=(X_test[:m], y_test[:m]))
+    try:
+        make().fit(X[:m], y[:m], epochs=1, validation_data=(X_test[:m], y_test[:m]))
+    except FloatingPointError:
+        pass  # the kernels are compiled all the same; the real fit reports divergence
     return time.perf_counter() - started
 
 
@@ -350,7 +353,10 @@ def _train_one(args, sizes, output, loss, data):
                          X, y, X_test, y_test)
     echo = _echo(args.progress)
 
+    done = []  # epochs finished, for the divergence message
+
     def report(epoch, history):
+        done.append(epoch)
         if not args.quiet:
             val = f"  held-out loss {history.val_loss[-1]:.4f}" if history.val_loss else ""
             echo(f"epoch {epoch + 1:4d}  loss {history.loss[-1]:.4f}{val}  "
@@ -362,8 +368,11 @@ def _train_one(args, sizes, output, loss, data):
                               progress=args.progress, patience=args.patience,
                               callback=report)
     except FloatingPointError as exc:
-        raise FloatingPointError(f"training diverged ({exc}); try a smaller --lr than "
-                                 f"{args.learning_rate}") from None
+        # Epochs are counted from 1 here as in the per-epoch lines; the Trainer's message
+        # may count from 0, so its own "epoch N:" prefix is dropped.
+        detail = re.sub(r"^epoch \d+:\s*", "", str(exc))
+        raise FloatingPointError(f"epoch {len(done) + 1}: {detail} (--lr "
+                                 f"{args.learning_rate})") from None
     seconds = sum(history.seconds)
     rate = history.epochs * len(X) / seconds if seconds > 0 else float("inf")
     print(f"trained {history.epochs} epochs in {seconds:.3f} s, {rate:,.0f} samples/s "
@@ -408,7 +417,7 @@ def _train_sweep(args, grid, sizes, output, loss, data):
     first = {k: v[0] for k, v in sweep_grid.items()}
     started = time.perf_counter()
     m = min(len(X), 256)
-    Sweep(sizes, grid={k: [v] for k, v in first.items()}, **fixed).fit(
+    Sweep(sizes, grid={k: [v] for k, v in first.items()}, **fixed).fit(  # diverges quietly
         X[:m], y[:m], epochs=1, validation_data=(X_test[:m], y_test[:m]))
     compile_s = time.perf_counter() - started
     started = time.perf_counter()
@@ -416,8 +425,8 @@ def _train_sweep(args, grid, sizes, output, loss, data):
                        progress=args.progress, patience=args.patience)
     seconds = time.perf_counter() - started
     best = result.best()
-    head = ["", "#", *grid, "epochs", "loss", "held-out loss",
-            "accuracy" if classification else "held-out mse"]
+    head = ["", "#", *grid, "epochs", "loss", "held-out loss"] + (
+        ["accuracy"] if classification else [])
     rows = []
     for i, (values, history, net) in enumerate(zip(labels, result.history, result.networks)):
         _, value = _score(net, X_test, y_test, classification, n_out)
@@ -426,8 +435,9 @@ def _train_sweep(args, grid, sizes, output, loss, data):
         note = " diverged" if history.diverged else (" stopped" if history.stopped_early
                                                      else "")
         rows.append(["*" if i == best else "", str(i), *map(str, values),
-                     f"{history.epochs}{note}", loss_, val,
-                     "nan" if not np.isfinite(value) else f"{value:.4f}"])
+                     f"{history.epochs}{note}", loss_, val] + (
+                         [f"{value:.4f}" if np.isfinite(value) else "nan"]
+                         if classification else []))
     widths = [max(len(r[j]) for r in [head, *rows]) for j in range(len(head))]
     for row in [head, *rows]:
         print("  ".join(c.rjust(w) for c, w in zip(row, widths)).rstrip())

@@ -254,3 +254,32 @@ def test_sweep_over_the_hidden_activation(npz, capsys):
     assert main(["--data", npz(X=X, y=y), *FAST, "--sweep", "activation=tanh,relu"]) == 0
     out = capsys.readouterr().out
     assert "relu" in out and "best (*): model" in out
+
+
+def test_divergence_names_the_epoch_from_1(npz, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3)) * 10
+    assert main(["--data", npz(X=X, y=X @ [3.0, -2.0, 1.0] + 0.5), "--hidden", "8",
+                 "--epochs", "50", "--lr", "10", "--momentum", "0.9"]) == 2
+    line = _error_after_training(capsys)
+    epoch = int(line.split("error: epoch ")[1].split(":")[0])
+    assert epoch >= 1 and "epoch 0" not in line and "diverged" in line
+    assert line.endswith("(--lr 10.0)")
+
+
+def _error_after_training(capsys):
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastbp: error: "), captured.err
+    return lines[0]
+
+
+def test_sweep_marks_diverged_models_and_goes_on(npz, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3)) * 10
+    assert main(["--data", npz(X=X, y=X @ [3.0, -2.0, 1.0]), "--hidden", "8", "--epochs", "5",
+                 "--sweep", "learning_rate=0.0001,10", "--momentum", "0.9"]) == 0
+    out = capsys.readouterr().out
+    rows = [l for l in out.splitlines() if l.replace("*", " ").split()[:1] in (["0"], ["1"])]
+    assert "diverged" in rows[1] and "diverged" not in rows[0]
+    assert rows[0].startswith("*") and "accuracy" not in out
