@@ -99,9 +99,10 @@ def prepare(X, y, task="auto", name="the data", n_classes=None):
     """Check (X, y) and decide the task: returns (X, y, classification, n_out, classes).
 
     ``n_classes``: the held-out data of a training set with that many classes (labels
-    must be below it; one class is fine). y comes back as int64 labels 0..K-1 for classification (``classes`` names them when
-    the file held names), else as an (n, k) float target matrix. Raises DataError with
-    one line for anything that cannot be trained on.
+    must be below it; one class is fine). y comes back as int64 labels 0..K-1 for
+    classification (``classes`` names them when the file held names), else as an (n, k)
+    float target matrix. Raises DataError with one line for anything that cannot be
+    trained on.
     """
     X, y = np.asarray(X), np.asarray(y)
     if X.dtype.kind not in "biuf":
