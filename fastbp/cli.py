@@ -198,9 +198,18 @@ def _check_options(args):
 
 def _sweep_keys():
     from fastbp import sweep
-    # layer_sizes and activations are lists: --hidden sets the first, and the grid key
-    # "activation" (the hidden layers' activation) stands in for the second.
-    return sorted(set(sweep.KEYS) - {"layer_sizes", "activations"} | {"activation"})
+    # layer_sizes and activations are lists: the grid keys "hidden" (hidden layer sizes,
+    # 64 or 64x32) and "activation" (the hidden layers' activation) stand in for them.
+    return sorted(set(sweep.KEYS) - {"layer_sizes", "activations"} | {"activation", "hidden"})
+
+
+def _hidden_layers(value):
+    """A --sweep value of hidden: 64 or "64x32" -> [64] or [64, 32]."""
+    parts = str(value).split("x")
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"--sweep: hidden values are layer sizes such as 64 or 64x32; "
+                         f"got {value!r}")
+    return [int(p) for p in parts]
 
 
 def _value(text):
@@ -248,6 +257,9 @@ def parse_sweep(spec):
         if any(not p for p in parts):
             raise ValueError(f"--sweep: {token!r} has an empty value")
         grid[key] = [_value(p) for p in parts]
+        if key == "hidden":
+            for v in grid[key]:
+                _hidden_layers(v)
     return grid
 
 
@@ -398,27 +410,40 @@ def _train_sweep(args, grid, sizes, output, loss, data):
     fixed = {**_network_options(args, output, loss),
              **_trainer_options(args, optimizer_in_grid="optimizer" in grid),
              "seed": args.seed}
+    hidden = [args.hidden]
+    if "hidden" in grid:  # "hidden=32,64x32" -> hidden layers [32] and [64, 32]
+        hidden = [_hidden_layers(v) for v in grid["hidden"]]
+        if len({len(h) for h in hidden}) > 1:
+            raise ValueError(f"--sweep: the values of hidden must have the same number of "
+                             f"layers (the activations are per layer); got {grid['hidden']}")
+    depth = len(hidden[0])
+    fixed["activations"] = [args.activation] * depth + [output]
     sweep_grid = {}
     for key, values in grid.items():
         if key == "activation":  # the hidden layers' activation, as --activation
             fixed.pop("activations")
-            sweep_grid["activations"] = [[v] * len(args.hidden) + [output] for v in values]
+            sweep_grid["activations"] = [[v] * depth + [output] for v in values]
+        elif key == "hidden":
+            sweep_grid["layer_sizes"] = [[sizes[0], *h, sizes[-1]] for h in hidden]
         else:
             fixed.pop(key, None)
             sweep_grid[key] = values
     try:
-        sweep = Sweep(sizes, grid=sweep_grid, **fixed)
+        sweep = Sweep(None if "hidden" in grid else sizes, grid=sweep_grid, **fixed)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"--sweep: {exc}") from None
     labels = list(itertools.product(*grid.values()))
     threads = "all" if args.threads is None else args.threads
-    print(f"fastbp: sweep of {len(labels)} networks {'-'.join(map(str, sizes))}, "
+    shape = "-".join(map(str, sizes if "hidden" not in grid
+                          else [sizes[0], "(hidden)", sizes[-1]]))
+    print(f"fastbp: sweep of {len(labels)} networks {shape}, "
           f"{len(X)} training and {len(X_test)} held-out samples; {args.schedule}, "
           f"backend={args.backend}, threads={threads}", flush=True)
     first = {k: v[0] for k, v in sweep_grid.items()}
     started = time.perf_counter()
     m = min(len(X), 256)
-    Sweep(sizes, grid={k: [v] for k, v in first.items()}, **fixed).fit(  # diverges quietly
+    Sweep(None if "hidden" in grid else sizes, grid={k: [v] for k, v in first.items()},
+          **fixed).fit(  # diverges quietly
         X[:m], y[:m], epochs=1, validation_data=(X_test[:m], y_test[:m]))
     compile_s = time.perf_counter() - started
     started = time.perf_counter()
@@ -510,8 +535,8 @@ def _add_train_options(p):
     p.add_argument("--sweep", metavar="GRID", default=None,
                    help="train a grid of networks with fastbp.Sweep, e.g. "
                         "'learning_rate=0.01,0.1 seed=0,1,2': space-separated KEY=V1,V2 of "
-                        "Network/Trainer keywords (and activation); prints one row per "
-                        "network, marks the best (lowest held-out loss); --save saves it")
+                        "Network/Trainer keywords, or hidden (64 or 64x32) and activation; "
+                        "prints one row per network, marks the best (lowest held-out loss); --save saves it")
     p.add_argument("--save", metavar="PATH", help="write the trained network (.npz)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")

@@ -283,3 +283,14 @@ def test_sweep_marks_diverged_models_and_goes_on(npz, capsys):
     rows = [l for l in out.splitlines() if l.replace("*", " ").split()[:1] in (["0"], ["1"])]
     assert "diverged" in rows[1] and "diverged" not in rows[0]
     assert rows[0].startswith("*") and "accuracy" not in out
+
+
+def test_sweep_over_hidden_layer_sizes(npz, capsys):
+    X, y = _blobs()
+    assert main(["--data", npz(X=X, y=y), *FAST, "--sweep", "hidden=3x2,5x4 seed=0,1"]) == 0
+    out = capsys.readouterr().out
+    assert "sweep of 4 networks 4-(hidden)-3" in out and "5x4" in out
+    assert main(["--sweep", "hidden=3,5x4", *FAST]) == 2
+    assert "same number of layers" in _error(capsys)
+    assert main(["--sweep", "hidden=3,0", *FAST]) == 2
+    assert "layer sizes such as 64 or 64x32" in _error(capsys)
