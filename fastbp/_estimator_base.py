@@ -177,14 +177,16 @@ class _BaseMLP(BaseEstimator):
 
     # -- hooks for the subclasses -------------------------------------------------------
 
-    def _validate_targets(self, X, y, reset, incremental, dtype):
-        """(X, Y, y_score): X validated to ``dtype`` (sparse CSR/CSC kept sparse), the
-        (n, n_outputs) target matrix the network trains on, and y in the form
-        ``_score_arrays`` compares against."""
+    def _validate_targets(self, X, y, reset, incremental, dtype, binarizer=None):
+        """(X, Y, y_score, targets): X validated to ``dtype`` (sparse CSR/CSC kept
+        sparse), the (n, n_outputs) target matrix the network trains on, y in the form
+        ``_score_arrays`` compares against, and the fitted attributes of the targets'
+        encoding (a dict, assigned to the estimator only once the fit can go ahead).
+        ``binarizer``: the classifier's label encoding from partial_fit's ``classes``."""
         raise NotImplementedError
 
-    def _output(self):
-        """(output activation, loss) of the network."""
+    def _output(self, targets):
+        """(output activation, loss) of the network, for the targets' encoding."""
         raise NotImplementedError
 
     def _score_arrays(self, X, y, sample_weight):
@@ -270,43 +272,22 @@ class _BaseMLP(BaseEstimator):
 
     # -- training -----------------------------------------------------------------------
 
-    def _fit(self, X, y, sample_weight, incremental):
-        settings = self._check_params()
-        if incremental and self.early_stopping:
-            raise ValueError("partial_fit does not support early_stopping=True")
-        fitted = hasattr(self, "network_")
-        first = not fitted or not (self.warm_start or incremental)
-        # The network's dtype: dtype= if given, else the input's as scikit-learn has it
-        # (float32 stays float32, anything else becomes float64); a network that goes on
-        # training keeps its own.
-        dtype = (settings["dtype"] or (np.float64, np.float32)) if first else self.network_.dtype
-        X, Y, y_score = self._validate_targets(X, y, reset=first, incremental=incremental,
-                                               dtype=dtype)
-        sw = self._sample_weight(sample_weight, X)
-        rng = check_random_state(self.random_state)
-        if first:
-            settings["dtype"] = X.dtype
-            net = self._new_network(X.shape[1], Y.shape[1], settings, rng)
-        else:
-            net = self.network_
-            self._check_warm_network(net, Y.shape[1], settings)
-        if incremental and fitted:
-            trainer = self._trainer  # momentum (optimizer state) carries over
-            trainer.threads = _validate.threads(self.threads)
-            trainer_options = self._trainer_kwargs
-        else:
-            trainer_options = self._trainer_options(int(rng.randint(_SEED_HIGH)))
-            trainer = Trainer(net, **trainer_options)
-
-        X_val = y_val = sw_val = None
-        if self.early_stopping:
-            X, X_val, Y, y_score, y_val, sw, sw_val = self._split(X, Y, y_score, sw, rng)
-        if sw is not None and not sw.any():
-            raise ValueError("sample_weight is zero on every training sample left after "
-                             "the early-stopping split")
-        X, X_val = _dense(X), _dense(X_val)
-        trainer.batch_size = self._batch_size(X.shape[0])
-
+    def _fit(self, X, y, sample_weight, incremental, binarizer=None):
+        # Validation, the targets' encoding, the new network and the early-stopping split
+        # are made in locals: the estimator changes only once all of them succeeded, so a
+        # (re)fit that fails before training leaves it as it was. validate_data sets
+        # n_features_in_ / feature_names_in_ itself; those are put back on failure.
+        before = dict(vars(self))
+        try:
+            (X, Y, sw, net, first, trainer, trainer_options, targets, X_val, y_val,
+             sw_val) = self._prepare_fit(X, y, sample_weight, incremental, binarizer)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+        trainer.batch_size = targets.pop("_batch")
+        vars(self).update(targets)  # classes_ and the label binarizer (classifier)
+        trainer.threads = self.threads  # checked by _check_params; may change between calls
         if first:
             self.network_ = net
             self.n_layers_ = len(net.layer_sizes)
@@ -365,6 +346,45 @@ class _BaseMLP(BaseEstimator):
                           ConvergenceWarning)
         return self
 
+    def _prepare_fit(self, X, y, sample_weight, incremental, binarizer):
+        """Everything a fit needs before it changes the estimator (see ``_fit``)."""
+        settings = self._check_params()
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        fitted = hasattr(self, "network_")
+        first = not fitted or not (self.warm_start or incremental)
+        # The network's dtype: dtype= if given, else the input's as scikit-learn has it
+        # (float32 stays float32, anything else becomes float64); a network that goes on
+        # training keeps its own.
+        dtype = (settings["dtype"] or (np.float64, np.float32)) if first else self.network_.dtype
+        X, Y, y_score, targets = self._validate_targets(
+            X, y, reset=first, incremental=incremental, dtype=dtype, binarizer=binarizer)
+        sw = self._sample_weight(sample_weight, X)
+        rng = check_random_state(self.random_state)
+        if first:
+            settings["dtype"] = X.dtype
+            net = self._new_network(X.shape[1], Y.shape[1], settings, rng, targets)
+        else:
+            net = self.network_
+            self._check_warm_network(net, Y.shape[1], settings)
+        if incremental and fitted:
+            trainer = self._trainer  # momentum (optimizer state) carries over
+            trainer_options = self._trainer_kwargs
+        else:
+            trainer_options = self._trainer_options(int(rng.randint(_SEED_HIGH)))
+            trainer = Trainer(net, **trainer_options)
+
+        X_val = y_val = sw_val = None
+        if self.early_stopping:
+            X, X_val, Y, y_score, y_val, sw, sw_val = self._split(X, Y, y_score, sw, rng)
+        if sw is not None and not sw.any():
+            raise ValueError("sample_weight is zero on every training sample left after "
+                             "the early-stopping split")
+        X, X_val = _dense(X), _dense(X_val)
+        targets["_batch"] = self._batch_size(X.shape[0])
+        return (X, Y, sw, net, first, trainer, trainer_options, targets, X_val, y_val,
+                sw_val)
+
     def _split(self, X, Y, y_score, sw, rng):
         """The early-stopping split, made as scikit-learn makes it: stratified only for
         one output column (binary or one-class y, on the 0/1 column: so the classes are
@@ -408,8 +428,8 @@ class _BaseMLP(BaseEstimator):
         self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
         return self._no_improvement_count > self.n_iter_no_change
 
-    def _new_network(self, n_in, n_out, settings, rng):
-        out_activation, loss = self._output()
+    def _new_network(self, n_in, n_out, settings, rng, targets):
+        out_activation, loss = self._output(targets)
         sizes = [n_in, *settings["hidden"], n_out]
         activations = [settings["activation"]] * len(settings["hidden"]) + [out_activation]
         return Network(sizes, activations=activations, loss=loss, dtype=settings["dtype"],

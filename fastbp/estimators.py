@@ -71,6 +71,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
           y="""array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels (a subset of ``classes`` is fine), or a 0/1 indicator matrix.""")
     def partial_fit(self, X, y, sample_weight=None, classes=None):
+        binarizer = None
         if not hasattr(self, "network_"):
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
@@ -79,11 +80,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 binarizer.fit(y)
             else:
                 binarizer.fit(unique_labels(classes))
-            self._label_binarizer = binarizer
         elif classes is not None and not np.array_equal(self.classes_, unique_labels(classes)):
             raise ValueError(f"classes={unique_labels(classes)!r} is not the same as on the "
                              f"first call to partial_fit, {self.classes_!r}.")
-        return self._fit(X, y, sample_weight, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True, binarizer=binarizer)
 
     def predict(self, X):
         P = self._forward(X)
@@ -128,28 +128,27 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     # -- hooks ----------------------------------------------------------------------------
 
-    def _validate_targets(self, X, y, reset, incremental, dtype):
+    def _validate_targets(self, X, y, reset, incremental, dtype, binarizer=None):
         X, y = _validated(self, X, y, reset, dtype)
         check_classification_targets(y)
         if reset and not incremental:
-            self._label_binarizer = LabelBinarizer().fit(y)
-            self.classes_ = self._label_binarizer.classes_
-        else:
-            self.classes_ = self._label_binarizer.classes_
-            classes = unique_labels(y)
+            binarizer = LabelBinarizer().fit(y)
+        else:  # partial_fit's first call brings its binarizer; later calls keep theirs
+            binarizer = binarizer or self._label_binarizer
+            known, classes = binarizer.classes_, unique_labels(y)
             if self.warm_start and not incremental:
-                if set(classes) != set(self.classes_):
+                if set(classes) != set(known):
                     raise ValueError("warm_start can only be used where `y` has the same "
                                      f"classes as in the previous call to fit. Previously "
-                                     f"got {self.classes_}, `y` has {classes}")
-            elif len(np.setdiff1d(classes, self.classes_)):
-                raise ValueError(f"y has classes not in classes_ {self.classes_}: "
-                                 f"{np.setdiff1d(classes, self.classes_)}")
-        Y = self._label_binarizer.transform(y).astype(X.dtype)
-        return X, Y, y
+                                     f"got {known}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, known)):
+                raise ValueError(f"y has classes not in classes_ {known}: "
+                                 f"{np.setdiff1d(classes, known)}")
+        Y = binarizer.transform(y).astype(X.dtype)
+        return X, Y, y, {"_label_binarizer": binarizer, "classes_": binarizer.classes_}
 
-    def _output(self):
-        multiclass = self._label_binarizer.y_type_ == "multiclass"
+    def _output(self, targets):
+        multiclass = targets["_label_binarizer"].y_type_ == "multiclass"
         return ("softmax" if multiclass else "sigmoid"), "cross_entropy"
 
     def _score_arrays(self, X, y, sample_weight):
@@ -204,16 +203,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     # -- hooks ----------------------------------------------------------------------------
 
-    def _validate_targets(self, X, y, reset, incremental, dtype):
+    def _validate_targets(self, X, y, reset, incremental, dtype, binarizer=None):
         X, y = _validated(self, X, y, reset, dtype, y_numeric=True)
         with np.errstate(over="ignore"):
             Y = np.ascontiguousarray(y.reshape(len(y), -1), dtype=X.dtype)
         if not np.isfinite(Y).all():
             raise ValueError(f"y holds values too large for {X.dtype} (largest magnitude "
                              f"{np.abs(y).max():g}); rescale y or use dtype='float64'")
-        return X, Y, y
+        return X, Y, y, {}
 
-    def _output(self):
+    def _output(self, targets):
         return "identity", "mse"
 
     def _score_arrays(self, X, y, sample_weight):

