@@ -44,8 +44,9 @@ def test_gemm_equals_numpy(M, N, K, dtype):
 
 
 def test_work_is_allocated_only_where_gemm_pays():
+    """None makes the passes compile without gemm: small networks never pay its compile."""
     like = np.zeros(1, np.float32)
-    assert loop_gemm.work_for(np.array([64, 32, 10]), like, 1).size == 0
+    assert loop_gemm.work_for(np.array([64, 32, 10]), like, 1) is None
     assert loop_gemm.work_for(np.array([784, 512, 10]), like, 256).size > 0
 
 

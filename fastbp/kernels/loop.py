@@ -17,7 +17,8 @@ import math
 
 import numba
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 from numba.np.random.random_methods import random_interval
 
 from fastbp._config import JIT
@@ -69,12 +70,13 @@ def forward(A, params, n, sizes, acts):
     """
     _, width = _checks.parameters(params, sizes, acts)
     _checks.workspaces(n, width, ("A", A))
-    _forward(threads_tag(n, sizes, ONE_OFF_MIN_WORK), A, params, n, sizes, acts)
+    _forward(threads_tag(n, sizes, ONE_OFF_MIN_WORK), A, params, n, sizes, acts,
+             loop_gemm.work_for(sizes, params, n))
 
 
 @njit(**JIT)
-def _forward(tag, A, params, n, sizes, acts):
-    forward_pass(tag, A, params, n, sizes, acts, loop_gemm.work_for(sizes, params, n))
+def _forward(tag, A, params, n, sizes, acts, work):
+    forward_pass(tag, A, params, n, sizes, acts, work)
 
 
 def sample_costs(cost, A, Y, n, sizes, acts, loss):
@@ -136,12 +138,13 @@ def hidden_deltas(Dl, A, params, n, sizes, acts):
     """
     _, width = _checks.parameters(params, sizes, acts)
     _checks.workspaces(n, width, ("A", A), ("Dl", Dl))
-    _hidden_deltas(threads_tag(n, sizes, ONE_OFF_MIN_WORK), Dl, A, params, n, sizes, acts)
+    _hidden_deltas(threads_tag(n, sizes, ONE_OFF_MIN_WORK), Dl, A, params, n, sizes, acts,
+                   loop_gemm.work_for(sizes, params, n))
 
 
 @njit(**JIT)
-def _hidden_deltas(tag, Dl, A, params, n, sizes, acts):
-    delta_pass(tag, Dl, A, params, n, sizes, acts, loop_gemm.work_for(sizes, params, n))
+def _hidden_deltas(tag, Dl, A, params, n, sizes, acts, work):
+    delta_pass(tag, Dl, A, params, n, sizes, acts, work)
 
 
 def accumulate_gradients(grad, Dl, A, n, sizes):
@@ -153,12 +156,13 @@ def accumulate_gradients(grad, Dl, A, n, sizes):
     """
     _, width = _checks.parameters(grad, sizes, name="grad")
     _checks.workspaces(n, width, ("A", A), ("Dl", Dl))
-    _accumulate_gradients(threads_tag(n, sizes, ONE_OFF_MIN_WORK), grad, Dl, A, n, sizes)
+    _accumulate_gradients(threads_tag(n, sizes, ONE_OFF_MIN_WORK), grad, Dl, A, n, sizes,
+                          loop_gemm.work_for(sizes, grad, n))
 
 
 @njit(**JIT)
-def _accumulate_gradients(tag, grad, Dl, A, n, sizes):
-    grad_pass(tag, grad, Dl, A, n, sizes, loop_gemm.work_for(sizes, grad, n))
+def _accumulate_gradients(tag, grad, Dl, A, n, sizes, work):
+    grad_pass(tag, grad, Dl, A, n, sizes, work)
 
 
 def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
@@ -223,9 +227,10 @@ def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
         _epoch_online(params, state, steps, A, Dl, X, Y, SW, order, sizes, acts, loss, hyper,
                       use_bias, stats)
     else:
-        _epoch_batch(threads_tag(workspace_rows(batch_size), sizes), params, state, steps,
-                     grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, batch_size, sizes, acts, loss,
-                     opt, hyper, use_bias, stats)
+        rows = workspace_rows(batch_size)
+        _epoch_batch(threads_tag(rows, sizes), params, state, steps, grad, A, Dl, cost, Yb, Sb,
+                     X, Y, SW, order, batch_size, sizes, acts, loss, opt, hyper, use_bias, stats,
+                     loop_gemm.work_for(sizes, params, rows))
 
 
 @njit(**JIT)
@@ -241,12 +246,12 @@ def _epoch_online(params, state, steps, A, Dl, X, Y, SW, order, sizes, acts, los
 
 @njit(**JIT)
 def _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order,
-                 batch_size, sizes, acts, loss, opt, hyper, use_bias, stats):
-    """train_epoch for every other case, the per-layer kernels serial or threaded (tag)."""
+                 batch_size, sizes, acts, loss, opt, hyper, use_bias, stats, work):
+    """train_epoch for every other case, the per-layer kernels serial or threaded (tag),
+    with gemm's work array (loop_gemm.work_for) or None."""
     dt = params.dtype.type
     stats[:] = 0.0
     weighted = SW.shape[0] > 0
-    work = loop_gemm.work_for(sizes, params, min(batch_size, WORK_ROWS))
     n_total = order.shape[0]
     for start in range(0, n_total, batch_size):
         stop = min(start + batch_size, n_total)
@@ -312,9 +317,10 @@ def train_epochs(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orde
     if batch_size == 1 and opt == SGD:
         return _fit_online(params, state, steps, A, Dl, X, Y, SW, order, rng, shuffle, rates,
                            sizes, acts, loss, hyper, use_bias, history)
-    return _fit_batch(threads_tag(workspace_rows(batch_size), sizes), params, state, steps,
-                      grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, rng, shuffle, rates,
-                      batch_size, sizes, acts, loss, opt, hyper, use_bias, history)
+    rows = workspace_rows(batch_size)
+    return _fit_batch(threads_tag(rows, sizes), params, state, steps, grad, A, Dl, cost, Yb,
+                      Sb, X, Y, SW, order, rng, shuffle, rates, batch_size, sizes, acts, loss,
+                      opt, hyper, use_bias, history, loop_gemm.work_for(sizes, params, rows))
 
 
 @njit(**JIT)
@@ -356,18 +362,31 @@ def _fit_online(params, state, steps, A, Dl, X, Y, SW, order, rng, shuffle, rate
 
 @njit(**JIT)
 def _fit_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, rng,
-               shuffle, rates, batch_size, sizes, acts, loss, opt, hyper, use_bias, history):
+               shuffle, rates, batch_size, sizes, acts, loss, opt, hyper, use_bias, history,
+               work):
     for e in range(rates.shape[0]):
         next_order(order, rng, shuffle)
         hyper[H_LR] = rates[e]
         _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order,
-                     batch_size, sizes, acts, loss, opt, hyper, use_bias, history[e])
+                     batch_size, sizes, acts, loss, opt, hyper, use_bias, history[e], work)
         if _diverged(history[e], params):
             return e + 1
     return rates.shape[0]
 
 
 # -- many models at once (fastbp.Sweep) ---------------------------------------------------------
+
+def model_row(work, k):
+    """Row k of a (K, W) work array; None stays None."""
+    raise NotImplementedError("compiled code only")
+
+
+@overload(model_row, target="cpu")
+def _model_row(work, k):
+    if isinstance(work, types.NoneType):
+        return lambda work, k: None
+    return lambda work, k: work[k]
+
 
 def sweep_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orders, active,
                 batch_size, sizes, acts, loss, opt, hyper, use_bias, stats):
@@ -389,8 +408,12 @@ def sweep_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
         _sweep_online(params, state, steps, A, Dl, X, Y, SW, orders, active, sizes, acts, loss,
                       hyper, use_bias, stats)
     else:
+        # One gemm work array per model, as each model's own fit would have one.
+        work = loop_gemm.work_for(sizes, params, workspace_rows(batch_size))
+        if work is not None:
+            work = np.empty((params.shape[0], work.shape[0]), work.dtype)
         _sweep_batch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orders, active,
-                     batch_size, sizes, acts, loss, opt, hyper, use_bias, stats)
+                     batch_size, sizes, acts, loss, opt, hyper, use_bias, stats, work)
 
 
 @njit(parallel=True, **JIT)
@@ -404,9 +427,9 @@ def _sweep_online(params, state, steps, A, Dl, X, Y, SW, orders, active, sizes, 
 
 @njit(parallel=True, **JIT)
 def _sweep_batch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orders, active,
-                 batch_size, sizes, acts, loss, opt, hyper, use_bias, stats):
+                 batch_size, sizes, acts, loss, opt, hyper, use_bias, stats, work):
     for k in numba.prange(params.shape[0]):
         if active[k]:
             _epoch_batch(None, params[k], state[k], steps[k], grad[k], A[k], Dl[k], cost[k],
                          Yb[k], Sb[k], X, Y, SW, orders[k], batch_size, sizes, acts, loss, opt,
-                         hyper[k], use_bias, stats[k])
+                         hyper[k], use_bias, stats[k], model_row(work, k))

@@ -28,7 +28,7 @@ import numpy as np
 from llvmlite import binding, ir
 from numba import njit, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from fastbp._config import JIT
 
@@ -218,29 +218,49 @@ def gemm_threads(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work, 
                   p0 == _u(0) and not accumulate)
 
 
-@njit(**JIT)
-def pays(M, N, K):
+def _pays(M, N, K):
     """Whether gemm beats the blocked loop kernels on this product: a tile of rows and of
     columns fills (a narrow output, such as 10 classes, stays with the loop kernels) and
     the work pays for the packing."""
     return M >= MR and N >= 2 * VECTOR_BYTES // 8 and K >= 16 and M * N * K >= 1 << 18
 
 
-@njit(**JIT)
+pays = njit(**JIT)(_pays)
+
+
 def work_for(sizes, like, n):
     """gemm's work array for the products of a network with these layer sizes over n
-    samples, in the dtype of ``like``: empty when gemm pays for none of them."""
-    cols = 2 * VECTOR_BYTES // like.itemsize
-    widest = 0
+    samples, in the dtype of ``like``; None when gemm pays for none of them. The passes of
+    loop_layers compile without gemm for None: small networks never compile it."""
+    sizes = [int(d) for d in sizes]
     used = False
-    for m in range(sizes.shape[0]):
-        widest = max(widest, sizes[m])
-        if m > 0:  # forward (n, D[m], D[m-1]), gradient (D[m], D[m-1], n), delta below
-            used = used or pays(n, sizes[m], sizes[m - 1]) or pays(sizes[m], sizes[m - 1], n)
-        if 0 < m < sizes.shape[0] - 1:
-            used = used or pays(n, sizes[m], sizes[m + 1])
+    for m in range(1, len(sizes)):  # forward (n, D[m], D[m-1]), gradient (D[m], D[m-1], n)
+        used = used or _pays(n, sizes[m], sizes[m - 1]) or _pays(sizes[m], sizes[m - 1], n)
+        if m < len(sizes) - 1:      # delta (n, D[m], D[m+1])
+            used = used or _pays(n, sizes[m], sizes[m + 1])
     if not used:
-        return np.empty(0, like.dtype)
+        return None
+    cols, widest = nr(like.itemsize), max(sizes)
     rows = max(n, widest) + MR  # M of any product, rounded up to whole strips
     return np.empty((widest + cols - 1) // cols * cols * KC + rows * KC + rows * cols,
                     like.dtype)
+
+
+def gemm_if_pays(work, tag, C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate):
+    """gemm (gemm_threads with a tag) when work is an array and gemm pays for this
+    product; returns whether it ran."""
+    raise NotImplementedError("compiled code only")
+
+
+@overload(gemm_if_pays, target="cpu")
+def _gemm_if_pays(work, tag, C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate):
+    if isinstance(work, types.NoneType):
+        return lambda work, tag, C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate: False
+    run = gemm_serial if isinstance(tag, types.NoneType) else gemm_threads
+
+    def impl(work, tag, C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate):
+        if not pays(M, N, K):
+            return False
+        run(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work, tag)
+        return True
+    return impl

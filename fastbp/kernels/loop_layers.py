@@ -350,7 +350,7 @@ def _grad_layer_threads(grad, w, Dl, d, A, a_in, n, n_in, n_out):
 
 def forward_pass(tag, A, params, n, sizes, acts, work):
     """z[m] = W[m] a[m-1] + b[m], a[m] = act_m(z[m]) for m = 1..L (see loop.forward); work
-    from loop_gemm.work_for, for the layers where loop_gemm.gemm pays."""
+    from loop_gemm.work_for (None: no gemm compiled), for the layers where gemm pays."""
     raise NotImplementedError("compiled code only")
 
 
@@ -367,7 +367,6 @@ def grad_pass(tag, grad, Dl, A, n, sizes, work):
 @overload(forward_pass, target="cpu")
 def _forward_pass(tag, A, params, n, sizes, acts, work):
     threaded = not isinstance(tag, types.NoneType)
-    gemm = loop_gemm.gemm_threads if threaded else loop_gemm.gemm_serial
 
     def impl(tag, A, params, n, sizes, acts, work):
         one = params.dtype.type(1)
@@ -375,10 +374,9 @@ def _forward_pass(tag, A, params, n, sizes, acts, work):
         for m in range(1, sizes.shape[0]):
             n_in, n_out = sizes[m - 1], sizes[m]
             a_in, z = z, z + n * n_in
-            if loop_gemm.pays(n, n_out, n_in):
-                # z = a_in W^T, then z += b and a = act(z) row by row.
-                gemm(A, z, A, a_in, False, params, w, True, n, n_out, n_in, False,
-                     work, tag)
+            # z = a_in W^T, then z += b and a = act(z) row by row.
+            if loop_gemm.gemm_if_pays(work, tag, A, z, A, a_in, False, params, w, True, n,
+                                      n_out, n_in, False):
                 _bias_activate(A, z, params, w + n_out * n_in, n, n_out, acts[m - 1], one)
             elif threaded and threads_pay(n, n_in, n_out):
                 _forward_layer_threads(A, z, params, w, a_in, n_in, n_out, acts[m - 1], one, n)
@@ -391,7 +389,6 @@ def _forward_pass(tag, A, params, n, sizes, acts, work):
 @overload(delta_pass, target="cpu")
 def _delta_pass(tag, Dl, A, params, n, sizes, acts, work):
     threaded = not isinstance(tag, types.NoneType)
-    gemm = loop_gemm.gemm_threads if threaded else loop_gemm.gemm_serial
 
     def impl(tag, Dl, A, params, n, sizes, acts, work):
         one = params.dtype.type(1)
@@ -399,10 +396,9 @@ def _delta_pass(tag, Dl, A, params, n, sizes, acts, work):
             n_here, n_next = sizes[m], sizes[m + 1]
             w_next = weight_offset(sizes, m + 1)
             d, d_next = block_offset(sizes, m, n), block_offset(sizes, m + 1, n)
-            if loop_gemm.pays(n, n_here, n_next):
-                # d = d_next W_next, then d *= act'(a).
-                gemm(Dl, d, Dl, d_next, False, params, w_next, False, n, n_here,
-                     n_next, False, work, tag)
+            # d = d_next W_next, then d *= act'(a).
+            if loop_gemm.gemm_if_pays(work, tag, Dl, d, Dl, d_next, False, params, w_next,
+                                      False, n, n_here, n_next, False):
                 _derivative_block(Dl, d, A, d, 0, n * n_here, acts[m - 1], one)
             elif threaded and threads_pay(n, n_here, n_next):
                 _delta_layer_threads(Dl, d, A, d, params, w_next, d_next, n_here, n_next,
@@ -416,17 +412,15 @@ def _delta_pass(tag, Dl, A, params, n, sizes, acts, work):
 @overload(grad_pass, target="cpu")
 def _grad_pass(tag, grad, Dl, A, n, sizes, work):
     threaded = not isinstance(tag, types.NoneType)
-    gemm = loop_gemm.gemm_threads if threaded else loop_gemm.gemm_serial
 
     def impl(tag, grad, Dl, A, n, sizes, work):
         w, a_in = 0, 0
         for m in range(1, sizes.shape[0]):
             n_in, n_out = sizes[m - 1], sizes[m]
             d = a_in + n * n_in
-            if loop_gemm.pays(n_out, n_in, n):
-                # gW += delta^T a_in, gb += the column sums of delta.
-                gemm(grad, w, Dl, d, True, A, a_in, False, n_out, n_in, n, True,
-                     work, tag)
+            # gW += delta^T a_in, gb += the column sums of delta.
+            if loop_gemm.gemm_if_pays(work, tag, grad, w, Dl, d, True, A, a_in, False, n_out,
+                                      n_in, n, True):
                 _column_sums(grad, w + n_out * n_in, Dl, d, n, n_out)
             elif threaded and threads_pay(n, n_in, n_out):
                 _grad_layer_threads(grad, w, Dl, d, A, a_in, n, n_in, n_out)
