@@ -55,6 +55,18 @@ def select_threading_layer():
     return "tbb"
 
 
+def ensure_layer():
+    """select_threading_layer, once per process. Call it before anything that makes Numba
+    start its threads -- a parallel kernel, but also numba.get_num_threads() or
+    numba.set_num_threads() -- or Numba settles on its default layer (OpenMP, if found)."""
+    global _SELECTED
+    if _SELECTED is None:
+        with _LAYER_LOCK:
+            if _SELECTED is None:
+                _SELECTED = select_threading_layer()
+    return _SELECTED
+
+
 def parallel_guard():
     """Context manager around every call into compiled code that may run ``parallel=True``
     kernels: under Numba's workqueue layer (not thread-safe: two Python threads in it at
@@ -62,11 +74,7 @@ def parallel_guard():
     OpenMP (thread-safe) nothing. Before the first parallel call, when Numba has not chosen
     its layer yet, the lock is taken too. The first call selects the layer
     (select_threading_layer)."""
-    global _SELECTED
-    if _SELECTED is None:
-        with _LAYER_LOCK:
-            if _SELECTED is None:
-                _SELECTED = select_threading_layer()
+    ensure_layer()
     import numba
     try:
         layer = numba.threading_layer()

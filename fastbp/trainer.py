@@ -42,6 +42,7 @@ def auto_threads(batch_rows, sizes):
     threads to pay (fewer than AUTO_MIN_WORK multiply-adds per piece of at most 256 rows in
     the widest layer), else Numba's thread count, less the cores other processes keep busy
     (the 1-minute load average), at least 1. Results never depend on it."""
+    _parallel.ensure_layer()
     import numba
     avail = numba.get_num_threads()
     sizes = [int(d) for d in sizes]
@@ -330,6 +331,8 @@ class Trainer:
         monitored = reader.array("trainer_monitored", kinds="f", ndim=1, max_items=1 << 24)
         if np.isnan(monitored).any():
             raise ValueError("trainer_monitored holds NaN")
+        if len(monitored) != epoch:  # one monitored loss per epoch trained
+            raise ValueError(f"trainer_monitored has {len(monitored)} losses for {epoch} epochs")
         rng_state = json.loads(reader.text("trainer_rng"))
         if not isinstance(rng_state, dict) or (rng_state.get("bit_generator")
                                                != type(trainer.rng.bit_generator).__name__):
@@ -553,10 +556,10 @@ class Trainer:
             return
         last = min(losses[-3:])
         base = _constant_loss(self.net, Y, sw)
-        if last > max(2 * base, 1e-6) and last >= 0.9 * losses[0]:
+        if last > max(1.5 * base, 1e-6) and last >= 0.9 * losses[0]:
             warnings.warn(
-                f"the training loss stayed at {last:.4g} for the last 3 epochs, more than "
-                f"twice the {base:.4g} of a constant predictor and no better than after the "
+                f"the training loss stayed at {last:.4g} for the last 3 epochs, over 1.5 times "
+                f"the {base:.4g} of a constant predictor and no better than after the "
                 f"first epoch ({losses[0]:.4g}): the network has likely saturated; try a "
                 f"smaller learning_rate (now {self.learning_rate:g})", RuntimeWarning,
                 stacklevel=3)
@@ -697,6 +700,7 @@ def _threads(count):
     if count is None:
         yield
         return
+    _parallel.ensure_layer()
     import numba
     before = numba.get_num_threads()
     numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
