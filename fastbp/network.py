@@ -302,21 +302,20 @@ class Network:
         return np.argmax(proba, axis=-1).astype(np.int64)
 
     def score(self, X, y, backend="loop"):
-        """Accuracy for a classifier (y: class labels, or one-hot / 0-1 rows), else the
-        coefficient of determination R^2 of ``forward(X)`` against y, averaged uniformly
-        over the outputs (as scikit-learn's ``r2_score``)."""
+        """Accuracy for a classifier, else the coefficient of determination R^2 of
+        ``forward(X)`` against y, averaged uniformly over the outputs (as scikit-learn's
+        ``r2_score``).
+
+        For a softmax output y is class labels (n,) or one-hot rows (n, K) (the argmax is
+        the class); for one sigmoid unit, y is (n,) or (n, 1) in [0, 1] (``y >= 0.5`` is
+        class 1).
+        """
         X, _ = self._inputs(X)
         n = X.shape[0]
         if self.is_classifier:
-            y = np.asarray(y)
-            if y.ndim == 2 and y.shape[1] > 1:
-                y = self._targets(y, n, name="y").argmax(axis=1)
-            else:
-                y = _validate.as_targets(y.reshape(n, -1) if y.ndim == 2 else y, n,
-                                         max(2, int(self._sizes[-1])), labels_ok=True,
-                                         probabilities=False, dtype=self.dtype,
-                                         name="y").argmax(axis=1)
-            return float(np.mean(self.predict(X, backend=backend) == y))
+            Y = self._targets(y, n, name="y")
+            truth = (Y[:, 0] >= 0.5) if Y.shape[1] == 1 else Y.argmax(axis=1)
+            return float(np.mean(self.predict(X, backend=backend) == truth))
         Y = self._targets(y, n, name="y").astype(np.float64)
         out = self.forward(X, backend=backend).astype(np.float64)
         resid = ((Y - out) ** 2).sum(axis=0)
