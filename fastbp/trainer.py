@@ -3,6 +3,8 @@ import contextlib
 import json
 import math
 import os
+import signal
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -393,6 +395,11 @@ class Trainer:
         ValueError
             For bad arguments, or when the lr_schedule gives a rate that is not a finite
             number >= 0 (naming the schedule and the epoch).
+        KeyboardInterrupt
+            Ctrl-C stops the fit between compiled calls (about 2^16 samples within an
+            epoch, 2^21 when whole epochs run per call). Within an epoch the network and
+            optimizer state go back to where it began; the History, ``trainer.epoch`` and
+            the network always agree. The exception's ``history`` holds the epochs done.
 
         Warns
         -----
@@ -423,8 +430,9 @@ class Trainer:
         bar = _progress_bar(epochs * X.shape[0]) if progress else None  # tqdm missing: here
         self.history = history = History()
         try:
-            self._fit(history, X, Y, sw, epochs, None if validation_data is None
-                      else (X_val, Y_val), bar, patience, restore_best, callback)
+            with _interrupts_at_safe_points() as check:
+                self._fit(history, X, Y, sw, epochs, None if validation_data is None
+                          else (X_val, Y_val), bar, patience, restore_best, callback, check)
         except (KeyboardInterrupt, FloatingPointError) as exc:
             history.interrupted = True
             exc.history = history
@@ -437,9 +445,10 @@ class Trainer:
         return history
 
     def _fit(self, history, X, Y, sw, epochs, validation, bar, patience, restore_best,
-             callback):
+             callback, check):
         net, n = self.net, X.shape[0]
         session = _Session(self, X, Y, sw, self._batch_size(n))
+        session.check_interrupt = check
         fast = (session.runs_epochs and validation is None and bar is None and patience is None
                 and callback is None and not getattr(self.lr_schedule, "needs_losses", True))
         per_call = max(1, _SAMPLES_PER_FIT_CALL // n)
@@ -461,6 +470,7 @@ class Trainer:
                                 best, history.best_epoch = monitored, history.epochs - 1
                         done += len(results)
                         starts = [starts[0]]
+                        check()
                         continue
             lr = self._rate(self.epoch)
             order = (self.rng.permutation(n) if self.shuffle else np.arange(n)).astype(np.int64)
@@ -499,6 +509,7 @@ class Trainer:
                 if best_params is not None:
                     net.params[...] = best_params
                 break
+            check()
 
     def _record(self, history, lr, loss, seconds, val_loss=None):
         """One finished epoch into the History and the trainer's counts; its monitored loss."""
@@ -610,6 +621,7 @@ class _Session:
         self.grad = k.empty(net.params.shape, net.dtype)
         self.stats = k.empty(4, np.float64)
         self.stats_host = np.zeros(4)
+        self.check_interrupt = _no_interrupt
 
     def _sync(self):
         """Bring parameters and optimizer state back into the Network and the Trainer."""
@@ -656,6 +668,14 @@ class _Session:
                     "training diverged (try a smaller learning_rate)")
             if on_chunk is not None:
                 on_chunk(int(stats[1]), total / weight if weight else 0.0)
+            if start + per_call < len(order):
+                try:  # Ctrl-C within an epoch: back to its start, so nothing is half-recorded
+                    self.check_interrupt()
+                except KeyboardInterrupt:
+                    net.params[...], tr.state[...], tr.steps[...] = snapshot[:3]
+                    self.params = k.to_device(net.params)
+                    self.state, self.steps = k.to_device(tr.state), k.to_device(tr.steps)
+                    raise
         return float(total), float(weight)
 
 
@@ -691,6 +711,36 @@ class _Session:
             net.params[...], tr.state[...], tr.steps[...], tr.rng.bit_generator.state = snapshot
             return None
         return [(float(h[0]), float(h[3]), seconds) for h in history[:done]]
+
+
+def _no_interrupt():
+    pass
+
+
+@contextlib.contextmanager
+def _interrupts_at_safe_points():
+    """Ctrl-C during a fit raises KeyboardInterrupt only where the network, the trainer's
+    counts and the History agree (the ``check`` this yields): never between a compiled
+    call and the recording of what it did. Compiled code does not see signals anyway, so
+    this costs no responsiveness. Only from the main thread, and only where SIGINT has
+    Python's default handler."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield _no_interrupt
+        return
+    hits = []
+
+    def check():
+        if hits:
+            hits.clear()
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: hits.append(signum))
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    check()
 
 
 @contextlib.contextmanager

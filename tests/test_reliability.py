@@ -486,3 +486,36 @@ def test_fit_fast_path_diverges_as_epoch_by_epoch():
         results.append((str(info.value), net.params.copy(), tr.history.loss))
     assert results[0][0] == results[1][0] and results[0][2] == results[1][2]
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+class _InterruptAt:
+    """A constant schedule that sends this process SIGINT when asked for one epoch's rate
+    (which happens before that epoch runs, in the middle of a fit)."""
+    needs_losses = False
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def rate(self, epoch, lr0, losses):
+        if epoch == self.epoch:
+            os.kill(os.getpid(), __import__("signal").SIGINT)
+        return lr0
+
+    def to_dict(self):
+        return {"name": "constant"}
+
+
+@pytest.mark.parametrize("needs_losses", [False, True])
+def test_ctrl_c_leaves_history_counts_and_network_in_agreement(needs_losses):
+    X, Y = data(20, 3, 2)
+    sched = _InterruptAt(3)
+    sched.needs_losses = needs_losses
+    trainer = fastbp.Trainer(_net(), lr_schedule=sched, seed=0)
+    with pytest.raises(KeyboardInterrupt) as info:
+        trainer.fit(X, Y, epochs=10)
+    history = info.value.history
+    assert history.interrupted and history is trainer.history
+    assert trainer.epoch == history.epochs == len(trainer.monitored)
+    # Many epochs per call: the whole call's epochs are recorded; one by one: up to the
+    # epoch that was running.
+    assert history.epochs == (10 if not needs_losses else 4)
