@@ -38,6 +38,9 @@ _SAMPLES_PER_FIT_CALL = 1 << 21
 # the widest layer's in x out) one thread; from it, the cores that are not busy.
 AUTO_MIN_WORK = 1 << 21
 
+# Fits of at least this many epochs are checked for saturation (Trainer._warn_if_saturated).
+_SATURATION_EPOCHS = 5
+
 
 def auto_threads(batch_rows, sizes):
     """The thread count ``threads=None`` gives a fit: 1 when a batch is too small for
@@ -404,9 +407,10 @@ class Trainer:
         Warns
         -----
         RuntimeWarning
-            When the training loss ends far above a constant predictor's and no better
-            than in the first epoch: the network has likely saturated (too large a
-            learning rate, without the loss overflowing).
+            When, in a fit of 5 epochs or more, the loss of each of the last 3 epochs is
+            over 1.5 times both the network's loss before the fit and a constant
+            predictor's: the network has likely saturated (too large a learning rate,
+            without the loss overflowing). The message names the learning rate.
         """
         self._check_ready()
         net = self.net
@@ -428,6 +432,10 @@ class Trainer:
             X_val, _ = net._inputs(X_val, name="validation_data X")
             Y_val = net._targets(Y_val, X_val.shape[0], name="validation_data Y")
         bar = _progress_bar(epochs * X.shape[0]) if progress else None  # tqdm missing: here
+        # The loss before training, for the saturation warning (one forward pass; fits of
+        # fewer epochs are never judged).
+        start_loss = (net.loss(X, Y, backend=self.backend, sample_weight=sw if len(sw) else None)
+                      if epochs >= _SATURATION_EPOCHS else None)
         self.history = history = History()
         try:
             with _interrupts_at_safe_points() as check:
@@ -440,8 +448,8 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        if not history.stopped_early:
-            self._warn_if_saturated(history, Y, sw)
+        if not history.stopped_early and start_loss is not None:
+            self._warn_if_saturated(history, Y, sw, start_loss)
         return history
 
     def _fit(self, history, X, Y, sw, epochs, validation, bar, patience, restore_best,
@@ -559,21 +567,21 @@ class Trainer:
                 return epoch
         return epoch
 
-    def _warn_if_saturated(self, history, Y, sw):
-        """RuntimeWarning when the loss ended far above a constant predictor's and no better
-        than after the first epoch: divergence that saturates instead of overflowing."""
+    def _warn_if_saturated(self, history, Y, sw, start_loss):
+        """RuntimeWarning when the loss of each of the last 3 epochs is over 1.5 times both
+        the network's loss before the fit and a constant predictor's: divergence that
+        saturates (units stuck at their limits) instead of overflowing."""
         losses = history.loss
-        if len(losses) < 5:
+        if len(losses) < _SATURATION_EPOCHS or not math.isfinite(start_loss):
             return
         last = min(losses[-3:])
         base = _constant_loss(self.net, Y, sw)
-        if last > max(1.5 * base, 1e-6) and last >= 0.9 * losses[0]:
+        if last > 1.5 * max(start_loss, base, 1e-12):
             warnings.warn(
-                f"the training loss stayed at {last:.4g} for the last 3 epochs, over 1.5 times "
-                f"the {base:.4g} of a constant predictor and no better than after the "
-                f"first epoch ({losses[0]:.4g}): the network has likely saturated; try a "
-                f"smaller learning_rate (now {self.learning_rate:g})", RuntimeWarning,
-                stacklevel=3)
+                f"the training loss stayed at {last:.4g} or above for the last 3 epochs, over "
+                f"1.5 times both its {start_loss:.4g} before this fit and the {base:.4g} of a "
+                f"constant predictor: the network has likely saturated; try a smaller "
+                f"learning_rate (now {self.learning_rate:g})", RuntimeWarning, stacklevel=3)
 
 
 def _constant_loss(net, Y, sw):
