@@ -211,7 +211,8 @@ def _rewrite(path, out, **changes):
 
 def test_load_checks_declared_sizes_before_allocating(tmp_path):
     path, _ = _saved(tmp_path, trainer=False)
-    bomb = _rewrite(path, tmp_path / "bomb.npz", sizes=np.array([10000, 10000]))
+    # 10^8 float64 parameters declared (800 MB); 26 stored.
+    bomb = _rewrite(path, tmp_path / "bomb.npz", sizes=np.array([10000, 10000, 2]))
     tracemalloc.start()
     try:
         with pytest.raises(ValueError, match="bomb.npz is not a valid fastbp network file"):
