@@ -14,7 +14,7 @@ import fastbp  # noqa: E402
 
 from ._util import data  # noqa: E402
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=400, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 
@@ -44,13 +44,19 @@ class _Saved(tuple):
         return "<saved trainer files>"
 
 
-def _same(loaded, trainer):
+def _same(loaded, trainer, replaced=None):
+    """Every number as saved -- but for an entry replaced by another sound value (an
+    update count of 0 is as valid as 3), which must then be what was loaded."""
     np.testing.assert_array_equal(loaded.net.params, trainer.net.params)
     assert loaded.net.layer_sizes == trainer.net.layer_sizes
     assert loaded.net.activations == trainer.net.activations
     assert loaded.net.loss_name == trainer.net.loss_name and loaded.net.dtype == trainer.net.dtype
     np.testing.assert_array_equal(loaded.state, trainer.state)
-    assert loaded.steps[0] == trainer.steps[0] and loaded.epoch == trainer.epoch
+    if replaced is not None and replaced[0] == "trainer_steps":
+        assert loaded.steps[0] == int(np.asarray(replaced[1]).reshape(-1)[0]) >= 0
+    else:
+        assert loaded.steps[0] == trainer.steps[0]
+    assert loaded.epoch == trainer.epoch
     assert loaded.monitored == trainer.monitored
     assert loaded.rng.bit_generator.state == trainer.rng.bit_generator.state
     assert loaded.lr_schedule.to_dict() == trainer.lr_schedule.to_dict()
@@ -139,7 +145,7 @@ def test_odd_entries_load_identically_or_raise_value_error(saved, key, value):
     except ValueError as exc:
         assert str(path) in str(exc)
     else:
-        _same(loaded, trainer)
+        _same(loaded, trainer, None if value is None else (key, value))
 
 
 def test_settings_that_are_json_but_not_settings(saved):

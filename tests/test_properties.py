@@ -15,7 +15,7 @@ from fastbp import schedules  # noqa: E402
 
 from ._util import TOLERANCE  # noqa: E402
 
-PROPS = settings(max_examples=40, deadline=None, derandomize=True,
+PROPS = settings(max_examples=100, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow])
 
 OUTPUTS = [("sigmoid", "mse"), ("identity", "mse"), ("softmax", "cross_entropy"),
