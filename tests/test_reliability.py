@@ -87,7 +87,6 @@ def _python(code, env=None, timeout=240):
 def test_two_python_threads_fit_under_the_workqueue_layer():
     # Without parallel_guard this aborted ("Concurrent access has been detected") in 2 of 2
     # runs at 30 epochs (3 epochs were not always enough to collide).
-
     out = _python("""
         import threading, numpy as np, fastbp
         rng = np.random.default_rng(0)
