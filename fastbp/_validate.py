@@ -1,4 +1,5 @@
 """Input checks at the public boundary: convert once, fail early, name the argument."""
+import math
 import numbers
 
 import numpy as np
@@ -7,10 +8,11 @@ DTYPES = ("float32", "float64")
 
 
 def as_dtype(dtype):
-    """np.dtype for "float32" / "float64" (or the NumPy types themselves)."""
+    """np.dtype for "float32" / "float64" (or the NumPy types themselves). None is refused
+    (NumPy would read it as float64): the caller resolves a default first."""
     try:
-        dt = np.dtype(dtype)
-    except TypeError:
+        dt = None if dtype is None else np.dtype(dtype)
+    except (TypeError, ValueError):
         dt = None
     if dt is None or dt.name not in DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
@@ -110,6 +112,33 @@ def as_sample_weight(sample_weight, n, dtype, name="sample_weight"):
 def threads(value, name="threads"):
     """None (the default thread count) or a positive number of threads."""
     return None if value is None else positive_int(name, value)
+
+
+def rng(name, seed):
+    """numpy.random.Generator from None, an int >= 0, a SeedSequence or a Generator."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, bool) or not (seed is None or isinstance(
+            seed, (numbers.Integral, np.random.SeedSequence, np.random.BitGenerator))):
+        raise TypeError(f"{name} must be None, an integer >= 0 or a numpy.random.Generator; "
+                        f"got {seed!r}")
+    if isinstance(seed, numbers.Integral) and seed < 0:
+        raise ValueError(f"{name} must be an integer >= 0; got {seed!r}")
+    return np.random.default_rng(seed)
+
+
+def whole(name, value, low=0):
+    """An integer >= low; a float that is a whole number (as from "key=3" text) is taken,
+    2.7 is refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be an integer; got {value!r}")
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+    elif not (math.isfinite(value) and float(value).is_integer()):
+        raise ValueError(f"{name} must be a whole number >= {low}; got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be a whole number >= {low}; got {value!r}")
+    return int(value)
 
 
 def positive_int(name, value):

@@ -1,11 +1,12 @@
 """Network: the parameters of a multilayer perceptron, its forward pass, loss and gradients."""
 import os
+import stat
 import tempfile
 import zipfile
 
 import numpy as np
 
-from fastbp import _validate, backends
+from fastbp import _parallel, _validate, backends
 from fastbp.kernels import codes
 
 _FORMAT = "fastbp.Network"
@@ -13,6 +14,11 @@ _FORMAT_VERSION = 1
 
 # Rows per kernel call in forward/loss/gradients: bounds workspace memory for big X.
 _CHUNK = 4096
+
+# Largest layer and largest network accepted (also from files: a file cannot make load
+# allocate more than _MAX_PARAMS parameters, and only after its params entry has that size).
+_MAX_UNITS = (1 << 31) - 1
+_MAX_PARAMS = 1 << 40
 
 
 class Network:
@@ -29,7 +35,9 @@ class Network:
         ``mse`` is ``0.5 * sum (y - a)^2`` per sample. ``cross_entropy`` needs a
         ``softmax`` output (categorical) or a ``sigmoid`` output (binary, per output).
     dtype : {"float32", "float64"}, default "float32"
-    seed : int, numpy.random.Generator or None
+        ``None`` is refused: a network computes in one stated precision (the
+        scikit-learn estimators resolve their ``dtype=None`` from the input first).
+    seed : int (>= 0), numpy.random.Generator or None
         Seeds the initialization: Glorot/Xavier uniform, or He normal for relu layers.
         Biases start at zero.
     bias : bool, default True
@@ -39,6 +47,10 @@ class Network:
     ----------
     params : ndarray (P,)
         All parameters in one buffer: ``W[1], b[1], W[2], b[2], ...``, each ``W`` row-major.
+        The network owns this buffer: ``net.params = values`` copies values of shape (P,)
+        into it (converted to ``dtype``) and refuses any other shape.
+    sizes : ndarray (L + 1,) int64, read-only
+        ``D[0] .. D[L]`` (a fresh read-only copy; ``layer_sizes`` gives a list).
     weights : list of ndarray
         ``weights[m-1]`` is ``W[m]``, shape ``(D[m], D[m-1])``, a writable view of ``params``.
     biases : list of ndarray
@@ -63,17 +75,20 @@ class Network:
             raise ValueError("loss='cross_entropy' needs a 'softmax' or 'sigmoid' output "
                              f"layer; got {self.activations[-1]!r}")
         self.bias = bool(bias)
-        self.sizes = np.array(sizes, dtype=np.int64)
+        rng = _validate.rng("seed", seed)
+        # The kernels index params by these sizes: both stay private, so that neither can
+        # change without the other (sizes is exposed read-only, params copies in).
+        self._sizes = np.array(sizes, dtype=np.int64)
         self.act_codes = np.array([codes.ACTIVATIONS[a] for a in self.activations], np.int64)
         self.loss_code = codes.LOSSES[self.loss_name]
-        self.params = np.zeros(int((self.sizes[1:] * (self.sizes[:-1] + 1)).sum()), self.dtype)
-        self.initialize(seed)
+        self._params = np.zeros(_n_params(sizes), self.dtype)
+        self.initialize(rng)
 
     # -- parameters -------------------------------------------------------------------
 
     def initialize(self, seed=None):
         """Redraw the weights (Glorot uniform; He normal for relu layers); zero the biases."""
-        rng = np.random.default_rng(seed)
+        rng = _validate.rng("seed", seed)
         for W, b, act in zip(self.weights, self.biases, self.activations):
             n_out, n_in = W.shape
             if act == "relu":
@@ -83,13 +98,32 @@ class Network:
                 W[...] = rng.uniform(-limit, limit, W.shape)
             b[...] = 0
 
-    def _views(self):
+    def _views(self, flat=None):
+        flat = self._params if flat is None else flat
         off = 0
-        for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]):
-            W = self.params[off:off + n_out * n_in].reshape(n_out, n_in)
+        for n_in, n_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
+            W = flat[off:off + n_out * n_in].reshape(n_out, n_in)
             off += n_out * n_in
-            yield W, self.params[off:off + n_out]
+            yield W, flat[off:off + n_out]
             off += n_out
+
+    @property
+    def params(self):
+        return self._params
+
+    @params.setter
+    def params(self, values):
+        arr = _validate._numeric("params", values)
+        if arr.shape != self._params.shape:
+            raise ValueError(f"params must have shape {self._params.shape}, one value per "
+                             f"weight and bias of this network; got {arr.shape}")
+        self._params[...] = arr  # the network keeps its own buffer (kernels index it)
+
+    @property
+    def sizes(self):
+        sizes = self._sizes.copy()
+        sizes.flags.writeable = False
+        return sizes
 
     @property
     def weights(self):
@@ -101,22 +135,24 @@ class Network:
 
     @property
     def layer_sizes(self):
-        return [int(d) for d in self.sizes]
+        return [int(d) for d in self._sizes]
 
     @property
     def n_params(self):
         """Number of weights and biases, P."""
-        return self.params.size
+        return self._params.size
 
     def unflatten(self, flat):
         """Split a (P,) array laid out like ``params`` into (weight list, bias list) views."""
-        keep, self.params = self.params, flat
-        try:
-            return self.weights, self.biases
-        finally:
-            self.params = keep
+        if np.shape(flat) != self._params.shape:
+            raise ValueError(f"flat must have shape {self._params.shape}; got {np.shape(flat)}")
+        views = list(self._views(flat))
+        return [W for W, _ in views], [b for _, b in views]
 
     def __setstate__(self, state):
+        for old in ("params", "sizes"):  # pickled before the buffers became private
+            if old in state:
+                state["_" + old] = state.pop(old)
         vars(self).update(state)
         _validate.own_arrays(self)
 
@@ -126,14 +162,14 @@ class Network:
 
     # -- evaluation -------------------------------------------------------------------
 
-    def _inputs(self, X):
-        return _validate.as_inputs(X, int(self.sizes[0]), self.dtype)
+    def _inputs(self, X, name="X"):
+        return _validate.as_inputs(X, int(self._sizes[0]), self.dtype, name=name)
 
-    def _targets(self, Y, n):
+    def _targets(self, Y, n, name="Y"):
         softmax = self.activations[-1] == "softmax"
-        return _validate.as_targets(Y, n, int(self.sizes[-1]), labels_ok=softmax,
+        return _validate.as_targets(Y, n, int(self._sizes[-1]), labels_ok=softmax,
                                     probabilities=self.loss_name == "cross_entropy",
-                                    dtype=self.dtype)
+                                    dtype=self.dtype, name=name)
 
     def _passes(self, kernels, X, Y=None, grad=None, cost=None, sw=None):
         """Run the kernels over X in chunks of at most _CHUNK rows.
@@ -143,25 +179,27 @@ class Network:
         gradient, each sample's weighted by ``sw`` (empty: 1), into ``grad``.
         """
         n = X.shape[0]
+        sizes, params = self._sizes, self._params
         cap = min(n, _CHUNK)
-        A = np.empty(cap * int(self.sizes.sum()), self.dtype)
+        A = np.empty(cap * int(sizes.sum()), self.dtype)
         Dl = np.empty_like(A) if grad is not None else None
-        L = len(self.sizes) - 1
+        L = len(sizes) - 1
         for lo in range(0, n, cap):
             hi = min(lo + cap, n)
             m = hi - lo
             A[:m * X.shape[1]] = X[lo:hi].ravel()
-            kernels.forward(A, self.params, m, self.sizes, self.act_codes)
-            if cost is not None:
-                kernels.sample_costs(cost[lo:hi], A, Y[lo:hi], m, self.sizes,
-                                     self.act_codes, self.loss_code)
-            if grad is not None:
-                kernels.output_delta(Dl, A, Y[lo:hi], sw[lo:hi], m, self.sizes,
-                                     self.act_codes, self.loss_code)
-                kernels.hidden_deltas(Dl, A, self.params, m, self.sizes, self.act_codes)
-                kernels.accumulate_gradients(grad, Dl, A, m, self.sizes)
-            off = m * int(self.sizes[:L].sum())
-            yield lo, hi, A[off:off + m * int(self.sizes[L])].reshape(m, -1)
+            with _parallel.parallel_guard():
+                kernels.forward(A, params, m, sizes, self.act_codes)
+                if cost is not None:
+                    kernels.sample_costs(cost[lo:hi], A, Y[lo:hi], m, sizes,
+                                         self.act_codes, self.loss_code)
+                if grad is not None:
+                    kernels.output_delta(Dl, A, Y[lo:hi], sw[lo:hi], m, sizes,
+                                         self.act_codes, self.loss_code)
+                    kernels.hidden_deltas(Dl, A, params, m, sizes, self.act_codes)
+                    kernels.accumulate_gradients(grad, Dl, A, m, sizes)
+            off = m * int(sizes[:L].sum())
+            yield lo, hi, A[off:off + m * int(sizes[L])].reshape(m, -1)
 
     def forward(self, X, backend="loop"):
         """Outputs a[L] for inputs X.
@@ -177,7 +215,7 @@ class Network:
         """
         kernels = backends.get(backend)
         X, single = self._inputs(X)
-        out = np.empty((X.shape[0], int(self.sizes[-1])), self.dtype)
+        out = np.empty((X.shape[0], int(self._sizes[-1])), self.dtype)
         for lo, hi, a_out in self._passes(kernels, X):
             out[lo:hi] = a_out
         return out[0] if single else out
@@ -220,79 +258,294 @@ class Network:
                 g[...] = 0
         return dW, db
 
+    # -- predictions ------------------------------------------------------------------
+
+    @property
+    def is_classifier(self):
+        """True for a softmax output, or one sigmoid unit trained with cross-entropy."""
+        return self.activations[-1] == "softmax" or (
+            self.activations[-1] == "sigmoid" and self.loss_name == "cross_entropy"
+            and int(self._sizes[-1]) == 1)
+
+    def predict_proba(self, X, backend="loop"):
+        """Class probabilities of a classifier (see ``is_classifier``).
+
+        Returns
+        -------
+        ndarray (n, K): the softmax outputs; for one sigmoid unit p, the two columns
+        ``[1 - p, p]``. (D[L],)-shaped rows become one row for a 1-D X.
+
+        Raises
+        ------
+        ValueError for a network that is not a classifier.
+        """
+        if not self.is_classifier:
+            raise ValueError("predict_proba needs a classifier: a 'softmax' output, or one "
+                             "'sigmoid' output with loss='cross_entropy'; this network has "
+                             f"{int(self._sizes[-1])} {self.activations[-1]!r} output(s) and "
+                             f"loss={self.loss_name!r}")
+        out = self.forward(X, backend=backend)
+        if self.activations[-1] == "sigmoid":
+            out = np.stack([1 - out[..., 0], out[..., 0]], axis=-1)
+        return out
+
+    def predict(self, X, backend="loop"):
+        """Predictions for X: class indices (int64) for a classifier -- the argmax of a
+        softmax output, ``p >= 0.5`` for one sigmoid unit with cross-entropy -- and the
+        outputs ``forward(X)`` otherwise (a regressor, or several independent sigmoid
+        outputs)."""
+        if not self.is_classifier:
+            return self.forward(X, backend=backend)
+        proba = self.predict_proba(X, backend=backend)
+        if self.activations[-1] == "sigmoid":
+            return (proba[..., 1] >= 0.5).astype(np.int64)
+        return np.argmax(proba, axis=-1).astype(np.int64)
+
+    def score(self, X, y, backend="loop"):
+        """Accuracy for a classifier, else the coefficient of determination R^2 of
+        ``forward(X)`` against y, averaged uniformly over the outputs (as scikit-learn's
+        ``r2_score``).
+
+        For a softmax output y is class labels (n,) or one-hot rows (n, K) (the argmax is
+        the class); for one sigmoid unit, y is (n,) or (n, 1) in [0, 1] (``y >= 0.5`` is
+        class 1).
+        """
+        X, _ = self._inputs(X)
+        n = X.shape[0]
+        if self.is_classifier:
+            Y = self._targets(y, n, name="y")
+            truth = (Y[:, 0] >= 0.5) if Y.shape[1] == 1 else Y.argmax(axis=1)
+            return float(np.mean(self.predict(X, backend=backend) == truth))
+        Y = self._targets(y, n, name="y").astype(np.float64)
+        out = self.forward(X, backend=backend).astype(np.float64)
+        resid = ((Y - out) ** 2).sum(axis=0)
+        total = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(total > 0, 1 - resid / np.where(total > 0, total, 1),
+                          np.where(resid > 0, 0.0, 1.0))  # constant y: as scikit-learn
+        return float(r2.mean())
+
     # -- persistence ------------------------------------------------------------------
 
     def save(self, path):
         """Write the network to ``path`` as a portable ``.npz`` file, atomically.
 
         The file holds the layer sizes, activations, loss, dtype, bias flag and the
-        parameters. It is written to a temporary file beside ``path`` and renamed over
-        it, so a crash never leaves a half-written file.
+        parameters. It is written to a temporary file beside ``path`` (beside the target of
+        a symbolic link) and renamed over it, so a crash never leaves a half-written file.
+        A new file gets the mode NumPy's would (0666 less the umask); an existing one keeps
+        its mode.
         """
         _write_npz(path, self._state())
 
     def _state(self):
         return dict(format=np.array(_FORMAT), version=np.array(_FORMAT_VERSION),
-                    sizes=self.sizes, activations=np.array(self.activations),
+                    sizes=self._sizes, activations=np.array(self.activations),
                     loss=np.array(self.loss_name), dtype=np.array(self.dtype.name),
-                    bias=np.array(self.bias), params=self.params)
+                    bias=np.array(self.bias), params=self._params)
 
     @classmethod
     def load(cls, path):
         """Read a network written by :meth:`save`.
 
-        Raises ValueError when the file is truncated, corrupt or not a fastbp network.
+        Safe on untrusted files: only the entries a network needs are read, one at a time,
+        each checked (kind, shape, size) before it is read; the declared layer sizes must
+        match the stored parameters before anything of their size is allocated. Raises
+        ValueError naming the file when it is truncated, corrupt or not a fastbp network.
         """
-        return cls._from_state(_read_npz(path), path)
+        with _NpzReader(path) as reader:
+            return cls._from_reader(reader)
 
     @classmethod
-    def _from_state(cls, state, path):
-        try:
-            if str(state["format"]) != _FORMAT:
-                raise ValueError(f"format {str(state['format'])!r}")
-            if int(state["version"]) > _FORMAT_VERSION:
-                raise ValueError(f"format version {int(state['version'])} is newer than "
-                                 f"this fastbp reads ({_FORMAT_VERSION})")
-            net = cls([int(d) for d in state["sizes"]],
-                      activations=[str(a) for a in state["activations"]],
-                      loss=str(state["loss"]), dtype=str(state["dtype"]),
-                      bias=bool(state["bias"]))
-            params = state["params"]
-            if params.shape != net.params.shape or params.dtype != net.dtype:
-                raise ValueError(f"params of shape {params.shape} and dtype {params.dtype} "
-                                 f"do not fit the layer sizes")
-        except (KeyError, ValueError, TypeError) as exc:
-            raise ValueError(f"{path} is not a valid fastbp network file: {exc}") from None
-        net.params[...] = params
+    def _from_reader(cls, reader):
+        what = "fastbp network file"
+        with reader.checking(what):
+            if reader.text("format") != _FORMAT:
+                raise ValueError(f"format {reader.text('format')!r}")
+            version = reader.integer("version")
+            if not 1 <= version <= _FORMAT_VERSION:
+                raise ValueError(f"format version {version} is not one this fastbp reads "
+                                 f"(1..{_FORMAT_VERSION})")
+            sizes = reader.array("sizes", kinds="iu", ndim=1, max_items=1024)
+            sizes = _check_sizes([int(d) for d in sizes])
+            dtype = _validate.as_dtype(reader.text("dtype"))
+            n_params = _n_params(sizes)
+            reader.check("params", (n_params,), dtype)  # before anything of that size exists
+            activations = reader.array("activations", kinds="U", ndim=1, max_items=1024)
+            net = cls(sizes, activations=[str(a) for a in activations],
+                      loss=reader.text("loss"), dtype=dtype,
+                      bias=reader.boolean("bias"), seed=0)
+            net._params[...] = reader.array("params", kinds="f")
         return net
 
 
+class _NpzReader:
+    """An .npz file read entry by entry, each entry checked before it is read.
+
+    NumPy would allocate whatever shape an entry's header declares; here an entry's
+    declared shape and dtype are first checked against the zip member's stored size and
+    against what the caller expects. Every failure becomes one ValueError naming the file.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        try:
+            self.zip = zipfile.ZipFile(path)
+            self.members = {i.filename: i for i in self.zip.infolist()}
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            raise
+        except Exception as exc:
+            raise ValueError(f"{path} is not a readable fastbp network file (not an .npz: "
+                             f"truncated, corrupt, or a plain .npy?): {_describe(exc)}") from None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.zip.close()
+
+    def checking(self, what):
+        """Context: any error inside becomes ValueError "<path> is not a valid <what>: ..."."""
+        reader = self
+
+        class _Check:
+            def __enter__(self):
+                return reader
+
+            def __exit__(self, kind, exc, tb):
+                if exc is None or not isinstance(exc, Exception):
+                    return False
+                if isinstance(exc, (FileNotFoundError, PermissionError)):
+                    return False
+                raise ValueError(f"{reader.path} is not a valid {what}: "
+                                 f"{_describe(exc)}") from None
+        return _Check()
+
+    def has(self, key):
+        return key + ".npy" in self.members
+
+    def _header(self, key):
+        info = self.members.get(key + ".npy")
+        if info is None:
+            raise KeyError(f"no entry {key!r}")
+        with self.zip.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"entry {key!r}: .npy format version {version}")
+            offset = f.tell()
+        if dtype.hasobject or dtype.kind not in "biufU":
+            raise ValueError(f"entry {key!r} has dtype {dtype}")
+        count = 1
+        for d in shape:
+            count *= int(d)
+        if offset + count * dtype.itemsize != info.file_size:
+            raise ValueError(f"entry {key!r} declares {shape} {dtype} but stores "
+                             f"{info.file_size - offset} bytes")
+        return tuple(int(d) for d in shape), dtype
+
+    def check(self, key, shape, dtype):
+        """Raise ValueError unless entry key holds exactly shape and dtype."""
+        got_shape, got_dtype = self._header(key)
+        if got_shape != tuple(shape) or got_dtype != np.dtype(dtype):
+            raise ValueError(f"{key} of shape {got_shape} and dtype {got_dtype} does not fit: "
+                             f"expected shape {tuple(shape)} and dtype {np.dtype(dtype)}")
+
+    def array(self, key, kinds="biufU", ndim=None, max_items=None):
+        """Entry key as an array, after checking its kind, dimensions and size."""
+        shape, dtype = self._header(key)
+        if dtype.kind not in kinds:
+            raise ValueError(f"{key} has dtype {dtype}")
+        if ndim is not None and len(shape) != ndim:
+            raise ValueError(f"{key} has {len(shape)} dimensions; expected {ndim}")
+        if max_items is not None and int(np.prod(shape)) > max_items:
+            raise ValueError(f"{key} has {int(np.prod(shape))} entries; at most {max_items}")
+        if dtype.kind == "U" and dtype.itemsize > 4 * (1 << 20):
+            raise ValueError(f"{key} is a string of {dtype.itemsize // 4} characters")
+        with self.zip.open(self.members[key + ".npy"]) as f:
+            return np.lib.format.read_array(f, allow_pickle=False)
+
+    def text(self, key):
+        value = self.array(key, kinds="U", ndim=0)
+        return str(value)
+
+    def integer(self, key, low=0):
+        value = self.array(key, kinds="iu", ndim=0)
+        if int(value) < low:
+            raise ValueError(f"{key} is {int(value)}; expected >= {low}")
+        return int(value)
+
+    def boolean(self, key):
+        return bool(self.array(key, kinds="b", ndim=0))
+
+
+def _describe(exc):
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 300 else text[:300] + "..."
+
+
+def _umask():
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read by setting (briefly) and restoring
+    os.umask(mask)
+    return mask
+
+
 def _write_npz(path, arrays):
-    """np.savez to a temporary file in the target's directory, fsync, then rename."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=".tmp", dir=folder)
+    """np.savez to a temporary file beside the target, fsync, then rename over it.
+
+    Through a symbolic link the link's target is written (as ``open(path, "wb")`` would).
+    A new file gets mode 0666 & ~umask (as NumPy's own files), an existing one keeps its
+    mode. Errors name ``path``, never the temporary file.
+    """
+    shown = path
+    path = os.path.realpath(os.fspath(path))
+    folder = os.path.dirname(path)
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot save to {shown}: {exc.strerror}", shown) from None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot save to {shown}: {exc.strerror}", shown) from None
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise type(exc)(exc.errno, f"cannot save to {shown}: {exc.strerror}", shown) from None
         raise
 
 
-def _read_npz(path):
-    """All arrays of an .npz file, read eagerly; ValueError if it is not a sound .npz."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
-        raise ValueError(f"{path} is not a readable fastbp network file "
-                         f"(truncated or corrupt?): {exc}") from None
+def _n_params(sizes):
+    """P for layer sizes, refused above _MAX_PARAMS (Python integers: no overflow)."""
+    n = sum(int(b) * (int(a) + 1) for a, b in zip(sizes[:-1], sizes[1:]))
+    if n > _MAX_PARAMS:
+        raise ValueError(f"layer_sizes {list(sizes)} make {n} parameters; at most "
+                         f"{_MAX_PARAMS} are supported")
+    return n
 
 
 def _check_sizes(layer_sizes):
@@ -305,7 +558,12 @@ def _check_sizes(layer_sizes):
     for d in sizes:
         if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
             raise ValueError(f"layer_sizes must be positive integers; got {sizes}")
-    return [int(d) for d in sizes]
+        if d > _MAX_UNITS:
+            raise ValueError(f"layer_sizes must be at most {_MAX_UNITS} units per layer; "
+                             f"got {sizes}")
+    sizes = [int(d) for d in sizes]
+    _n_params(sizes)
+    return sizes
 
 
 def _check_activations(activations, n_layers, n_out):

@@ -3,7 +3,11 @@
 A schedule is a pure function of the epoch number, the initial rate and the losses
 recorded so far, so a trainer restored from a file continues exactly where it stopped.
 Each has ``rate(epoch, lr0, losses)`` and round-trips through ``to_dict`` /
-:func:`from_dict` (used by ``Trainer.save``).
+:func:`from_dict` (used by ``Trainer.save``). ``epoch`` counts the epochs trained before
+(0 for the first). ``needs_losses`` says whether the rate depends on the losses: when it
+does not, ``Trainer.fit`` computes the rates ahead and may run many epochs in one compiled
+call (a schedule of your own without the attribute is taken to need them). Every rate is
+checked when used: a finite number >= 0.
 """
 import math
 
@@ -12,6 +16,8 @@ from fastbp import _validate
 
 class Constant:
     """The initial learning rate throughout."""
+
+    needs_losses = False
 
     def rate(self, epoch, lr0, losses):
         return lr0
@@ -25,6 +31,8 @@ class Constant:
 
 class InverseScaling:
     """``lr0 / (1 + decay * epoch) ** power`` (scikit-learn's "invscaling" over epochs)."""
+
+    needs_losses = False
 
     def __init__(self, decay=1.0, power=0.5):
         self.decay = _validate.real("decay", decay, 0.0)
@@ -42,6 +50,8 @@ class InverseScaling:
 
 class StepDecay:
     """``lr0 * gamma ** (epoch // every)``: multiply by gamma every ``every`` epochs."""
+
+    needs_losses = False
 
     def __init__(self, every=10, gamma=0.5):
         self.every = _validate.positive_int("every", every)
@@ -61,11 +71,14 @@ class ReduceOnPlateau:
     """Multiply the rate by ``factor`` after ``patience`` epochs in a row without the
     monitored loss (validation loss when the fit has validation data, else the training
     loss) improving on its best by more than a relative ``threshold``; never below
-    ``min_lr``. As ``torch.optim.lr_scheduler.ReduceLROnPlateau`` in "rel" mode."""
+    ``min_lr``. As ``torch.optim.lr_scheduler.ReduceLROnPlateau`` in "rel" mode.
+    ``patience`` is a whole number >= 0."""
+
+    needs_losses = True
 
     def __init__(self, factor=0.5, patience=5, threshold=1e-4, min_lr=0.0):
         self.factor = _validate.real("factor", factor, 0.0, False, high=1.0)
-        self.patience = int(_validate.real("patience", patience, 0.0))
+        self.patience = _validate.whole("patience", patience, 0)
         self.threshold = _validate.real("threshold", threshold, 0.0)
         self.min_lr = _validate.real("min_lr", min_lr, 0.0)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastbp import _validate
+from fastbp import _parallel, _validate
 from fastbp.network import Network
 from fastbp.kernels import codes
 from fastbp.trainer import History, Trainer, _threads
@@ -249,7 +249,7 @@ def _fit_group(models, X, y, epochs, validation_data, patience, sample_weight, b
     n = Xc.shape[0]
     batch_size = tr0._batch_size(n)
     rows = k.workspace_rows(batch_size)
-    units = int(net0.sizes.sum())
+    units = int(net0._sizes.sum())
     dtype = net0.dtype
     # The group's arrays, model k in row k.
     params = np.stack([net.params for net in nets])
@@ -274,13 +274,13 @@ def _fit_group(models, X, y, epochs, validation_data, patience, sample_weight, b
             if active[i]:
                 # rng.permutation(n)'s draws, as Trainer.fit makes them, in compiled code.
                 k.next_order(orders[i], tr.rng, tr.shuffle)
-                lr = tr.lr_schedule.rate(tr.epoch, tr.learning_rate, tr.monitored)
+                lr = tr._rate(tr.epoch)  # checked: a finite number >= 0
                 hyper[i, codes.H_LR] = lr
                 histories[i].learning_rate.append(lr)
         started = time.perf_counter()
-        with _threads(tr0.threads):
+        with _threads(tr0.threads), _parallel.parallel_guard():
             k.sweep_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, Xc, Yc, sw, orders,
-                          active, batch_size, net0.sizes, net0.act_codes, net0.loss_code, opt,
+                          active, batch_size, net0._sizes, net0.act_codes, net0.loss_code, opt,
                           hyper, net0.bias, stats)
         seconds = (time.perf_counter() - started) / max(1, int(active.sum()))
         for i, (net, tr) in enumerate(models):

@@ -2,14 +2,18 @@
 import contextlib
 import json
 import math
+import os
+import signal
+import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastbp import _validate, backends, schedules
+from fastbp import _parallel, _validate, backends, schedules
 from fastbp.kernels import codes
-from fastbp.network import Network, _read_npz, _write_npz
+from fastbp.network import Network, _NpzReader, _write_npz
 
 SCHEDULES = ("online", "minibatch", "fullbatch")
 
@@ -24,8 +28,37 @@ def _pair(name, value, low, high):
 
 
 # Samples per compiled call within an epoch (rounded to whole batches): progress updates
-# and the divergence snapshot happen at this granularity, never per sample.
+# and the divergence check happen at this granularity, never per sample.
 _SAMPLES_PER_CALL = 1 << 16
+# Samples per compiled call when whole epochs run in one call (fits that need nothing from
+# Python between epochs): Ctrl-C and trainer.history stay this responsive.
+_SAMPLES_PER_FIT_CALL = 1 << 21
+
+# threads=None (auto_threads): below this many multiply-adds per piece of a batch (rows x
+# the widest layer's in x out) one thread; from it, the cores that are not busy.
+AUTO_MIN_WORK = 1 << 21
+
+# Fits of at least this many epochs are checked for saturation (Trainer._warn_if_saturated).
+_SATURATION_EPOCHS = 5
+
+
+def auto_threads(batch_rows, sizes):
+    """The thread count ``threads=None`` gives a fit: 1 when a batch is too small for
+    threads to pay (fewer than AUTO_MIN_WORK multiply-adds per piece of at most 256 rows in
+    the widest layer), else Numba's thread count, less the cores other processes keep busy
+    (the 1-minute load average), at least 1. Results never depend on it."""
+    _parallel.ensure_layer()
+    import numba
+    avail = numba.get_num_threads()
+    sizes = [int(d) for d in sizes]
+    work = min(int(batch_rows), 256) * max(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    if avail < 2 or work < AUTO_MIN_WORK:
+        return 1
+    try:
+        busy = int(os.getloadavg()[0] + 0.5)
+    except (AttributeError, OSError):
+        busy = 0
+    return max(1, min(avail, (os.cpu_count() or avail) - busy))
 
 
 @dataclass
@@ -37,10 +70,15 @@ class History:
     val_loss : mean per-sample cost on ``validation_data`` after the epoch (empty without it).
     seconds : wall time of each epoch's training, validation excluded.
     learning_rate : the rate the lr_schedule gave each epoch.
-    best_epoch : index of the epoch with the lowest monitored loss (val_loss if given).
+    best_epoch : index into these lists of the epoch with the lowest monitored loss
+        (val_loss if given), -1 before any epoch. The lists count from 0, messages count
+        epochs from 1: ``best_epoch == 2`` is the third epoch, "epoch 3" in messages.
     stopped_early : True when early stopping or the callback ended training.
     diverged : True when training stopped because the loss was no longer finite (in a
         Sweep; Trainer.fit raises FloatingPointError instead).
+    interrupted : True when the fit ended by an exception (KeyboardInterrupt,
+        FloatingPointError): the lists hold the epochs completed before it. The exception
+        carries this History as ``exc.history``; ``trainer.history`` is it too.
     """
 
     loss: list = field(default_factory=list)
@@ -50,6 +88,7 @@ class History:
     best_epoch: int = -1
     stopped_early: bool = False
     diverged: bool = False
+    interrupted: bool = False
 
     @property
     def epochs(self):
@@ -62,7 +101,8 @@ class Trainer:
     Parameters
     ----------
     net : Network
-        Trained in place.
+        Trained in place. Assigning ``trainer.net`` another network later resets the
+        optimizer state and the epoch count (:meth:`reset`).
     schedule : {"online", "minibatch", "fullbatch"}, default "minibatch"
         ``online``: one update per sample; ``minibatch``: one per ``batch_size`` samples
         (the last batch may be smaller); ``fullbatch``: one per epoch.
@@ -80,7 +120,7 @@ class Trainer:
         to the weight gradient.
     shuffle : bool, default True
         Visit the samples in a new random order every epoch.
-    seed : int or None
+    seed : int (>= 0), numpy.random.Generator or None
         Seeds the shuffling: the same seed and initial weights give bit-identical results.
     backend : {"loop", "vectorized", "cuda"}, default "loop"
         ``loop`` runs every epoch inside compiled code, whatever the schedule.
@@ -99,9 +139,12 @@ class Trainer:
         How the learning rate changes per epoch: an object from :mod:`fastbp.schedules`
         (``InverseScaling``, ``StepDecay``, ``ReduceOnPlateau``) or its text form, such
         as ``"invscaling:decay=0.1,power=0.5"`` or ``"plateau:factor=0.5,patience=3"``.
+        Every epoch's rate is checked (a finite number >= 0).
     threads : int or None, default None
         CPU threads the ``loop`` kernels may use (Numba's thread count, set for this
-        trainer's calls only). None: all of Numba's threads. Results do not depend on it.
+        trainer's calls only). None: :func:`auto_threads` -- one thread where a batch is
+        too small for threads to pay, else the cores not busy with other work. Results
+        do not depend on it.
 
     Attributes
     ----------
@@ -111,13 +154,16 @@ class Trainer:
         ``fit`` and ``step`` calls and stored by :meth:`save`.
     epoch : int
         Epochs trained so far by this trainer, across ``fit`` calls (drives lr_schedule).
+    history : History
+        The History of the latest ``fit``, filled while it runs (kept when it is
+        interrupted).
     """
 
     def __init__(self, net, schedule="minibatch", batch_size=32, learning_rate=0.1,
                  momentum=0.0, nesterov=False, l2=0.0, shuffle=True, seed=None,
                  backend="loop", optimizer="sgd", betas=(0.9, 0.999), eps=1e-8,
                  etas=(0.5, 1.2), step_sizes=(1e-6, 50.0), lr_schedule=None, threads=None):
-        self.net = net
+        self._net = _check_net(net)
         self.schedule = _validate.choice("schedule", schedule, SCHEDULES)
         self.batch_size = _validate.positive_int("batch_size", batch_size)
         self.learning_rate = _validate.real("learning_rate", learning_rate, 0.0, False)
@@ -142,8 +188,36 @@ class Trainer:
         self.backend = backend
         self.threads = _validate.threads(threads)
         self.kernels = backends.get(backend)
-        self.rng = np.random.default_rng(seed)
+        self.rng = _validate.rng("seed", seed)
+        self.history = History()
         self.reset()
+
+    @property
+    def net(self):
+        return self._net
+
+    @net.setter
+    def net(self, net):
+        # The optimizer state is laid out like the network's params: another network gets
+        # a fresh one (the kernels index both with the network's sizes).
+        _check_net(net)
+        if net is not self._net:
+            self._net = net
+            self.reset()
+
+    def _check_ready(self):
+        """Before every fit and step: the optimizer state fits the network (the kernels
+        index both with its sizes), whatever was assigned to ``state`` or ``steps``."""
+        P, dtype = self._net.n_params, self._net.dtype
+        for name, value, shape, dt in (("state", self.state, (2, P), dtype),
+                                       ("steps", self.steps, (1,), np.dtype(np.int64))):
+            if not (isinstance(value, np.ndarray) and value.shape == shape and value.dtype == dt
+                    and value.flags.c_contiguous and value.flags.writeable):
+                got = (f"{value.dtype} array of shape {value.shape}"
+                       if isinstance(value, np.ndarray) else type(value).__name__)
+                raise ValueError(f"trainer.{name} must be a writable C-contiguous {dt} array "
+                                 f"of shape {shape} for this network; got {got} "
+                                 "(trainer.reset() makes a fresh one)")
 
     def reset(self):
         """Forget the optimizer state and the epoch count (the network is left as it is)."""
@@ -159,8 +233,11 @@ class Trainer:
         return {k: v for k, v in vars(self).items() if k != "kernels"}
 
     def __setstate__(self, state):
+        if "net" in state:  # pickled before net became a property
+            state["_net"] = state.pop("net")
         vars(self).update(state)
         vars(self).setdefault("threads", None)  # pickled before the option existed
+        vars(self).setdefault("history", History())
         _validate.own_arrays(self)
         self.kernels = backends.get(self.backend)
 
@@ -184,6 +261,7 @@ class Trainer:
     def step(self, X, Y, sample_weight=None):
         """Exactly one update from the mean gradient over the rows of X (with
         ``sample_weight``, the weighted mean); returns their (weighted) mean cost."""
+        self._check_ready()
         X, _ = self.net._inputs(X)
         Y = self.net._targets(Y, X.shape[0])
         n = X.shape[0]
@@ -213,26 +291,63 @@ class Trainer:
     def load(cls, path, backend=None):
         """A Trainer (with its Network) written by :meth:`save`, ready to resume.
 
-        ``backend`` overrides the saved one. Raises ValueError for a file that is not a
-        saved trainer (a file from ``Network.save`` holds no trainer state).
+        ``backend`` overrides the saved one. A file saved with ``backend="cuda"`` loads onto
+        the ``loop`` backend, with a RuntimeWarning, where CUDA is not available (the
+        numbers are the same). Raises ValueError naming the file for one that is not a sound
+        saved trainer: a file from ``Network.save`` (no trainer state), a truncated or
+        altered file, negative epoch or update counts, non-finite optimizer state, a bad
+        generator state. Entries are read one at a time, each checked first (as
+        :meth:`Network.load`).
         """
-        state = _read_npz(path)
-        net = Network._from_state(state, path)
-        try:
-            settings = json.loads(str(state["trainer_settings"]))
-            settings["lr_schedule"] = schedules.from_dict(settings["lr_schedule"])
-            if backend is not None:
-                settings["backend"] = backend
-            trainer = cls(net, **settings)
-            if state["trainer_state"].shape != trainer.state.shape:
-                raise ValueError("optimizer state does not fit the network")
-            trainer.state[...] = state["trainer_state"]
-            trainer.steps[...] = state["trainer_steps"]
-            trainer.epoch = int(state["trainer_epoch"])
-            trainer.monitored = [float(v) for v in state["trainer_monitored"]]
-            trainer.rng.bit_generator.state = json.loads(str(state["trainer_rng"]))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise ValueError(f"{path} is not a valid fastbp trainer file: {exc}") from None
+        with _NpzReader(path) as reader:
+            net = Network._from_reader(reader)
+            with reader.checking("fastbp trainer file"):
+                trainer = cls._from_reader(reader, net, backend, path)
+        return trainer
+
+    @classmethod
+    def _from_reader(cls, reader, net, backend, path):
+        settings = json.loads(reader.text("trainer_settings"))
+        if not isinstance(settings, dict):
+            raise ValueError("trainer_settings is not a mapping")
+        if not isinstance(settings.get("lr_schedule"), dict):
+            raise ValueError("trainer_settings has no lr_schedule mapping")
+        settings["lr_schedule"] = schedules.from_dict(settings["lr_schedule"])
+        if backend is not None:
+            settings["backend"] = backend
+        elif settings.get("backend") == "cuda":
+            try:
+                backends.get("cuda")
+            except RuntimeError as exc:
+                warnings.warn(f"{path} was saved with backend='cuda', which is not available "
+                              f"here ({exc}); it loads onto backend='loop'", RuntimeWarning,
+                              stacklevel=4)
+                settings["backend"] = "loop"
+        trainer = cls(net, **settings)
+        P = net.n_params
+        reader.check("trainer_state", (2, P), net.dtype)
+        state = reader.array("trainer_state", kinds="f")
+        if not np.isfinite(state).all():
+            raise ValueError("trainer_state holds NaN or infinite values")
+        steps = reader.array("trainer_steps", kinds="iu", ndim=1, max_items=1)
+        if steps.shape != (1,) or int(steps[0]) < 0:
+            raise ValueError(f"trainer_steps must be one count >= 0; got {steps!r}")
+        epoch = reader.integer("trainer_epoch", low=0)
+        monitored = reader.array("trainer_monitored", kinds="f", ndim=1, max_items=1 << 24)
+        if np.isnan(monitored).any():
+            raise ValueError("trainer_monitored holds NaN")
+        if len(monitored) != epoch:  # one monitored loss per epoch trained
+            raise ValueError(f"trainer_monitored has {len(monitored)} losses for {epoch} epochs")
+        rng_state = json.loads(reader.text("trainer_rng"))
+        if not isinstance(rng_state, dict) or (rng_state.get("bit_generator")
+                                               != type(trainer.rng.bit_generator).__name__):
+            raise ValueError("trainer_rng is not the state of a "
+                             f"{type(trainer.rng.bit_generator).__name__} generator")
+        trainer.rng.bit_generator.state = rng_state
+        trainer.state[...] = state
+        trainer.steps[...] = steps
+        trainer.epoch = epoch
+        trainer.monitored = [float(v) for v in monitored]
         return trainer
 
     def fit(self, X, Y, epochs=10, validation_data=None, progress=False, patience=None,
@@ -254,81 +369,239 @@ class Trainer:
         restore_best : bool, default True
             With ``patience``, put back the weights of the best epoch when stopping.
         callback : callable(epoch, history) -> bool, optional
-            Called after every epoch; returning True stops training.
+            Called after every epoch with the epoch's index into the history lists (0 for
+            the first); returning True stops training.
         sample_weight : array_like (n,), optional
             Non-negative weight of each sample: every update follows the weighted mean
             gradient of its batch, sum w_s g_s / sum w_s, and ``history.loss`` is the
             weighted mean cost. (With batches of one sample a weight cancels out, except
             that a sample of weight 0 makes no update.)
 
+        Every argument is checked before anything changes. On the ``loop`` backend a fit
+        that needs nothing from Python between epochs (no validation data, callback,
+        progress bar, patience, nor a schedule that reads the losses) runs many epochs per
+        compiled call, with the same result bit for bit.
+
         Returns
         -------
         History
+            Also ``trainer.history``, filled while the fit runs.
 
         Raises
         ------
         FloatingPointError
-            If the loss becomes NaN or infinite; the network keeps its last finite weights.
+            If the loss becomes NaN or infinite ("epoch N: the loss is not finite after M
+            samples ...", epochs counted from 1). The network and the optimizer state are
+            put back where the epoch began (or earlier, where that network's own loss on X
+            is not finite), so ``net.loss`` is finite and a fit at a smaller rate can go
+            on. The exception's ``history`` holds the epochs completed.
+        ValueError
+            For bad arguments, or when the lr_schedule gives a rate that is not a finite
+            number >= 0 (naming the schedule and the epoch).
+        KeyboardInterrupt
+            Ctrl-C stops the fit between compiled calls (about 2^16 samples within an
+            epoch, 2^21 when whole epochs run per call). Within an epoch the network and
+            optimizer state go back to where it began; the History, ``trainer.epoch`` and
+            the network always agree. The exception's ``history`` holds the epochs done.
+
+        Warns
+        -----
+        RuntimeWarning
+            When, in a fit of 5 epochs or more, the loss of each of the last 3 epochs is
+            over 1.5 times both the network's loss before the fit and a constant
+            predictor's: the network has likely saturated (too large a learning rate,
+            without the loss overflowing). The message names the learning rate.
         """
+        self._check_ready()
         net = self.net
         epochs = _validate.positive_int("epochs", epochs)
         if patience is not None:
             patience = _validate.positive_int("patience", patience)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable as callback(epoch, history) or None; "
+                            f"got {callback!r}")
+        progress, restore_best = bool(progress), bool(restore_best)
         X, _ = net._inputs(X)
         Y = net._targets(Y, X.shape[0])
         sw = _validate.as_sample_weight(sample_weight, X.shape[0], net.dtype)
         if validation_data is not None:
-            try:
-                X_val, Y_val = validation_data
-            except (TypeError, ValueError):
-                raise ValueError("validation_data must be a pair (X_val, Y_val)") from None
-            X_val, _ = net._inputs(X_val)
-            Y_val = net._targets(Y_val, X_val.shape[0])
-        n = X.shape[0]
-        batch_size = self._batch_size(n)
-        history = History()
-        best, best_params = math.inf, None
-        session = _Session(self, X, Y, sw, batch_size)
-        bar = _progress_bar(epochs * n) if progress else None
+            if isinstance(validation_data, (str, bytes, dict)) or not hasattr(
+                    validation_data, "__len__") or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (X_val, Y_val)")
+            X_val, Y_val = validation_data
+            X_val, _ = net._inputs(X_val, name="validation_data X")
+            Y_val = net._targets(Y_val, X_val.shape[0], name="validation_data Y")
+        bar = _progress_bar(epochs * X.shape[0]) if progress else None  # tqdm missing: here
+        # The loss before training, for the saturation warning (one forward pass; fits of
+        # fewer epochs are never judged).
+        start_loss = (net.loss(X, Y, backend=self.backend, sample_weight=sw if len(sw) else None)
+                      if epochs >= _SATURATION_EPOCHS else None)
+        self.history = history = History()
         try:
-            for epoch in range(epochs):
-                order = (self.rng.permutation(n) if self.shuffle else np.arange(n)).astype(np.int64)
-                lr = self.lr_schedule.rate(self.epoch, self.learning_rate, self.monitored)
-                session.hyper[codes.H_LR] = lr
-                history.learning_rate.append(lr)
-                started = time.perf_counter()
-                on_chunk = None if bar is None else (
-                    lambda k, running: (bar.update(k), bar.set_postfix(loss=f"{running:.4g}")))
-                try:
-                    total, weight = session.run(order, on_chunk)
-                except FloatingPointError as exc:
-                    raise FloatingPointError(f"epoch {epoch}: {exc}") from None
-                history.seconds.append(time.perf_counter() - started)
-                history.loss.append(total / weight)
-                if validation_data is not None:
-                    history.val_loss.append(net.loss(X_val, Y_val, backend=self.backend))
-                monitored = (history.val_loss or history.loss)[-1]
-                self.epoch += 1
-                self.monitored.append(monitored)
-                if monitored < best:
-                    best, history.best_epoch = monitored, epoch
-                    if patience is not None and restore_best:
-                        best_params = net.params.copy()
-                if bar is not None:
-                    bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in
-                                     (("loss", history.loss), ("val_loss", history.val_loss)) if v})
-                if callback is not None and callback(epoch, history):
-                    history.stopped_early = True
-                    break
-                if patience is not None and epoch - history.best_epoch >= patience:
-                    history.stopped_early = True
-                    if best_params is not None:
-                        net.params[...] = best_params
-                    break
+            with _interrupts_at_safe_points() as check:
+                self._fit(history, X, Y, sw, epochs, None if validation_data is None
+                          else (X_val, Y_val), bar, patience, restore_best, callback, check)
+        except (KeyboardInterrupt, FloatingPointError) as exc:
+            history.interrupted = True
+            exc.history = history
+            raise
         finally:
             if bar is not None:
                 bar.close()
+        if not history.stopped_early and start_loss is not None:
+            self._warn_if_saturated(history, Y, sw, start_loss)
         return history
+
+    def _fit(self, history, X, Y, sw, epochs, validation, bar, patience, restore_best,
+             callback, check):
+        net, n = self.net, X.shape[0]
+        session = _Session(self, X, Y, sw, self._batch_size(n))
+        session.check_interrupt = check
+        fast = (session.runs_epochs and validation is None and bar is None and patience is None
+                and callback is None and not getattr(self.lr_schedule, "needs_losses", True))
+        per_call = max(1, _SAMPLES_PER_FIT_CALL // n)
+        best, best_params = math.inf, None
+        starts = [self._snapshot()]  # fit start, then the last two epoch starts
+        replay = 0  # epochs to run one by one after a many-epoch call diverged
+        done = 0
+        while done < epochs:
+            if fast and not replay:
+                rates = self._rates_ahead(min(per_call, epochs - done))
+                if rates:
+                    results = session.run_epochs(rates)
+                    if results is None:  # diverged: replay those epochs for the exact error
+                        replay = len(rates)
+                    else:
+                        for lr, (total, weight, seconds) in zip(rates, results):
+                            monitored = self._record(history, lr, total / weight, seconds)
+                            if monitored < best:
+                                best, history.best_epoch = monitored, history.epochs - 1
+                        done += len(results)
+                        starts = [starts[0]]
+                        check()
+                        continue
+            lr = self._rate(self.epoch)
+            order = (self.rng.permutation(n) if self.shuffle else np.arange(n)).astype(np.int64)
+            session.hyper[codes.H_LR] = lr
+            start = self._snapshot()
+            starts = [starts[0], *starts[1:][-1:], start]
+            started = time.perf_counter()
+            on_chunk = None if bar is None else (
+                lambda k, running: (bar.update(k), bar.set_postfix(loss=f"{running:.4g}")))
+            try:
+                total, weight = session.run(order, on_chunk, snapshot=start)
+            except FloatingPointError as exc:
+                back = self._restore_sound(starts, X, Y, sw)
+                raise FloatingPointError(
+                    f"epoch {self.epoch + 1}: {exc} (learning rate {lr:g}). The network and "
+                    f"the optimizer state are back where epoch {back} began.") from None
+            replay = max(0, replay - 1)
+            seconds = time.perf_counter() - started
+            val_loss = (None if validation is None
+                        else net.loss(*validation, backend=self.backend))
+            monitored = self._record(history, lr, total / weight, seconds, val_loss)
+            index = history.epochs - 1
+            done += 1
+            if monitored < best:
+                best, history.best_epoch = monitored, index
+                if patience is not None and restore_best:
+                    best_params = net.params.copy()
+            if bar is not None:
+                bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in
+                                 (("loss", history.loss), ("val_loss", history.val_loss)) if v})
+            if callback is not None and callback(index, history):
+                history.stopped_early = True
+                break
+            if patience is not None and index - history.best_epoch >= patience:
+                history.stopped_early = True
+                if best_params is not None:
+                    net.params[...] = best_params
+                break
+            check()
+
+    def _record(self, history, lr, loss, seconds, val_loss=None):
+        """One finished epoch into the History and the trainer's counts; its monitored loss."""
+        history.learning_rate.append(lr)
+        history.seconds.append(seconds)
+        history.loss.append(loss)
+        if val_loss is not None:
+            history.val_loss.append(val_loss)
+        monitored = loss if val_loss is None else val_loss
+        self.epoch += 1
+        self.monitored.append(monitored)
+        return monitored
+
+    def _rate(self, epoch):
+        """The lr_schedule's rate for the epoch after ``epoch`` trained ones, checked."""
+        lr = self.lr_schedule.rate(epoch, self.learning_rate, self.monitored)
+        ok = isinstance(lr, (float, int, np.floating, np.integer)) and not isinstance(lr, bool)
+        if not ok or not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"lr_schedule {self.lr_schedule!r} gave the learning rate {lr!r} "
+                             f"for epoch {epoch + 1}; a rate must be a finite number >= 0")
+        return float(lr)
+
+    def _rates_ahead(self, count):
+        """The rates of the next ``count`` epochs (a schedule that does not read losses),
+        up to the first one that is not sound (its epoch then runs alone, and raises)."""
+        rates = []
+        for i in range(count):
+            try:
+                rates.append(self._rate(self.epoch + i))
+            except ValueError:
+                break
+        return rates
+
+    def _snapshot(self):
+        return self.net.params.copy(), self.state.copy(), self.steps.copy(), self.epoch + 1
+
+    def _restore_sound(self, starts, X, Y, sw):
+        """After divergence: params and optimizer state of the newest snapshot (epoch start)
+        whose network has a finite loss on X; returns that epoch's number (from 1)."""
+        net = self.net
+        for params, state, steps, epoch in reversed(starts):
+            net.params[...], self.state[...], self.steps[...] = params, state, steps
+            with np.errstate(all="ignore"):
+                loss = net.loss(X, Y, backend=self.backend,
+                                sample_weight=sw if len(sw) else None)
+            if math.isfinite(loss):
+                return epoch
+        return epoch
+
+    def _warn_if_saturated(self, history, Y, sw, start_loss):
+        """RuntimeWarning when the loss of each of the last 3 epochs is over 1.5 times both
+        the network's loss before the fit and a constant predictor's: divergence that
+        saturates (units stuck at their limits) instead of overflowing."""
+        losses = history.loss
+        if len(losses) < _SATURATION_EPOCHS or not math.isfinite(start_loss):
+            return
+        last = min(losses[-3:])
+        base = _constant_loss(self.net, Y, sw)
+        if last > 1.5 * max(start_loss, base, 1e-12):
+            warnings.warn(
+                f"the training loss stayed at {last:.4g} or above for the last 3 epochs, over "
+                f"1.5 times both its {start_loss:.4g} before this fit and the {base:.4g} of a "
+                f"constant predictor: the network has likely saturated; try a smaller "
+                f"learning_rate (now {self.learning_rate:g})", RuntimeWarning, stacklevel=3)
+
+
+def _constant_loss(net, Y, sw):
+    """Mean per-sample cost of the best constant output (the weighted mean of Y)."""
+    w = sw.astype(np.float64) if len(sw) else None
+    Y = Y.astype(np.float64)
+    p = np.average(Y, axis=0, weights=w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if net.loss_name == "mse":
+            return float(0.5 * np.average(((Y - p) ** 2).sum(axis=1), weights=w))
+        q = np.clip(p, 1e-12, 1 - 1e-12)
+        if net.activations[-1] == "softmax":
+            return float(-(p * np.log(q)).sum())
+        return float(-(p * np.log(q) + (1 - p) * np.log(1 - q)).sum())
+
+
+def _check_net(net):
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a fastbp.Network; got {type(net).__name__} {net!r:.80}")
+    return net
 
 
 class _Session:
@@ -343,7 +616,10 @@ class _Session:
         self.params, self.state = k.to_device(net.params), k.to_device(trainer.state)
         self.steps = k.to_device(trainer.steps)
         self.hyper = trainer._hyper(trainer.learning_rate)
-        units = int(net.sizes.sum())
+        self.sizes = net._sizes  # the network's own (read by the kernels, never exposed)
+        self.threads = (trainer.threads if trainer.threads is not None
+                        else auto_threads(k.workspace_rows(batch_size), self.sizes))
+        units = int(self.sizes.sum())
         rows = k.workspace_rows(batch_size)
         self.A = k.empty(rows * units, net.dtype)     # activations of a batch (or a piece)
         self.Dl = k.empty(rows * units, net.dtype)    # deltas, same layout
@@ -353,6 +629,7 @@ class _Session:
         self.grad = k.empty(net.params.shape, net.dtype)
         self.stats = k.empty(4, np.float64)
         self.stats_host = np.zeros(4)
+        self.check_interrupt = _no_interrupt
 
     def _sync(self):
         """Bring parameters and optimizer state back into the Network and the Trainer."""
@@ -360,46 +637,53 @@ class _Session:
         self.kernels.to_host(self.state, self.trainer.state)
         self.kernels.to_host(self.steps, self.trainer.steps)
 
-    def run(self, order, on_chunk=None):
+    def run(self, order, on_chunk=None, snapshot=None):
         """Train over the samples in ``order`` (int64); return (sum of the weighted costs,
         sum of the weights seen) -- without weights, (sum of costs, samples seen).
 
         The work goes to the kernels in calls of about _SAMPLES_PER_CALL samples (whole
         batches); after each the parameters come back to the host, where divergence is
-        checked. Raises FloatingPointError if a cost is not finite, leaving the network
-        at its last finite weights.
+        checked. Raises FloatingPointError if a cost or a parameter is not finite, with
+        parameters, optimizer state and update count put back where the call started
+        (``snapshot``: the (params, state, steps, ...) to put back, taken here if None).
         """
-        with _threads(self.trainer.threads):
-            return self._run(order, on_chunk)
+        if snapshot is None:
+            snapshot = self.net.params.copy(), self.trainer.state.copy(), self.trainer.steps.copy()
+        with _threads(self.threads), _parallel.parallel_guard():
+            return self._run(order, on_chunk, snapshot)
 
-    def _run(self, order, on_chunk):
+    def _run(self, order, on_chunk, snapshot):
         k, net, tr = self.kernels, self.net, self.trainer
         per_call = max(1, _SAMPLES_PER_CALL // self.batch_size) * self.batch_size
         total, seen, weight = 0.0, 0, 0.0
         for start in range(0, len(order), per_call):
-            snapshot = net.params.copy(), tr.state.copy(), tr.steps.copy()
             k.train_epoch(self.params, self.state, self.steps, self.grad, self.A, self.Dl,
                           self.cost, self.Yb, self.Sb, self.X, self.Y, self.SW,
                           k.to_device(order[start:start + per_call]), self.batch_size,
-                          net.sizes, net.act_codes, net.loss_code,
+                          self.sizes, net.act_codes, net.loss_code,
                           codes.OPTIMIZERS[tr.optimizer], self.hyper, net.bias, self.stats)
             stats = k.to_host(self.stats, self.stats_host)
             self._sync()
             total += stats[0]
             seen += int(stats[1])
             weight += stats[3]
-            finite = np.isfinite(net.params).all()
-            if stats[2] or not finite:
-                if not finite:
-                    net.params[...], tr.state[...], tr.steps[...] = snapshot
-                    self.params = k.to_device(net.params)
-                    self.state, self.steps = k.to_device(tr.state), k.to_device(tr.steps)
+            if stats[2] or not np.isfinite(net.params).all():
+                net.params[...], tr.state[...], tr.steps[...] = snapshot[:3]
+                self.params = k.to_device(net.params)
+                self.state, self.steps = k.to_device(tr.state), k.to_device(tr.steps)
                 raise FloatingPointError(
-                    f"the loss is not finite after {seen} samples; training diverged "
-                    f"(try a smaller learning_rate). The network keeps its last finite "
-                    f"weights.")
+                    f"the loss is not finite after {seen} samples; "
+                    "training diverged (try a smaller learning_rate)")
             if on_chunk is not None:
                 on_chunk(int(stats[1]), total / weight if weight else 0.0)
+            if start + per_call < len(order):
+                try:  # Ctrl-C within an epoch: back to its start, so nothing is half-recorded
+                    self.check_interrupt()
+                except KeyboardInterrupt:
+                    net.params[...], tr.state[...], tr.steps[...] = snapshot[:3]
+                    self.params = k.to_device(net.params)
+                    self.state, self.steps = k.to_device(tr.state), k.to_device(tr.steps)
+                    raise
         return float(total), float(weight)
 
 
@@ -422,11 +706,11 @@ class _Session:
         history = np.zeros((len(rates), 4))
         order = np.empty(self.X.shape[0], np.int64)
         started = time.perf_counter()
-        with _threads(tr.threads):
+        with _threads(self.threads), _parallel.parallel_guard():
             done = k.train_epochs(self.params, self.state, self.steps, self.grad, self.A,
                                   self.Dl, self.cost, self.Yb, self.Sb, self.X, self.Y, self.SW,
                                   order, tr.rng, tr.shuffle, np.asarray(rates, np.float64),
-                                  self.batch_size, net.sizes, net.act_codes, net.loss_code,
+                                  self.batch_size, self.sizes, net.act_codes, net.loss_code,
                                   codes.OPTIMIZERS[tr.optimizer], self.hyper, net.bias, history)
         seconds = (time.perf_counter() - started) / done
         self._sync()
@@ -437,12 +721,44 @@ class _Session:
         return [(float(h[0]), float(h[3]), seconds) for h in history[:done]]
 
 
+def _no_interrupt():
+    pass
+
+
+@contextlib.contextmanager
+def _interrupts_at_safe_points():
+    """Ctrl-C during a fit raises KeyboardInterrupt only where the network, the trainer's
+    counts and the History agree (the ``check`` this yields): never between a compiled
+    call and the recording of what it did. Compiled code does not see signals anyway, so
+    this costs no responsiveness. Only from the main thread, and only where SIGINT has
+    Python's default handler."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield _no_interrupt
+        return
+    hits = []
+
+    def check():
+        if hits:
+            hits.clear()
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: hits.append(signum))
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    check()
+
+
 @contextlib.contextmanager
 def _threads(count):
-    """Numba's thread count for the calling thread set to ``count`` (None: left as it is)."""
+    """Numba's thread count for the calling thread set to ``count`` (None: left as it is;
+    a Trainer passes its own, or auto_threads's, count)."""
     if count is None:
         yield
         return
+    _parallel.ensure_layer()
     import numba
     before = numba.get_num_threads()
     numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))

@@ -77,7 +77,7 @@ def check_kernels_against_vectorized(kernels, net, X, Y, what, grad_start=0.0):
     inputs so a failure names the first kernel that differs. The output deltas carry
     per-sample weights. The gradient buffer starts at grad_start, as accumulate_gradients
     adds to what is there."""
-    dtype, sizes, acts, n = net.dtype, net.sizes, net.act_codes, X.shape[0]
+    dtype, sizes, acts, n = net.dtype, np.array(net.sizes), net.act_codes, X.shape[0]
     sw = np.random.default_rng(7).uniform(0.0, 2.0, n).astype(dtype)
     A_ref, D_ref = _reference_pass(net, X, Y, n, sw)
     L_start = n * int(sizes[:-1].sum())
@@ -122,8 +122,8 @@ def test_update_matches_vectorized(optimizer, momentum, nesterov, use_bias, comp
     for kernels in (backends.get(compiled_backend), vectorized):
         params, s, steps = net.params.copy(), state.copy(), np.array([3], np.int64)
         for grad in grads:
-            kernels.update(params, s, steps, grad, net.sizes, 1 / 7, codes.OPTIMIZERS[optimizer],
-                           trainer._hyper(0.3), use_bias)
+            kernels.update(params, s, steps, grad, np.array(net.sizes), 1 / 7,
+                           codes.OPTIMIZERS[optimizer], trainer._hyper(0.3), use_bias)
         results.append((params, s, steps))
     (p, s, t), (p_ref, s_ref, t_ref) = results
     what = f"after {optimizer} update, backend={compiled_backend}"
