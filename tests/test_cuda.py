@@ -170,7 +170,7 @@ def test_fused_plan_limits():
     assert plan.in_shared and plan.rows == 32 and plan.grad_at == -1  # one piece, no buffer
     assert plan.nbytes <= ck_config.FUSED_SHARED_BYTES
     plan = ck.fused_plan(64, small.sizes, small.act_codes, np.float32, True)
-    assert plan.in_shared and plan.rows < 64 and plan.grad_at >= 0 and plan.vel_at >= 0
+    assert plan.in_shared and plan.rows < 64 and plan.grad_at >= 0 and plan.s0_at >= 0
     # P = 101,770 floats do not fit in shared memory: online training keeps them in global
     # memory; batches of 32 run per layer, over the whole GPU.
     plan = ck.fused_plan(1, big.sizes, big.act_codes, np.float32, True)
@@ -230,9 +230,9 @@ def test_require_names_the_extra_when_numba_cuda_is_missing(monkeypatch):
     monkeypatch.setattr(ck, "cuda", None)
     monkeypatch.setattr(ck_config, "cuda", None)
     monkeypatch.setattr(ck_config, "IMPORT_ERROR", ImportError("No module named 'numba_cuda'"))
-    with pytest.raises(RuntimeError, match=r"numba-cuda.*pip install fastbp\[cuda\]"):
+    with pytest.raises(RuntimeError, match=r'numba-cuda.*pip install "fastbp\[cuda\]"'):
         ck.require()
-    with pytest.raises(RuntimeError, match=r"pip install fastbp\[cuda\]"):
+    with pytest.raises(RuntimeError, match=r'pip install "fastbp\[cuda\]"'):
         backends.get("cuda")
 
 
@@ -268,4 +268,4 @@ def test_cuda_module_imports_without_numba_cuda():
                "    backends.get('cuda')\n"
                "except RuntimeError as exc:\n"
                "    print(exc)\n")
-    assert "pip install fastbp[cuda]" in out
+    assert "pip install \"fastbp[cuda]\"" in out

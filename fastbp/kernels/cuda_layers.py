@@ -1,10 +1,19 @@
-"""Per-layer numba.cuda kernels: one thread per output value, tiles in shared memory.
+"""Per-layer numba.cuda kernels: register-blocked tiles, each thread R x R outputs.
 
 Arrays are the flat buffers of the backend contract (``fastbp.kernels``) on the device;
-a kernel finds its layer through offsets (``_Net`` in ``cuda.py``). In every kernel the
-contiguous index of the array being written (the output neuron i of z[m], the unit j of
-delta[m], the input index j of W[m]_ij) runs along threadIdx.x, so a warp reads and
-writes neighbouring addresses. The ``launch_*`` functions at the end are the host side.
+a kernel finds its layer through offsets (``_Net`` in ``cuda.py``). The three products of
+a layer -- forward z = a_in W^T, delta d = d_next W_next, gradient gW = d^T a_in -- are one
+tiled product (``_block_product``) fed through strides: a block of TILE x TILE threads
+computes a (TILE R) x (TILE R) tile of outputs, each thread the R x R of them at rows
+ty + a TILE and columns tx + b TILE, in registers; operands pass through shared memory
+in slices of TILE along the summed index, loaded with whichever index is contiguous on
+threadIdx.x (coalesced), stored transposed into rows of odd stride (no bank conflicts).
+Output columns -- the contiguous index of what is written (i of z, j of delta and of
+gW) -- run along threadIdx.x, so a warp writes neighbouring addresses.
+
+Index arithmetic is unsigned 64-bit (``_u``): no negative-index wrap-around, no sign
+extension, and no division anywhere in a kernel body (2-D grids instead). The ``launch_*``
+functions at the end are the host side.
 """
 import math
 
@@ -16,41 +25,97 @@ from fastbp.kernels.codes import SIGMOID, SOFTMAX
 from fastbp.kernels.cuda_config import cdiv, cuda, jit, launch
 
 _FLOAT64 = np.dtype(np.float64)  # an instance: the simulator's shared arrays need itemsize
+_u = np.uint64
+R = config.REGISTER_BLOCK  # outputs per thread along each side of its block: a compile-time constant
+_R, _0, _1 = _u(R), _u(0), _u(1)
+device = jit(device=True)
+
+
+# -- the tiled product ---------------------------------------------------------------------------
+
+@device
+def _load_tile(tiles, at, X, off, s_row, s_k, row0, n_rows, bias, k0, k_hi, t, tx, ty, one):
+    """tiles[at + k (t R + 1) + r] = X(row0 + r, k0 + k) for r < t R, k < t, where
+    X(row, k) = X[off + row s_row + k s_k]; zero for row >= n_rows or k >= k_hi, except one
+    in row n_rows when ``bias`` (a column of ones: the bias of the gradient)."""
+    ld = t * _R + _1
+    zero = one - one
+    for a in range(_R):
+        if s_k == _1:  # k contiguous in memory: k on threadIdx.x
+            k, r = tx, ty + a * t
+        else:          # rows contiguous: the row on threadIdx.x
+            k, r = ty, tx + a * t
+        row, kk = row0 + r, k0 + k
+        v = zero
+        if kk < k_hi:
+            if row < n_rows:
+                v = X[off + row * s_row + kk * s_k]
+            elif bias and row == n_rows:
+                v = one
+        tiles[at + k * ld + r] = v
+
+
+@device
+def _block_product(acc, tiles, X, x_off, x_row, x_k, x0, x_n, M, m_off, m_row, m_k, m0, m_n,
+                   m_bias, k_lo, k_hi, one):
+    """acc[a, b] += sum_{k_lo <= k < k_hi} X(x0 + ty + a t, k) * M(m0 + tx + b t, k), with
+    X(row, k) = X[x_off + row x_row + k x_k] (x_n rows), M(row, k) likewise (m_n rows; a
+    row m_n of ones when m_bias). Every thread of the block must call it (syncthreads)."""
+    t, tx, ty = _u(cuda.blockDim.x), _u(cuda.threadIdx.x), _u(cuda.threadIdx.y)
+    ld = t * _R + _1
+    at = t * ld  # the M slice follows the X slice
+    xv = cuda.local.array(R, X.dtype)
+    mv = cuda.local.array(R, X.dtype)
+    k0 = k_lo
+    while k0 < k_hi:  # a counted loop without range()'s division
+        _load_tile(tiles, _0, X, x_off, x_row, x_k, x0, x_n, False, k0, k_hi, t, tx, ty, one)
+        _load_tile(tiles, at, M, m_off, m_row, m_k, m0, m_n, m_bias, k0, k_hi, t, tx, ty, one)
+        cuda.syncthreads()
+        for k in range(t):
+            p = k * ld
+            for a in range(_R):
+                xv[a] = tiles[p + ty + a * t]    # one address per row of threads: a broadcast
+                mv[a] = tiles[at + p + tx + a * t]  # consecutive addresses along threadIdx.x
+            for a in range(_R):
+                for b in range(_R):
+                    acc[a, b] += xv[a] * mv[b]
+        cuda.syncthreads()
+        k0 += t
 
 
 # -- kernels ----------------------------------------------------------------------------------
 
 @jit(cache=True)
 def _forward_layer(A, params, w, a_in, a_out, n, n_in, n_out, code):
-    """z_si = sum_j W_ij * a_in_sj + b_i, a_si = act(z_si) (softmax: _softmax_rows after).
+    """z_si = sum_j W_ij * a_in_sj + b_i, a_si = act(z_si) (softmax: left as z, see
+    _softmax_rows and _cost_delta_rows).
 
-    A       (>= n * sum(D),)  a_in (n, n_in) at A[a_in:], z (n, n_out) written at A[a_out:]
+    A       (>= n * sum(D),)  a_in (n, n_in) at A[a_in:], a (n, n_out) written at A[a_out:]
     params  (P,)              W (n_out, n_in) at params[w:], b right after it
 
-    A TILE x TILE block computes TILE samples (threadIdx.y) x TILE outputs i (threadIdx.x);
-    tiles of a_in and W along j go through shared memory, loaded with j on threadIdx.x.
+    Block tile: samples s on the rows (threadIdx.y), outputs i on the columns (threadIdx.x).
     """
-    tiles = cuda.shared.array(0, A.dtype)  # a_in tile [sample, j], then W tile [output, j]
+    tiles = cuda.shared.array(0, A.dtype)
+    acc = cuda.local.array((R, R), A.dtype)
     one = A.dtype.type(1)
-    t, tx, ty = cuda.blockDim.x, cuda.threadIdx.x, cuda.threadIdx.y
-    ld = t + 1  # odd row stride: the threads of a warp read a tile's column from distinct banks
-    wt = t * ld
-    s0, i0 = cuda.blockIdx.y * t, cuda.blockIdx.x * t
-    s, i = s0 + ty, i0 + tx
+    w, a_in, a_out, n, n_in, n_out = _u(w), _u(a_in), _u(a_out), _u(n), _u(n_in), _u(n_out)
+    t, tx, ty = _u(cuda.blockDim.x), _u(cuda.threadIdx.x), _u(cuda.threadIdx.y)
+    s0, i0 = _u(cuda.blockIdx.y) * t * _R, _u(cuda.blockIdx.x) * t * _R
     b = w + n_out * n_in
-    acc = params[b + i] if i < n_out else one - one  # bias first: the loop kernels' order
-    for j0 in range(0, n_in, t):
-        j = j0 + tx
-        ok = j < n_in
-        tiles[ty * ld + tx] = A[a_in + s * n_in + j] if ok and s < n else one - one
-        tiles[wt + ty * ld + tx] = (params[w + (i0 + ty) * n_in + j] if ok and i0 + ty < n_out
-                                    else one - one)
-        cuda.syncthreads()
-        for k in range(min(t, n_in - j0)):
-            acc += tiles[wt + tx * ld + k] * tiles[ty * ld + k]
-        cuda.syncthreads()
-    if s < n and i < n_out:
-        A[a_out + s * n_out + i] = acc if code == SOFTMAX else scalar.activate(code, acc, one)
+    for c in range(_R):  # the bias first: the loop kernels' order of summation
+        i = i0 + tx + c * t
+        bias = params[b + i] if i < n_out else one - one
+        for a in range(_R):
+            acc[a, c] = bias
+    _block_product(acc, tiles, A, a_in, n_in, _1, s0, n, params, w, n_in, _1, i0, n_out, False,
+                   _0, n_in, one)
+    for a in range(_R):
+        s = s0 + ty + a * t
+        for c in range(_R):
+            i = i0 + tx + c * t
+            if s < n and i < n_out:
+                z = acc[a, c]
+                A[a_out + s * n_out + i] = z if code == SOFTMAX else scalar.activate(code, z, one)
 
 
 @jit(cache=True)
@@ -84,11 +149,13 @@ def _output_delta_rows(Dl, A, Y, sw, off, n, n_out, code, loss):
 
 @jit(cache=True)
 def _cost_delta_rows(cost, Dl, A, Y, sw, off, n, n_out, code, binary, loss):
-    """_cost_rows and _output_delta_rows in one launch (train_epoch), the cost weighted
-    too."""
+    """_softmax_rows (for a softmax output), _cost_rows and _output_delta_rows in one
+    launch (train_epoch), the cost weighted too."""
     s = cuda.grid(1)
     if s < n:
         row = off + s * n_out
+        if code == SOFTMAX:
+            scalar.softmax_row(A, row, n_out, A.dtype.type(1))
         cost[s] = scalar.row_cost(A, row, Y, s, n_out, binary, loss)
         scalar.output_delta_row(Dl, row, A, row, Y, s, n_out, code, loss, A.dtype.type(1))
         if sw.shape[0]:
@@ -105,65 +172,78 @@ def _delta_layer(Dl, A, params, w_next, off, off_next, n, n_here, n_next, code):
     A       a (n, n_here) at A[off:]
     params  W_next (n_next, n_here) at params[w_next:], as used in the forward pass
 
-    TILE samples (threadIdx.y) x TILE units j (threadIdx.x) per block; tiles along i.
+    Block tile: samples s on the rows (threadIdx.y), units j on the columns (threadIdx.x).
     """
-    tiles = cuda.shared.array(0, A.dtype)  # d_next tile [sample, i], then W_next tile [i, j]
+    tiles = cuda.shared.array(0, A.dtype)
+    acc = cuda.local.array((R, R), A.dtype)
     one = A.dtype.type(1)
-    t, tx, ty = cuda.blockDim.x, cuda.threadIdx.x, cuda.threadIdx.y
-    ld = t + 1
-    wt = t * ld
-    s, j = cuda.blockIdx.y * t + ty, cuda.blockIdx.x * t + tx
-    acc = one - one
-    for i0 in range(0, n_next, t):
-        i = i0 + tx
-        tiles[ty * ld + tx] = Dl[off_next + s * n_next + i] if s < n and i < n_next else one - one
-        i = i0 + ty
-        tiles[wt + ty * ld + tx] = (params[w_next + i * n_here + j] if i < n_next and j < n_here
-                                    else one - one)
-        cuda.syncthreads()
-        for k in range(min(t, n_next - i0)):
-            acc += tiles[wt + k * ld + tx] * tiles[ty * ld + k]
-        cuda.syncthreads()
-    if s < n and j < n_here:
-        Dl[off + s * n_here + j] = acc * scalar.derivative(code, A[off + s * n_here + j], one)
+    w_next, off, off_next = _u(w_next), _u(off), _u(off_next)
+    n, n_here, n_next = _u(n), _u(n_here), _u(n_next)
+    t, tx, ty = _u(cuda.blockDim.x), _u(cuda.threadIdx.x), _u(cuda.threadIdx.y)
+    s0, j0 = _u(cuda.blockIdx.y) * t * _R, _u(cuda.blockIdx.x) * t * _R
+    for a in range(_R):
+        for c in range(_R):
+            acc[a, c] = one - one
+    _block_product(acc, tiles, Dl, off_next, n_next, _1, s0, n, params, w_next, _1, n_here, j0,
+                   n_here, False, _0, n_next, one)
+    for a in range(_R):
+        s = s0 + ty + a * t
+        for c in range(_R):
+            j = j0 + tx + c * t
+            if s < n and j < n_here:
+                k = off + s * n_here + j
+                Dl[k] = acc[a, c] * scalar.derivative(code, A[k], one)
 
 
 @jit(cache=True)
-def _grad_layer(grad, Dl, A, w, d_off, a_off, n, n_in, n_out, keep):
-    """gW_ij (+)= sum_s d_si * a_in_sj,  gb_i (+)= sum_s d_si  (keep: add, else overwrite).
+def _grad_layer(out, Dl, A, out_off, stride, d_off, a_off, n, chunk, n_in, n_out, keep):
+    """gW_ij (+)= sum_s d_si * a_in_sj,  gb_i (+)= sum_s d_si  (keep: add, else overwrite),
+    the samples split in chunks of ``chunk``, chunk z = blockIdx.z.
 
-    grad  gW (n_out, n_in) at grad[w:], gb right after it
+    out   gW (n_out, n_in) at out[out_off + z stride:], gb right after it: the gradient
+          (stride 0, one chunk) or chunk z's partial sums (reduced by _sum_parts)
     Dl    d (n, n_out) at Dl[d_off:]
     A     a_in (n, n_in) at A[a_off:]
 
-    One thread per weight, summing over the samples (no atomics): TILE rows i
-    (threadIdx.y) x TILE columns j (threadIdx.x) per block, samples in tiles of TILE.
-    Column j = n_in is the bias, as if a_in had a last column of ones.
+    Block tile: rows i of W on the rows (threadIdx.y), columns j on the columns
+    (threadIdx.x); column j = n_in is the bias, as if a_in had a last column of ones.
     """
-    tiles = cuda.shared.array(0, A.dtype)  # d tile [sample, i], then a_in tile [sample, j]
+    tiles = cuda.shared.array(0, A.dtype)
+    acc = cuda.local.array((R, R), A.dtype)
     one = A.dtype.type(1)
-    zero = one - one
-    t, tx, ty = cuda.blockDim.x, cuda.threadIdx.x, cuda.threadIdx.y
-    ld = t + 1
-    at = t * ld
-    i0 = cuda.blockIdx.y * t
-    i, j = i0 + ty, cuda.blockIdx.x * t + tx
-    acc = zero
-    for s0 in range(0, n, t):
-        s = s0 + ty
-        r = i0 + tx
-        tiles[ty * ld + tx] = Dl[d_off + s * n_out + r] if s < n and r < n_out else zero
-        if s < n and j < n_in:
-            tiles[at + ty * ld + tx] = A[a_off + s * n_in + j]
-        else:
-            tiles[at + ty * ld + tx] = one if s < n and j == n_in else zero
-        cuda.syncthreads()
-        for k in range(min(t, n - s0)):
-            acc += tiles[k * ld + ty] * tiles[at + k * ld + tx]
-        cuda.syncthreads()
-    if i < n_out and j <= n_in:
-        g = w + i * n_in + j if j < n_in else w + n_out * n_in + i
-        grad[g] = grad[g] + acc if keep else acc
+    out_off, stride, d_off, a_off = _u(out_off), _u(stride), _u(d_off), _u(a_off)
+    n, chunk, n_in, n_out = _u(n), _u(chunk), _u(n_in), _u(n_out)
+    t, tx, ty = _u(cuda.blockDim.x), _u(cuda.threadIdx.x), _u(cuda.threadIdx.y)
+    i0, j0, z = _u(cuda.blockIdx.y) * t * _R, _u(cuda.blockIdx.x) * t * _R, _u(cuda.blockIdx.z)
+    k_lo = z * chunk
+    k_hi = min(k_lo + chunk, n)
+    for a in range(_R):
+        for c in range(_R):
+            acc[a, c] = one - one
+    _block_product(acc, tiles, Dl, d_off, _1, n_out, i0, n_out, A, a_off, _1, n_in, j0, n_in,
+                   True, k_lo, k_hi, one)
+    base = out_off + z * stride
+    for a in range(_R):
+        i = i0 + ty + a * t
+        for c in range(_R):
+            j = j0 + tx + c * t
+            if i < n_out and j <= n_in:
+                g = base + i * n_in + j if j < n_in else base + n_out * n_in + i
+                out[g] = out[g] + acc[a, c] if keep else acc[a, c]
+
+
+@jit(cache=True)
+def _sum_parts(grad, parts, w, count, stride, splits, keep):
+    """grad[w + k] (+)= sum_z parts[z stride + k] for k < count, z < splits in order (the
+    partial gradients of _grad_layer's chunks; fixed order: the result does not depend on
+    timing). One thread per parameter."""
+    k = _u(cuda.grid(1))
+    w, count, stride = _u(w), _u(count), _u(stride)
+    if k < count:
+        g = grad[w + k] if keep else grad.dtype.type(0)
+        for z in range(_u(splits)):
+            g += parts[z * stride + k]
+        grad[w + k] = g
 
 
 @jit(cache=True)
@@ -200,18 +280,19 @@ def _update_params(params, state, grad, sizes, scales, b, opt, lr, momentum, nes
 @jit(cache=True)
 def _gather_rows(A, Yb, Sb, X, Y, SW, order, lo, n, n_in, n_out):
     """a[0]_sj = X[order[lo + s], j] into A[:n * n_in]; Yb_si = Y[order[lo + s], i]; with
-    weights Sb_s = SW[order[lo + s]]. One thread per element, the column on threadIdx.x."""
-    k = cuda.grid(1)
-    if k < n and SW.shape[0]:
-        Sb[k] = SW[order[lo + k]]
-    if k < n * n_in:
-        s = k // n_in
-        A[k] = X[order[lo + s], k - s * n_in]
+    weights Sb_s = SW[order[lo + s]]. Sample s = blockIdx.y, column on threadIdx.x: columns
+    0..n_in-1 the inputs, then n_out targets, then the weight."""
+    c, s = _u(cuda.grid(1)), _u(cuda.blockIdx.y)
+    n_in, n_out = _u(n_in), _u(n_out)
+    if s >= _u(n):
         return
-    k -= n * n_in
-    if k < n * n_out:
-        s = k // n_out
-        Yb[s, k - s * n_out] = Y[order[lo + s], k - s * n_out]
+    r = order[_u(lo) + s]
+    if c < n_in:
+        A[s * n_in + c] = X[r, c]
+    elif c < n_in + n_out:
+        Yb[s, c - n_in] = Y[r, c - n_in]
+    elif c == n_in + n_out and SW.shape[0]:
+        Sb[s] = SW[r]
 
 
 @jit(cache=True)
@@ -224,9 +305,11 @@ def _sum_costs(stats, running, cost, sw, n, batch_n, first, last):
     part = cuda.shared.array(0, _FLOAT64)  # blockDim.x partial cost sums, then weight sums
     t, T = cuda.threadIdx.x, cuda.blockDim.x
     acc, weight = 0.0, 0.0
-    for s in range(t, n, T):
+    s = t
+    while s < n:  # a counted loop without range()'s division
         acc += cost[s]
         weight += sw[s] if sw.shape[0] else 1.0
+        s += T
     part[t] = acc
     part[T + t] = weight
     cuda.syncthreads()
@@ -250,18 +333,19 @@ def _sum_costs(stats, running, cost, sw, n, batch_n, first, last):
 # -- host side ---------------------------------------------------------------------------------
 
 def _tile_bytes(A):
-    """Dynamic shared memory of the tiled kernels: two TILE x (TILE + 1) tiles."""
-    return 2 * config.TILE * (config.TILE + 1) * A.dtype.itemsize
+    """Dynamic shared memory of the tiled kernels: two TILE x (TILE R + 1) slices."""
+    return 2 * config.TILE * (config.TILE * R + 1) * A.dtype.itemsize
 
 
-def launch_forward(A, params, n, net):
-    """forward: one tiled launch per layer (and one for a softmax layer's rows)."""
+def launch_forward(A, params, n, net, softmax=True):
+    """forward: one tiled launch per layer, and one for a softmax layer's rows unless
+    ``softmax`` is False (train_epoch: _cost_delta_rows applies it)."""
     t, T = config.TILE, config.THREADS_PER_BLOCK
     for m in range(1, net.L + 1):
         n_in, n_out, code = net.D[m - 1], net.D[m], net.acts[m - 1]
-        launch(_forward_layer, (cdiv(n_out, t), cdiv(n, t)), (t, t), _tile_bytes(A))(
+        launch(_forward_layer, (cdiv(n_out, t * R), cdiv(n, t * R)), (t, t), _tile_bytes(A))(
             A, params, net.w[m], net.block(m - 1, n), net.block(m, n), n, n_in, n_out, code)
-        if code == SOFTMAX:
+        if code == SOFTMAX and softmax:
             launch(_softmax_rows, cdiv(n, T), T)(A, net.block(m, n), n, n_out)
 
 
@@ -269,19 +353,52 @@ def launch_hidden_deltas(Dl, A, params, n, net):
     """hidden_deltas: one tiled launch per hidden layer, from L-1 down."""
     t = config.TILE
     for m in range(net.L - 1, 0, -1):
-        launch(_delta_layer, (cdiv(net.D[m], t), cdiv(n, t)), (t, t), _tile_bytes(A))(
+        launch(_delta_layer, (cdiv(net.D[m], t * R), cdiv(n, t * R)), (t, t), _tile_bytes(A))(
             Dl, A, params, net.w[m + 1], net.block(m, n), net.block(m + 1, n), n, net.D[m],
             net.D[m + 1], net.acts[m - 1])
 
 
-def launch_grads(grad, Dl, A, n, net, keep):
-    """accumulate_gradients (keep: add to grad, else overwrite it): one launch per layer."""
+def grad_splits(n, n_in, n_out):
+    """(chunks, samples per chunk) of a layer's gradient over n samples: enough chunks that
+    the layer's tiles times the chunks reach GRAD_SPLIT_BLOCKS blocks, none shorter than
+    GRAD_SPLIT_MIN_ROWS samples; one chunk when the tiles alone fill the GPU."""
+    t = config.TILE
+    tiles = cdiv(n_in + 1, t * R) * cdiv(n_out, t * R)
+    splits = max(1, min(config.GRAD_SPLIT_BLOCKS // tiles, n // config.GRAD_SPLIT_MIN_ROWS))
+    chunk = cdiv(cdiv(n, splits), t) * t
+    return cdiv(n, chunk), chunk
+
+
+def launch_grads(grad, Dl, A, n, net, keep, parts=None):
+    """accumulate_gradients (keep: add to grad, else overwrite it): one launch per layer,
+    and for a layer whose samples are split in chunks (``grad_splits``) a second one that
+    sums the chunks' partial gradients, kept in ``parts`` (a device scratch array, made
+    with ``parts_size`` elements at least, or None to make one)."""
     t = config.TILE
     for m in range(1, net.L + 1):
         n_in, n_out = net.D[m - 1], net.D[m]
-        grid = (cdiv(n_in + 1, t), cdiv(n_out, t))
+        splits, chunk = grad_splits(n, n_in, n_out)
+        grid = (cdiv(n_in + 1, t * R), cdiv(n_out, t * R), splits)
+        size = n_out * (n_in + 1)
+        if splits == 1:
+            launch(_grad_layer, grid, (t, t), _tile_bytes(A))(
+                grad, Dl, A, net.w[m], 0, net.block(m, n), net.block(m - 1, n), n, chunk, n_in,
+                n_out, keep)
+            continue
+        if parts is None or parts.shape[0] < splits * size:
+            parts = cuda.device_array(splits * size, grad.dtype)
         launch(_grad_layer, grid, (t, t), _tile_bytes(A))(
-            grad, Dl, A, net.w[m], net.block(m, n), net.block(m - 1, n), n, n_in, n_out, keep)
+            parts, Dl, A, 0, size, net.block(m, n), net.block(m - 1, n), n, chunk, n_in, n_out,
+            False)
+        T = config.THREADS_PER_BLOCK
+        launch(_sum_parts, cdiv(size, T), T)(grad, parts, net.w[m], size, size, splits, keep)
+
+
+def parts_size(n, net):
+    """Elements of the scratch array launch_grads needs for n samples."""
+    sizes = [grad_splits(n, net.D[m - 1], net.D[m])[0] * net.D[m] * (net.D[m - 1] + 1)
+             for m in range(1, net.L + 1)]
+    return max(s for s in sizes)
 
 
 def update_args(dtype, hyper, t):
@@ -295,7 +412,7 @@ def launch_gather_rows(A, Yb, Sb, X, Y, SW, order, lo, n, net):
     """The inputs of samples order[lo:lo + n] into block 0 of A, their targets into Yb, their
     weights (if any) into Sb."""
     T, L = config.THREADS_PER_BLOCK, net.L
-    launch(_gather_rows, cdiv(n * (net.D[0] + net.D[L]), T), T)(
+    launch(_gather_rows, (cdiv(net.D[0] + net.D[L] + 1, T), n), T)(
         A, Yb, Sb, X, Y, SW, order, lo, n, net.D[0], net.D[L])
 
 
