@@ -269,3 +269,79 @@ def test_cuda_module_imports_without_numba_cuda():
                "except RuntimeError as exc:\n"
                "    print(exc)\n")
     assert "pip install \"fastbp[cuda]\"" in out
+
+
+# -- issue 11: every optimizer fused, split gradients, routing, caches -----------------------
+
+@needs_cuda
+@pytest.mark.parametrize("optimizer,schedule,batch_size", [("adam", "minibatch", 3),
+                                                           ("rprop", "fullbatch", 1)])
+def test_adam_and_rprop_match_loop(optimizer, schedule, batch_size, path):
+    """Adam and RPROP run on every path -- the fused epoch included -- as the loop backend
+    does, over two epochs (state and update count carried across calls)."""
+    options = dict(learning_rate=0.05, optimizer=optimizer, l2=0.01)
+    net, trainer, history = _train("cuda", "float64", schedule, batch_size, options, epochs=2)
+    ref, ref_trainer, ref_history = _train("loop", "float64", schedule, batch_size, options,
+                                           epochs=2)
+    what = f"{optimizer}, backend=cuda ({path}) vs loop"
+    assert_close(net.params, ref.params, "float64", f"params, {what}")
+    assert_close(trainer.state, ref_trainer.state, "float64", f"state, {what}")
+    assert trainer.steps[0] == ref_trainer.steps[0]
+    assert_close(history.loss, ref_history.loss, "float64", f"history.loss, {what}")
+
+
+@needs_cuda
+def test_gradients_split_over_samples_match_vectorized(monkeypatch, dtype):
+    """A layer's gradient summed in chunks of samples (blockIdx.z), the partial sums reduced
+    in a fixed order, equals the one-chunk sum."""
+    monkeypatch.setattr(ck_config, "GRAD_SPLIT_BLOCKS", 64)
+    monkeypatch.setattr(ck_config, "GRAD_SPLIT_MIN_ROWS", 2)
+    net = _net("sigmoid", "softmax", "cross_entropy", dtype=dtype)
+    X, Y = data(N, SIZES[0], SIZES[-1], seed=4, dtype=dtype)
+    Y = Y / Y.sum(axis=1, keepdims=True)
+    A_ref, D_ref = _reference_pass(net, X, Y, N)
+    from fastbp.kernels import cuda_layers
+    assert cuda_layers.grad_splits(N, SIZES[0], SIZES[1])[0] > 1
+    grad, grad_ref = np.full_like(net.params, 0.5), np.full_like(net.params, 0.5)
+    ck.accumulate_gradients(grad, D_ref, A_ref, N, net.sizes)
+    vectorized.accumulate_gradients(grad_ref, D_ref, A_ref, N, net.sizes)
+    assert_close(grad, grad_ref, dtype, "gradients in chunks, backend=cuda")
+
+
+def test_prefers_cpu_rule():
+    """The documented cases of the provisional rule."""
+    assert ck_config.prefers_cpu([64, 32, 10], 1)
+    assert not ck_config.prefers_cpu([784, 128, 10], 1)
+    assert not ck_config.prefers_cpu([64, 32, 10], 16)
+    assert not ck_config.prefers_cpu([784, 512, 512, 10], 1024)
+
+
+@needs_cuda
+def test_slow_on_gpu_warning_once_per_fit(monkeypatch):
+    monkeypatch.setattr(ck_config, "ROUTING_WARNINGS", True)
+    monkeypatch.setattr(ck_config, "prefers_cpu", lambda sizes, batch_size: True)
+    X, Y = data(4, 3, 2, seed=1, labels=True)
+    net = fastbp.Network([3, 4, 2], activations=["tanh", "softmax"], loss="cross_entropy")
+    trainer = fastbp.Trainer(net, schedule="online", backend="cuda")
+    with pytest.warns(ck_config.SlowOnGPUWarning, match="backend='loop'") as caught:
+        trainer.fit(X, Y, epochs=2)
+    assert len([w for w in caught if w.category is ck_config.SlowOnGPUWarning]) == 1
+
+
+@needs_cuda
+def test_device_cache_starts_afresh_for_a_new_context(monkeypatch):
+    """Arrays cached for one context (sizes, plans, scratch) are not handed to another:
+    after cuda.close(), on another device, or in a forked child."""
+    cache = ck_config.device_cache()
+    cache["probe"] = 1
+    assert ck_config.device_cache() is cache
+    monkeypatch.setattr(ck_config.os, "getpid", lambda: -1)  # as in a forked child
+    assert "probe" not in ck_config.device_cache()
+    monkeypatch.undo()
+    if ck_config.SIMULATOR:
+        return  # one fake context, a new object per call: the simulator keys on the process
+
+    class Other:  # a context made after cuda.close(): same device, another object
+        device = ck_config.cuda.current_context().device
+    monkeypatch.setattr(ck_config.cuda, "current_context", lambda: Other)
+    assert "probe" not in ck_config.device_cache()

@@ -297,7 +297,7 @@ def _state_rows(opt, hyper):
     return int(hyper[codes.H_MOMENTUM] != 0)
 
 
-_WARNED = weakref.WeakSet()  # the stats arrays of fits already warned about: one per fit
+_WARNED = {}  # id -> weak reference of the stats arrays of fits warned about: one per fit
 
 
 def _warn_if_slow(stats, sizes, batch_size):
@@ -305,12 +305,16 @@ def _warn_if_slow(stats, sizes, batch_size):
     if config.ROUTING_WARNINGS is False or (config.ROUTING_WARNINGS is None
                                             and config.SIMULATOR):
         return
+    seen = _WARNED.get(id(stats))
+    if seen is not None and seen() is stats:
+        return
     try:
-        if stats in _WARNED:
-            return
-        _WARNED.add(stats)
-    except TypeError:  # not weakly referenceable: warn (the warnings filter still dedups)
+        _WARNED[id(stats)] = weakref.ref(stats)
+    except TypeError:  # a host array: no weak reference, so a warning per call
         pass
+    if len(_WARNED) > 1024:
+        for key in [k for k, ref in _WARNED.items() if ref() is None]:
+            del _WARNED[key]
     if config.prefers_cpu(sizes, batch_size):
         cpu, gpu = config.step_seconds(sizes, batch_size)
         shape = "-".join(str(int(d)) for d in sizes)

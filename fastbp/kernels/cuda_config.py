@@ -179,9 +179,12 @@ def device_cache():
     the parent's)."""
     ctx = cuda.current_context()
     key = (os.getpid(), getattr(ctx.device, "id", 0))  # one context per device and process
+    # The simulator makes a new context object per call, over one fake device: key on the
+    # process alone there.
+    token = None if SIMULATOR else ctx
     entry = _CACHES.get(key)
-    if entry is None or entry[0] is not ctx:  # none yet, or the device's context was reset
+    if entry is None or entry[0] is not token:  # none yet, or the device's context was reset
         for old in [k for k in _CACHES if k[0] != key[0]]:
             del _CACHES[old]  # a parent's, after a fork
-        entry = _CACHES[key] = (ctx, {})
+        entry = _CACHES[key] = (token, {})
     return entry[1]
