@@ -345,3 +345,49 @@ def test_device_cache_starts_afresh_for_a_new_context(monkeypatch):
         device = ck_config.cuda.current_context().device
     monkeypatch.setattr(ck_config.cuda, "current_context", lambda: Other)
     assert "probe" not in ck_config.device_cache()
+
+
+@needs_cuda
+@pytest.mark.parametrize("tile", [2, 3])
+def test_tiled_kernels_across_blocks_and_slices(monkeypatch, tile):
+    """Layers and batches larger than a block's (TILE R) x (TILE R) tile, and sums longer
+    than a TILE slice: every block, slice edge and register-block position against the
+    vectorized formulation (TILE 3: a block side that is not a power of two)."""
+    monkeypatch.setattr(ck_config, "TILE", tile)
+    sizes, n = [11, 19, 6], 13
+    net = _net("tanh", "softmax", "cross_entropy", dtype="float64", sizes=sizes)
+    X, Y = data(n, sizes[0], sizes[-1], seed=5)
+    Y = Y / Y.sum(axis=1, keepdims=True)
+    A_ref, D_ref = _reference_pass(net, X, Y, n)
+    A = A_ref.copy()
+    A[n * sizes[0]:] = 0
+    ck.forward(A, net.params, n, net.sizes, net.act_codes)
+    assert_close(A, A_ref, "float64", f"forward, TILE={tile}")
+    Dl = D_ref.copy()
+    Dl[:n * (sizes[0] + sizes[1])] = 0  # block L given, block 1 recomputed
+    ck.hidden_deltas(Dl, A_ref, net.params, n, net.sizes, net.act_codes)
+    assert_close(Dl[n * sizes[0]:], D_ref[n * sizes[0]:], "float64", f"deltas, TILE={tile}")
+    grad, grad_ref = np.zeros_like(net.params), np.zeros_like(net.params)
+    ck.accumulate_gradients(grad, D_ref, A_ref, n, net.sizes)
+    vectorized.accumulate_gradients(grad_ref, D_ref, A_ref, n, net.sizes)
+    assert_close(grad, grad_ref, "float64", f"gradients, TILE={tile}")
+
+
+@needs_cuda
+def test_fused_epoch_with_several_warps_matches_loop(monkeypatch, path, optimizer="adam"):
+    """Blocks of 2 warps of 8 lanes (FUSED_THREADS 16) over layers wider than a warp and
+    than the warps: rows of W shared out to warps in rounds, lanes summed by _lanes_sum."""
+    if path == "per-layer":
+        pytest.skip("the fused epoch's own test")
+    monkeypatch.setattr(ck_config, "FUSED_THREADS", 16)
+    X, Y = data(5, 9, 3, seed=6, labels=True)
+    results = []
+    for backend in ("cuda", "loop"):
+        net = fastbp.Network([9, 11, 3], activations=["sigmoid", "softmax"],
+                             loss="cross_entropy", dtype="float64", seed=1)
+        trainer = fastbp.Trainer(net, schedule="minibatch", batch_size=3, seed=2,
+                                 learning_rate=0.1, optimizer=optimizer, backend=backend)
+        history = trainer.fit(X, Y, epochs=1)
+        results.append((net.params, trainer.state, history.loss))
+    for what, got, want in zip(("params", "state", "loss"), results[0], results[1]):
+        assert_close(got, want, "float64", f"{what}, {optimizer}, FUSED_THREADS=16 ({path})")

@@ -71,14 +71,16 @@ def _block_product(acc, tiles, X, x_off, x_row, x_k, x0, x_n, M, m_off, m_row, m
         _load_tile(tiles, _0, X, x_off, x_row, x_k, x0, x_n, False, k0, k_hi, t, tx, ty, one)
         _load_tile(tiles, at, M, m_off, m_row, m_k, m0, m_n, m_bias, k0, k_hi, t, tx, ty, one)
         cuda.syncthreads()
-        for k in range(t):
-            p = k * ld
+        px, pm, p_end = ty, at + tx, ty + t * ld
+        while px < p_end:  # k = 0..t-1: offsets stepped by a row, no range() bookkeeping
             for a in range(_R):
-                xv[a] = tiles[p + ty + a * t]    # one address per row of threads: a broadcast
-                mv[a] = tiles[at + p + tx + a * t]  # consecutive addresses along threadIdx.x
+                xv[a] = tiles[px + a * t]  # one address per row of threads: a broadcast
+                mv[a] = tiles[pm + a * t]  # consecutive addresses along threadIdx.x
             for a in range(_R):
                 for b in range(_R):
                     acc[a, b] += xv[a] * mv[b]
+            px += ld
+            pm += ld
         cuda.syncthreads()
         k0 += t
 
