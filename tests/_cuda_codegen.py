@@ -23,19 +23,19 @@ def _kernels():
     f32, f64, i64, b1 = nt.float32, nt.float64, nt.int64, nt.boolean
     V, M, I, F = f32[::1], f32[:, ::1], i64[::1], f64[::1]
     Vs = f32[:]  # a row of the (2, P) state array
-    L8 = i64[:, ::1]
+    L8 = L2 = i64[:, ::1]
     hot = {
         "_forward_layer": (cl._forward_layer, (V, V, i64, i64, i64, i64, i64, i64, i64)),
         "_delta_layer": (cl._delta_layer, (V, V, V, i64, i64, i64, i64, i64, i64, i64)),
         "_grad_layer": (cl._grad_layer, (V, V, V, i64, i64, i64, i64, i64, i64, i64, i64, b1)),
-        "_sum_parts": (cl._sum_parts, (V, V, i64, i64, i64, i64, b1)),
+        "_sum_parts": (cl._sum_parts, (V, V, L2, I, b1)),
+        "_update_params": (cl._update_params, (V, f32[:, ::1], V, V, L2, I, V, i64, i64, f32,
+                                               f32, b1) + (f32,) * 10 + (b1, F)),
         "_gather_rows": (cl._gather_rows, (V, M, V, M, M, V, I, i64, i64, i64, i64)),
         "fused_epoch": (cf.fused_epoch, (V, Vs, Vs, V, M, M, V, I, V, i64, L8, i64, b1, i64,
                                          i64, i64, i64, i64, i64, i64, F, i64, b1, F)),
     }
     cold = {
-        "_update_params": (cl._update_params, (V, f32[:, ::1], V, I, V, i64, i64) + (f32,) * 2
-                           + (b1,) + (f32,) * 10 + (b1, F)),
         "_cost_delta_rows": (cl._cost_delta_rows, (F, V, V, M, V, i64, i64, i64, i64, b1, i64)),
         "_softmax_rows": (cl._softmax_rows, (V, i64, i64, i64)),
         "_cost_rows": (cl._cost_rows, (F, V, M, i64, i64, i64, b1, i64)),

@@ -391,3 +391,20 @@ def test_fused_epoch_with_several_warps_matches_loop(monkeypatch, path, optimize
         results.append((net.params, trainer.state, history.loss))
     for what, got, want in zip(("params", "state", "loss"), results[0], results[1]):
         assert_close(got, want, "float64", f"{what}, {optimizer}, FUSED_THREADS=16 ({path})")
+
+
+@needs_cuda
+@pytest.mark.parametrize("work_rows", [8, 4])
+def test_per_layer_epoch_with_chunked_gradients_matches_loop(monkeypatch, work_rows):
+    """Per-layer epochs whose layer gradients are split over samples: a batch in one piece
+    (the update sums the chunks itself) and in pieces of 4 + 3 (one _sum_parts launch per
+    piece), against the loop backend."""
+    monkeypatch.setattr(ck_config, "FUSED", False)
+    monkeypatch.setattr(ck_config, "TILE", 2)
+    monkeypatch.setattr(ck_config, "GRAD_SPLIT_BLOCKS", 64)
+    monkeypatch.setattr(ck_config, "GRAD_SPLIT_MIN_ROWS", 2)
+    monkeypatch.setattr(ck_config, "WORK_ROWS", work_rows)
+    from fastbp.kernels import cuda_layers
+    assert cuda_layers.grad_splits(min(7, work_rows), 3, 5)[0] > 1
+    _check_against_loop("float64", "fullbatch", 1, OPTIONS["momentum+l2"])
+    _check_against_loop("float32", "fullbatch", 1, dict(learning_rate=0.05, optimizer="adam"))

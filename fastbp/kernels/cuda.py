@@ -216,7 +216,7 @@ def accumulate_gradients(grad, Dl, A, n, sizes):
         return
     net = _net(sizes)
     dg, dD, dA = _on_device(grad, Dl, A)
-    parts = _scratch("parts", cuda_layers.parts_size(n, net), dg.dtype)
+    parts = _scratch("parts", cuda_layers.split_for(n, net).size, dg.dtype)
     cuda_layers.launch_grads(dg, dD, dA, n, net, True, parts)
     _back(dg, grad)
 
@@ -349,9 +349,9 @@ def _per_layer_epoch(net, params, state, t0, grad, A, Dl, cost, Yb, Sb, X, Y, SW
     sw = Sb if SW.shape[0] else SW
     n_total = int(order.shape[0])
     t = t0
-    parts = _scratch("parts", cuda_layers.parts_size(rows, net), params.dtype)
     for k, start in enumerate(range(0, n_total, batch_size)):
         stop = min(start + batch_size, n_total)
+        split = None
         for lo in range(start, stop, rows):
             nb = min(rows, stop - lo)
             cuda_layers.launch_gather_rows(A, Yb, Sb, X, Y, SW, order, lo, nb, net)
@@ -360,11 +360,15 @@ def _per_layer_epoch(net, params, state, t0, grad, A, Dl, cost, Yb, Sb, X, Y, SW
             cuda_layers.launch_sum_costs(stats, running, cost, sw, nb, stop - start,
                                          lo == start, lo + nb == stop)
             cuda_layers.launch_hidden_deltas(Dl, A, params, nb, net)
-            cuda_layers.launch_grads(grad, Dl, A, nb, net, lo > start, parts)
+            one_piece = lo == start and lo + nb == stop  # the update sums the chunks
+            parts = _scratch("parts", cuda_layers.split_for(nb, net).size, params.dtype)
+            split = cuda_layers.launch_grads(grad, Dl, A, nb, net, lo > start, parts,
+                                             reduce=not one_piece)
+            split = split if one_piece else None
         if scales[k] != 0:
             t += 1
             cuda_layers.launch_update(params, state, grad, net, d_scales, k, opt, hyper, t,
-                                      use_bias, stats)
+                                      use_bias, stats, parts, split)
 
 
 def fused_plan(batch_size, sizes, acts, dtype, n_state):

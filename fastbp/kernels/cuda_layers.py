@@ -16,6 +16,7 @@ extension, and no division anywhere in a kernel body (2-D grids instead). The ``
 functions at the end are the host side.
 """
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -234,45 +235,66 @@ def _grad_layer(out, Dl, A, out_off, stride, d_off, a_off, n, chunk, n_in, n_out
                 out[g] = out[g] + acc[a, c] if keep else acc[a, c]
 
 
-@jit(cache=True)
-def _sum_parts(grad, parts, w, count, stride, splits, keep):
-    """grad[w + k] (+)= sum_z parts[z stride + k] for k < count, z < splits in order (the
-    partial gradients of _grad_layer's chunks; fixed order: the result does not depend on
-    timing). One thread per parameter."""
-    k = _u(cuda.grid(1))
-    w, count, stride = _u(w), _u(count), _u(stride)
-    if k < count:
-        g = grad[w + k] if keep else grad.dtype.type(0)
-        for z in range(_u(splits)):
-            g += parts[z * stride + k]
-        grad[w + k] = g
+@device
+def _layer_gradient(grad, parts, split, sizes, k):
+    """(the summed gradient of parameter k, whether it is a weight, whether its layer is
+    split): grad[k], or for a layer whose gradient _grad_layer left in chunks (split[m-1] =
+    (chunks, offset of its partial sums in parts), chunks > 1) the sum of the chunks in
+    chunk order (fixed: the result does not depend on timing)."""
+    p = 0
+    g = grad.dtype.type(0)
+    weight, chunked = False, False
+    for m in range(1, sizes.shape[0]):
+        n_w = sizes[m] * sizes[m - 1]
+        size = n_w + sizes[m]
+        if k < p + size:
+            chunks = split[m - 1, 0]
+            chunked = chunks > 1
+            if chunked:
+                at = split[m - 1, 1] + k - p
+                for z in range(chunks):
+                    g += parts[at + z * size]
+            else:
+                g = grad[k]
+            weight = k < p + n_w
+            break
+        p += size
+    return g, weight, chunked
 
 
 @jit(cache=True)
-def _update_params(params, state, grad, sizes, scales, b, opt, lr, momentum, nesterov, l2,
-                   step_size, beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus, step_min,
-                   step_max, use_bias, stats):
+def _sum_parts(grad, parts, split, sizes, keep):
+    """grad[k] (+)= the sum of the chunks' partial gradients, for the parameters of every
+    layer split in chunks (``_layer_gradient``): one launch for all layers, one thread per
+    parameter."""
+    k = cuda.grid(1)
+    if k < grad.shape[0]:
+        g, _, chunked = _layer_gradient(grad, parts, split, sizes, k)
+        if chunked:
+            grad[k] = grad[k] + g if keep else g
+
+
+@jit(cache=True)
+def _update_params(params, state, grad, parts, split, sizes, scales, b, opt, lr, momentum,
+                   nesterov, l2, step_size, beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus,
+                   step_min, step_max, use_bias, stats):
     """One optimizer step per parameter (scalar.optimizer_step, one thread each) from
     g = scale * grad (+ l2 * w for weights), scale = scales[b]: the arithmetic of
-    loop._update_layer over every layer in one launch. Biases skip l2, and every step when
-    use_bias is false. Nothing happens once stats[2] (the divergence flag of train_epoch)
-    is set."""
+    loop._update_layer over every layer in one launch; for a layer whose gradient is still
+    in chunks (``split``, as _sum_parts) their sum, so no launch is spent reducing them.
+    Biases skip l2, and every step when use_bias is false. Nothing happens once stats[2]
+    (the divergence flag of train_epoch) is set."""
     k = cuda.grid(1)
     if k >= params.shape[0] or stats[2] != 0:
         return
     scale = scales[b]
-    p = 0
-    for m in range(1, sizes.shape[0]):
-        n_w = sizes[m] * sizes[m - 1]
-        if k < p + n_w:
-            g = scalar.penalized_gradient(grad[k], params[k], scale, l2)
-            break
-        if k < p + n_w + sizes[m]:
-            if not use_bias:
-                return
-            g = scale * grad[k]
-            break
-        p += n_w + sizes[m]
+    g, weight, _ = _layer_gradient(grad, parts, split, sizes, k)
+    if weight:
+        g = scalar.penalized_gradient(g, params[k], scale, l2)
+    elif use_bias:
+        g = scale * g
+    else:
+        return
     params[k], state[0, k], state[1, k] = scalar.optimizer_step(
         opt, params[k], g, state[0, k], state[1, k], lr, momentum, nesterov, step_size,
         beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus, step_min, step_max,
@@ -371,36 +393,65 @@ def grad_splits(n, n_in, n_out):
     return cdiv(n, chunk), chunk
 
 
-def launch_grads(grad, Dl, A, n, net, keep, parts=None):
-    """accumulate_gradients (keep: add to grad, else overwrite it): one launch per layer,
-    and for a layer whose samples are split in chunks (``grad_splits``) a second one that
-    sums the chunks' partial gradients, kept in ``parts`` (a device scratch array, made
-    with ``parts_size`` elements at least, or None to make one)."""
-    t = config.TILE
+class Split(NamedTuple):
+    """How launch_grads splits each layer's samples (``grad_splits``) for n samples."""
+    chunks: list      # per layer: (chunks, samples per chunk)
+    offsets: list     # per layer: where its partial sums start in parts
+    table: object     # (L, 2) int64 device array: chunks, offset of the partial sums in parts
+    size: int         # elements of parts needed
+    any: bool         # some layer has more than one chunk
+
+
+def split_for(n, net):
+    """The Split of n samples for a network (``cuda._Net``), made once and kept in it."""
+    key = ("split", n, config.TILE, config.GRAD_SPLIT_BLOCKS, config.GRAD_SPLIT_MIN_ROWS)
+    if key not in net.plans:
+        chunks = [grad_splits(n, net.D[m - 1], net.D[m]) for m in range(1, net.L + 1)]
+        table, at, offsets = np.zeros((net.L, 2), np.int64), 0, []
+        for m, (c, _) in enumerate(chunks, start=1):
+            table[m - 1] = c, at
+            offsets.append(at)
+            if c > 1:
+                at += c * net.D[m] * (net.D[m - 1] + 1)
+        net.plans[key] = Split(chunks, offsets, cuda.to_device(table), at,
+                               any(c > 1 for c, _ in chunks))
+    return net.plans[key]
+
+
+def no_split(net):
+    """A Split with every layer in one chunk (for update on a plain gradient)."""
+    key = ("no-split",)
+    if key not in net.plans:
+        table = np.ones((net.L, 2), np.int64)
+        table[:, 1] = 0
+        net.plans[key] = Split([(1, 0)] * net.L, [0] * net.L, cuda.to_device(table), 0, False)
+    return net.plans[key]
+
+
+def launch_grads(grad, Dl, A, n, net, keep, parts, reduce=True):
+    """accumulate_gradients (keep: add to grad, else overwrite it): one launch per layer; a
+    layer whose samples are split in chunks (``split_for``) leaves partial sums in
+    ``parts`` (a device array of at least split_for(n, net).size elements), summed into
+    grad by one more launch for all layers if ``reduce``, else left for launch_update
+    (which then must get the same Split). Returns the Split."""
+    t, T = config.TILE, config.THREADS_PER_BLOCK
+    split = split_for(n, net)
     for m in range(1, net.L + 1):
         n_in, n_out = net.D[m - 1], net.D[m]
-        splits, chunk = grad_splits(n, n_in, n_out)
-        grid = (cdiv(n_in + 1, t * R), cdiv(n_out, t * R), splits)
+        chunks, chunk = split.chunks[m - 1]
+        grid = (cdiv(n_in + 1, t * R), cdiv(n_out, t * R), chunks)
         size = n_out * (n_in + 1)
-        if splits == 1:
+        if chunks == 1:
             launch(_grad_layer, grid, (t, t), _tile_bytes(A))(
                 grad, Dl, A, net.w[m], 0, net.block(m, n), net.block(m - 1, n), n, chunk, n_in,
                 n_out, keep)
-            continue
-        if parts is None or parts.shape[0] < splits * size:
-            parts = cuda.device_array(splits * size, grad.dtype)
-        launch(_grad_layer, grid, (t, t), _tile_bytes(A))(
-            parts, Dl, A, 0, size, net.block(m, n), net.block(m - 1, n), n, chunk, n_in, n_out,
-            False)
-        T = config.THREADS_PER_BLOCK
-        launch(_sum_parts, cdiv(size, T), T)(grad, parts, net.w[m], size, size, splits, keep)
-
-
-def parts_size(n, net):
-    """Elements of the scratch array launch_grads needs for n samples."""
-    sizes = [grad_splits(n, net.D[m - 1], net.D[m])[0] * net.D[m] * (net.D[m - 1] + 1)
-             for m in range(1, net.L + 1)]
-    return max(s for s in sizes)
+        else:
+            launch(_grad_layer, grid, (t, t), _tile_bytes(A))(
+                parts, Dl, A, split.offsets[m - 1], size, net.block(m, n), net.block(m - 1, n), n, chunk, n_in,
+                n_out, False)
+    if split.any and reduce:
+        launch(_sum_parts, cdiv(net.P, T), T)(grad, parts, split.table, net.sizes_d, keep)
+    return split
 
 
 def update_args(dtype, hyper, t):
@@ -445,10 +496,14 @@ def launch_sum_costs(stats, running, cost, sw, n, batch_n, first, last):
     launch(_sum_costs, 1, T, 16 * T)(stats, running, cost, sw, n, batch_n, first, last)
 
 
-def launch_update(params, state, grad, net, scales, b, opt, hyper, t, use_bias, stats):
+def launch_update(params, state, grad, net, scales, b, opt, hyper, t, use_bias, stats,
+                  parts=None, split=None):
     """update, the t-th, with scale scales[b] (a device array): one thread per parameter;
-    skipped once stats[2] is set."""
+    skipped once stats[2] is set. With ``split`` (launch_grads' Split, reduce=False) the
+    chunked layers' gradients are summed from ``parts`` here."""
     T = config.THREADS_PER_BLOCK
+    if split is None:
+        split, parts = no_split(net), grad
     launch(_update_params, cdiv(net.P, T), T)(
-        params, state, grad, net.sizes_d, scales, b, opt, *update_args(params.dtype, hyper, t),
-        use_bias, stats)
+        params, state, grad, parts, split.table, net.sizes_d, scales, b, opt,
+        *update_args(params.dtype, hyper, t), use_bias, stats)
