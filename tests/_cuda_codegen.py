@@ -16,11 +16,12 @@ import types as pytypes
 CC = (9, 0)
 
 
-def _kernels():
+def _kernels(real="float32"):
+    """(hot, cold): name -> (kernel, signature) with the working dtype ``real``."""
     from numba.cuda import types as nt
     from fastbp.kernels import cuda_fused as cf
     from fastbp.kernels import cuda_layers as cl
-    f32, f64, i64, b1 = nt.float32, nt.float64, nt.int64, nt.boolean
+    f32, f64, i64, b1 = getattr(nt, real), nt.float64, nt.int64, nt.boolean
     V, M, I, F = f32[::1], f32[:, ::1], i64[::1], f64[::1]
     Vs = f32[:]  # a row of the (2, P) state array
     L8 = L2 = i64[:, ::1]
@@ -43,6 +44,24 @@ def _kernels():
         "_sum_costs": (cl._sum_costs, (F, F, F, V, i64, i64, b1, b1)),
     }
     return hot, cold
+
+
+def _uncovered(listed):
+    """Kernels (not device functions) of the fastbp.kernels.cuda* modules missing here."""
+    import importlib
+    import pkgutil
+    import fastbp.kernels
+    from numba.cuda.dispatcher import CUDADispatcher
+    missing = []
+    for info in pkgutil.iter_modules(fastbp.kernels.__path__):
+        if not info.name.startswith("cuda"):
+            continue
+        module = importlib.import_module(f"fastbp.kernels.{info.name}")
+        for name, obj in vars(module).items():
+            if (isinstance(obj, CUDADispatcher) and not obj.targetoptions.get("device")
+                    and obj.__module__ == module.__name__ and name not in listed):
+                missing.append(f"{info.name}.{name}")
+    return missing
 
 
 def _ptxas():
@@ -82,7 +101,7 @@ def main():
         ptxas = _ptxas()
     except ImportError:
         ptxas = None
-    report = {"ptxas": bool(ptxas), "kernels": {}}
+    report = {"ptxas": bool(ptxas), "kernels": {}, "uncovered": _uncovered({**hot, **cold})}
     for group, kernels in (("hot", hot), ("cold", cold)):
         for name, (kernel, sig) in kernels.items():
             try:
@@ -99,6 +118,10 @@ def main():
             if ptxas:
                 entry.update(_ptxas_figures(ptxas, ptx))
             report["kernels"][name] = entry
+    # The tests on a GPU run float64 too: every kernel must compile in it (figures not kept).
+    hot64, cold64 = _kernels("float64")
+    for name, (kernel, sig) in {**hot64, **cold64}.items():
+        cuda.compile_ptx(kernel.py_func, sig, cc=CC)
     print(json.dumps(report))
 
 

@@ -40,6 +40,10 @@ def _threads(name):
     return cuda_config.THREADS_PER_BLOCK
 
 
+def test_every_kernel_is_compiled(report):
+    assert report["uncovered"] == [], "kernels missing from tests/_cuda_codegen.py"
+
+
 def test_no_local_memory_and_no_spills(report):
     for name, k in report["kernels"].items():
         assert not k["local"], f"{name}: local memory in the PTX"

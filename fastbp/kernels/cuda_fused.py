@@ -22,7 +22,7 @@ import numpy as np
 
 from fastbp.kernels import cuda_config as config
 from fastbp.kernels import scalar
-from fastbp.kernels.codes import ADAM, RPROP, SIGMOID, SOFTMAX
+from fastbp.kernels.codes import SIGMOID, SOFTMAX
 from fastbp.kernels.cuda_config import cdiv, cuda, jit
 
 device = jit(device=True)
