@@ -40,9 +40,9 @@ GRAD_SPLIT_BLOCKS = 264
 # No chunk of samples shorter than this: a shorter one costs more in partial sums written
 # and read back than its block's work. Untuned.
 GRAD_SPLIT_MIN_ROWS = 256
-# Threads of the fused epoch's single block: 8 warps, one output row per warp when the
-# parameters stay in global memory. The codegen test checks the kernel's registers allow
-# it. Untuned.
+# Threads of the fused epoch's single block: 8 warps, one output row of W per warp in the
+# forward pass. A multiple of 32 (or a power of two below it: the warp-sum shuffles span
+# min(32, threads) lanes). The codegen test checks the kernel's registers allow it. Untuned.
 FUSED_THREADS = 256
 # Dynamic shared memory the fused epoch may use: a block gets 48 KiB without opting in to
 # more (cudaFuncSetAttribute); 4 KiB stay free for the runtime's own use.
