@@ -170,7 +170,7 @@ def test_fused_plan_limits():
     assert plan.in_shared and plan.rows == 32 and plan.grad_at == -1  # one piece, no buffer
     assert plan.nbytes <= ck_config.FUSED_SHARED_BYTES
     plan = ck.fused_plan(64, small.sizes, small.act_codes, np.float32, True)
-    assert plan.in_shared and plan.rows < 64 and plan.grad_at >= 0 and plan.vel_at >= 0
+    assert plan.in_shared and plan.rows < 64 and plan.grad_at >= 0 and plan.s0_at >= 0
     # P = 101,770 floats do not fit in shared memory: online training keeps them in global
     # memory; batches of 32 run per layer, over the whole GPU.
     plan = ck.fused_plan(1, big.sizes, big.act_codes, np.float32, True)
@@ -230,9 +230,9 @@ def test_require_names_the_extra_when_numba_cuda_is_missing(monkeypatch):
     monkeypatch.setattr(ck, "cuda", None)
     monkeypatch.setattr(ck_config, "cuda", None)
     monkeypatch.setattr(ck_config, "IMPORT_ERROR", ImportError("No module named 'numba_cuda'"))
-    with pytest.raises(RuntimeError, match=r"numba-cuda.*pip install fastbp\[cuda\]"):
+    with pytest.raises(RuntimeError, match=r'numba-cuda.*pip install "fastbp\[cuda\]"'):
         ck.require()
-    with pytest.raises(RuntimeError, match=r"pip install fastbp\[cuda\]"):
+    with pytest.raises(RuntimeError, match=r'pip install "fastbp\[cuda\]"'):
         backends.get("cuda")
 
 
@@ -268,4 +268,143 @@ def test_cuda_module_imports_without_numba_cuda():
                "    backends.get('cuda')\n"
                "except RuntimeError as exc:\n"
                "    print(exc)\n")
-    assert "pip install fastbp[cuda]" in out
+    assert "pip install \"fastbp[cuda]\"" in out
+
+
+# -- issue 11: every optimizer fused, split gradients, routing, caches -----------------------
+
+@needs_cuda
+@pytest.mark.parametrize("optimizer,schedule,batch_size", [("adam", "minibatch", 3),
+                                                           ("rprop", "fullbatch", 1)])
+def test_adam_and_rprop_match_loop(optimizer, schedule, batch_size, path):
+    """Adam and RPROP run on every path -- the fused epoch included -- as the loop backend
+    does, over two epochs (state and update count carried across calls)."""
+    options = dict(learning_rate=0.05, optimizer=optimizer, l2=0.01)
+    net, trainer, history = _train("cuda", "float64", schedule, batch_size, options, epochs=2)
+    ref, ref_trainer, ref_history = _train("loop", "float64", schedule, batch_size, options,
+                                           epochs=2)
+    what = f"{optimizer}, backend=cuda ({path}) vs loop"
+    assert_close(net.params, ref.params, "float64", f"params, {what}")
+    assert_close(trainer.state, ref_trainer.state, "float64", f"state, {what}")
+    assert trainer.steps[0] == ref_trainer.steps[0]
+    assert_close(history.loss, ref_history.loss, "float64", f"history.loss, {what}")
+
+
+@needs_cuda
+def test_gradients_split_over_samples_match_vectorized(monkeypatch, dtype):
+    """A layer's gradient summed in chunks of samples (blockIdx.z), the partial sums reduced
+    in a fixed order, equals the one-chunk sum."""
+    monkeypatch.setattr(ck_config, "GRAD_SPLIT_BLOCKS", 64)
+    monkeypatch.setattr(ck_config, "GRAD_SPLIT_MIN_ROWS", 2)
+    net = _net("sigmoid", "softmax", "cross_entropy", dtype=dtype)
+    X, Y = data(N, SIZES[0], SIZES[-1], seed=4, dtype=dtype)
+    Y = Y / Y.sum(axis=1, keepdims=True)
+    A_ref, D_ref = _reference_pass(net, X, Y, N)
+    from fastbp.kernels import cuda_layers
+    assert cuda_layers.grad_splits(N, SIZES[0], SIZES[1])[0] > 1
+    grad, grad_ref = np.full_like(net.params, 0.5), np.full_like(net.params, 0.5)
+    ck.accumulate_gradients(grad, D_ref, A_ref, N, net.sizes)
+    vectorized.accumulate_gradients(grad_ref, D_ref, A_ref, N, net.sizes)
+    assert_close(grad, grad_ref, dtype, "gradients in chunks, backend=cuda")
+
+
+def test_prefers_cpu_rule():
+    """The documented cases of the provisional rule."""
+    assert ck_config.prefers_cpu([64, 32, 10], 1)
+    assert not ck_config.prefers_cpu([784, 128, 10], 1)
+    assert not ck_config.prefers_cpu([64, 32, 10], 16)
+    assert not ck_config.prefers_cpu([784, 512, 512, 10], 1024)
+
+
+@needs_cuda
+def test_slow_on_gpu_warning_once_per_fit(monkeypatch):
+    monkeypatch.setattr(ck_config, "ROUTING_WARNINGS", True)
+    monkeypatch.setattr(ck_config, "prefers_cpu", lambda sizes, batch_size: True)
+    X, Y = data(4, 3, 2, seed=1, labels=True)
+    net = fastbp.Network([3, 4, 2], activations=["tanh", "softmax"], loss="cross_entropy")
+    trainer = fastbp.Trainer(net, schedule="online", backend="cuda")
+    with pytest.warns(ck_config.SlowOnGPUWarning, match="backend='loop'") as caught:
+        trainer.fit(X, Y, epochs=2)
+    assert len([w for w in caught if w.category is ck_config.SlowOnGPUWarning]) == 1
+
+
+@needs_cuda
+def test_device_cache_starts_afresh_for_a_new_context(monkeypatch):
+    """Arrays cached for one context (sizes, plans, scratch) are not handed to another:
+    after cuda.close(), on another device, or in a forked child."""
+    cache = ck_config.device_cache()
+    cache["probe"] = 1
+    assert ck_config.device_cache() is cache
+    monkeypatch.setattr(ck_config.os, "getpid", lambda: -1)  # as in a forked child
+    assert "probe" not in ck_config.device_cache()
+    monkeypatch.undo()
+    if ck_config.SIMULATOR:
+        return  # one fake context, a new object per call: the simulator keys on the process
+
+    class Other:  # a context made after cuda.close(): same device, another object
+        device = ck_config.cuda.current_context().device
+    monkeypatch.setattr(ck_config.cuda, "current_context", lambda: Other)
+    assert "probe" not in ck_config.device_cache()
+
+
+@needs_cuda
+@pytest.mark.parametrize("tile", [2, 3])
+def test_tiled_kernels_across_blocks_and_slices(monkeypatch, tile):
+    """Layers and batches larger than a block's (TILE R) x (TILE R) tile, and sums longer
+    than a TILE slice: every block, slice edge and register-block position against the
+    vectorized formulation (TILE 3: a block side that is not a power of two)."""
+    monkeypatch.setattr(ck_config, "TILE", tile)
+    sizes, n = [11, 19, 6], 13
+    net = _net("tanh", "softmax", "cross_entropy", dtype="float64", sizes=sizes)
+    X, Y = data(n, sizes[0], sizes[-1], seed=5)
+    Y = Y / Y.sum(axis=1, keepdims=True)
+    A_ref, D_ref = _reference_pass(net, X, Y, n)
+    A = A_ref.copy()
+    A[n * sizes[0]:] = 0
+    ck.forward(A, net.params, n, net.sizes, net.act_codes)
+    assert_close(A, A_ref, "float64", f"forward, TILE={tile}")
+    Dl = D_ref.copy()
+    Dl[:n * (sizes[0] + sizes[1])] = 0  # block L given, block 1 recomputed
+    ck.hidden_deltas(Dl, A_ref, net.params, n, net.sizes, net.act_codes)
+    assert_close(Dl[n * sizes[0]:], D_ref[n * sizes[0]:], "float64", f"deltas, TILE={tile}")
+    grad, grad_ref = np.zeros_like(net.params), np.zeros_like(net.params)
+    ck.accumulate_gradients(grad, D_ref, A_ref, n, net.sizes)
+    vectorized.accumulate_gradients(grad_ref, D_ref, A_ref, n, net.sizes)
+    assert_close(grad, grad_ref, "float64", f"gradients, TILE={tile}")
+
+
+@needs_cuda
+def test_fused_epoch_with_several_warps_matches_loop(monkeypatch, path, optimizer="adam"):
+    """Blocks of 2 warps of 8 lanes (FUSED_THREADS 16) over layers wider than a warp and
+    than the warps: rows of W shared out to warps in rounds, lanes summed by _lanes_sum."""
+    if path == "per-layer":
+        pytest.skip("the fused epoch's own test")
+    monkeypatch.setattr(ck_config, "FUSED_THREADS", 16)
+    X, Y = data(5, 9, 3, seed=6, labels=True)
+    results = []
+    for backend in ("cuda", "loop"):
+        net = fastbp.Network([9, 11, 3], activations=["sigmoid", "softmax"],
+                             loss="cross_entropy", dtype="float64", seed=1)
+        trainer = fastbp.Trainer(net, schedule="minibatch", batch_size=3, seed=2,
+                                 learning_rate=0.1, optimizer=optimizer, backend=backend)
+        history = trainer.fit(X, Y, epochs=1)
+        results.append((net.params, trainer.state, history.loss))
+    for what, got, want in zip(("params", "state", "loss"), results[0], results[1]):
+        assert_close(got, want, "float64", f"{what}, {optimizer}, FUSED_THREADS=16 ({path})")
+
+
+@needs_cuda
+@pytest.mark.parametrize("work_rows", [8, 4])
+def test_per_layer_epoch_with_chunked_gradients_matches_loop(monkeypatch, work_rows):
+    """Per-layer epochs whose layer gradients are split over samples: a batch in one piece
+    (the update sums the chunks itself) and in pieces of 4 + 3 (one _sum_parts launch per
+    piece), against the loop backend."""
+    monkeypatch.setattr(ck_config, "FUSED", False)
+    monkeypatch.setattr(ck_config, "TILE", 2)
+    monkeypatch.setattr(ck_config, "GRAD_SPLIT_BLOCKS", 64)
+    monkeypatch.setattr(ck_config, "GRAD_SPLIT_MIN_ROWS", 2)
+    monkeypatch.setattr(ck_config, "WORK_ROWS", work_rows)
+    from fastbp.kernels import cuda_layers
+    assert cuda_layers.grad_splits(min(7, work_rows), 3, 5)[0] > 1
+    _check_against_loop("float64", "fullbatch", 1, OPTIONS["momentum+l2"])
+    _check_against_loop("float32", "fullbatch", 1, dict(learning_rate=0.05, optimizer="adam"))

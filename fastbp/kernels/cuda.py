@@ -13,13 +13,21 @@ Two ways through an epoch (``train_epoch``):
   one per hidden layer backward, one per layer of outer-product gradients, one update
   over all parameters. Costs are summed and checked for finiteness on the device, so the
   host never waits inside an epoch.
-- one fused launch per epoch (``cuda_fused.py``), for online and small-batch SGD when
-  ``fused_plan`` allows: a single thread block runs every batch.
+- one fused launch per epoch (``cuda_fused.py``), for online and small batches with any
+  optimizer when ``fused_plan`` allows: a single thread block runs every batch.
+
+Device arrays kept between calls (shapes' sizes and plans, scratch) live in
+``cuda_config.device_cache()``, which starts afresh after ``cuda.close()``, on another
+device and in a forked child. A fit that ``cuda_config.prefers_cpu`` says would run faster
+on the CPU warns once (``SlowOnGPUWarning``).
 
 Tunables live in ``cuda_config.py``. Importing this module imports ``numba.cuda`` (only the
 ``cuda*`` modules do); without numba-cuda it still imports, and ``require()`` says what to
 install.
 """
+import warnings
+import weakref
+
 import numpy as np
 
 from fastbp.kernels import codes
@@ -33,11 +41,13 @@ def require():
     if cuda is None:
         raise RuntimeError(
             "the 'cuda' backend needs numba-cuda, which is not installed "
-            f"({config.IMPORT_ERROR}); install it with: pip install fastbp[cuda]")
+            f"({config.IMPORT_ERROR}); install it with: pip install \"fastbp[cuda]\" "
+            "(from a source checkout: pip install \".[cuda]\")")
     if not cuda.is_available():
         raise RuntimeError(
             "the 'cuda' backend found no usable CUDA GPU (numba.cuda.is_available() is "
-            "False: no NVIDIA GPU, driver or CUDA libraries). Use backend='loop', or set "
+            "False: no NVIDIA GPU, or no driver; \"fastbp[cuda]\" needs driver >= 525 for "
+            "CUDA 12, \"fastbp[cuda13]\" >= 580). Use backend='loop', or set "
             "NUMBA_ENABLE_CUDASIM=1 before numba is imported to run the CUDA simulator.")
 
 
@@ -94,14 +104,13 @@ class _Net:
         return n * self.units[m]
 
 
-_NETS = {}
-
-
 def _net(sizes, acts=()):
+    """The _Net of a shape, kept in the current context's device cache."""
+    nets = config.device_cache().setdefault("nets", {})
     key = (np.asarray(sizes, np.int64).tobytes(), np.asarray(acts, np.int64).tobytes())
-    net = _NETS.get(key)
+    net = nets.get(key)
     if net is None:
-        net = _NETS[key] = _Net(sizes, acts)
+        net = nets[key] = _Net(sizes, acts)
     return net
 
 
@@ -115,14 +124,22 @@ def _back(device, host):
         to_host(device, host)
 
 
-_NO_STOP = {}
-
-
 def _no_stop():
     """A device stats array whose divergence flag is never set (for update)."""
-    if "stats" not in _NO_STOP:
-        _NO_STOP["stats"] = cuda.to_device(np.zeros(4))
-    return _NO_STOP["stats"]
+    cache = config.device_cache()
+    if "no_stop" not in cache:
+        cache["no_stop"] = cuda.to_device(np.zeros(4))
+    return cache["no_stop"]
+
+
+def _scratch(name, size, dtype):
+    """A device array of at least ``size`` elements, kept per context and reused."""
+    cache = config.device_cache()
+    key = (name, np.dtype(dtype).str)
+    array = cache.get(key)
+    if array is None or array.shape[0] < size:
+        array = cache[key] = cuda.device_array(max(size, 1), dtype)
+    return array
 
 
 # -- the kernels of the backend contract --------------------------------------------------------
@@ -199,7 +216,8 @@ def accumulate_gradients(grad, Dl, A, n, sizes):
         return
     net = _net(sizes)
     dg, dD, dA = _on_device(grad, Dl, A)
-    cuda_layers.launch_grads(dg, dD, dA, n, net, True)
+    parts = _scratch("parts", cuda_layers.split_for(n, net).size, dg.dtype)
+    cuda_layers.launch_grads(dg, dD, dA, n, net, True, parts)
     _back(dg, grad)
 
 
@@ -238,10 +256,10 @@ def _set_steps(steps, value):
 
 def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, batch_size,
                 sizes, acts, loss, opt, hyper, use_bias, stats):
-    """One epoch, as loop.train_epoch (same arguments; ``hyper`` stays on the host). SGD
-    runs as one fused launch when ``fused_plan`` allows; everything else as per-layer
-    launches over pieces of at most WORK_ROWS samples. After a batch whose cost is not
-    finite no update is applied, that batch's nor any later one's.
+    """One epoch, as loop.train_epoch (same arguments; ``hyper`` stays on the host). Any
+    optimizer runs as one fused launch when ``fused_plan`` allows; everything else as
+    per-layer launches over pieces of at most WORK_ROWS samples. After a batch whose cost
+    is not finite no update is applied, that batch's nor any later one's.
     """
     net = _net(sizes, acts)
     dev = _on_device(params, state, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, stats)
@@ -251,17 +269,16 @@ def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
     dstats.copy_to_device(np.zeros(4))
     n_total = int(dorder.shape[0])
     batch_size = int(batch_size)
+    _warn_if_slow(stats, sizes, batch_size)
     scales = _batch_scales(SW, order, n_total, batch_size, dtype)
     d_scales = cuda.to_device(scales)
-    momentum = hyper[codes.H_MOMENTUM]
-    plan = (fused_plan(batch_size, sizes, acts, dtype, momentum != 0)
-            if int(opt) == codes.SGD else None)
+    plan = fused_plan(batch_size, sizes, acts, dtype, _state_rows(opt, hyper))
     if n_total and plan is not None:
-        lr, momentum, nesterov, l2 = cuda_layers.update_args(dtype, hyper, 1)[:4]
         launch(cuda_fused.fused_epoch, 1, config.FUSED_THREADS, plan.nbytes)(
-            dp, ds[0], dg, dX, dY, dSW, dorder, d_scales, batch_size, plan.lay, plan.rows,
-            plan.in_shared, plan.grad_at, plan.vel_at, plan.costs_at, int(loss), lr, momentum,
-            nesterov, l2, bool(use_bias), dstats)
+            dp, ds[0], ds[1], dg, dX, dY, dSW, dorder, d_scales, batch_size, plan.lay, plan.rows,
+            plan.in_shared, plan.grad_at, plan.s0_at, plan.s1_at, plan.red_at, plan.costs_at,
+            int(loss), int(opt), cuda.to_device(np.asarray(hyper, np.float64)), t0,
+            bool(use_bias), dstats)
     elif n_total:
         _per_layer_epoch(net, dp, ds, t0, dg, dA, dD, dc, dYb, dSb, dX, dY, dSW, dorder,
                          scales, d_scales, batch_size, int(loss), int(opt), hyper,
@@ -270,6 +287,43 @@ def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
         _back(device, host)
     batches = -(-int(_host(dstats)[1]) // batch_size)
     _set_steps(steps, t0 + int(np.count_nonzero(scales[:batches])))  # the updates applied
+
+
+def _state_rows(opt, hyper):
+    """Optimizer state rows an update reads and writes: Adam and RPROP 2, SGD with momentum
+    1 (the velocity), plain SGD none."""
+    if int(opt) in (codes.ADAM, codes.RPROP):
+        return 2
+    return int(hyper[codes.H_MOMENTUM] != 0)
+
+
+_WARNED = {}  # id -> weak reference of the stats arrays of fits warned about: one per fit
+
+
+def _warn_if_slow(stats, sizes, batch_size):
+    """SlowOnGPUWarning, once per fit (a fit's stats array), where prefers_cpu says so."""
+    if config.ROUTING_WARNINGS is False or (config.ROUTING_WARNINGS is None
+                                            and config.SIMULATOR):
+        return
+    seen = _WARNED.get(id(stats))
+    if seen is not None and seen() is stats:
+        return
+    try:
+        _WARNED[id(stats)] = weakref.ref(stats)
+    except TypeError:  # a host array: no weak reference, so a warning per call
+        pass
+    if len(_WARNED) > 1024:
+        for key in [k for k, ref in _WARNED.items() if ref() is None]:
+            del _WARNED[key]
+    if config.prefers_cpu(sizes, batch_size):
+        cpu, gpu = config.step_seconds(sizes, batch_size)
+        shape = "-".join(str(int(d)) for d in sizes)
+        warnings.warn(
+            f"training {shape} with batches of {batch_size} on the GPU is likely slower than "
+            f"on the CPU: backend='loop' is the faster choice here (a step's arithmetic takes "
+            f"the CPU about {cpu * 1e6:.1g} us, the GPU pays about {gpu * 1e6:.1g} us of "
+            f"launches and barriers; cuda_config.prefers_cpu)",
+            config.SlowOnGPUWarning, stacklevel=3)
 
 
 def _batch_scales(SW, order, n_total, batch_size, dtype):
@@ -297,29 +351,35 @@ def _per_layer_epoch(net, params, state, t0, grad, A, Dl, cost, Yb, Sb, X, Y, SW
     t = t0
     for k, start in enumerate(range(0, n_total, batch_size)):
         stop = min(start + batch_size, n_total)
+        split = None
         for lo in range(start, stop, rows):
             nb = min(rows, stop - lo)
             cuda_layers.launch_gather_rows(A, Yb, Sb, X, Y, SW, order, lo, nb, net)
-            cuda_layers.launch_forward(A, params, nb, net)
+            cuda_layers.launch_forward(A, params, nb, net, softmax=False)
             cuda_layers.launch_cost_delta_rows(cost, Dl, A, Yb, sw, nb, net, loss)
             cuda_layers.launch_sum_costs(stats, running, cost, sw, nb, stop - start,
                                          lo == start, lo + nb == stop)
             cuda_layers.launch_hidden_deltas(Dl, A, params, nb, net)
-            cuda_layers.launch_grads(grad, Dl, A, nb, net, lo > start)
+            one_piece = lo == start and lo + nb == stop  # the update sums the chunks
+            parts = _scratch("parts", cuda_layers.split_for(nb, net).size, params.dtype)
+            split = cuda_layers.launch_grads(grad, Dl, A, nb, net, lo > start, parts,
+                                             reduce=not one_piece)
+            split = split if one_piece else None
         if scales[k] != 0:
             t += 1
             cuda_layers.launch_update(params, state, grad, net, d_scales, k, opt, hyper, t,
-                                      use_bias, stats)
+                                      use_bias, stats, parts, split)
 
 
-def fused_plan(batch_size, sizes, acts, dtype, momentum):
-    """The plan of train_epoch's fused launch for this batch size (``cuda_fused.plan_for``),
-    or None for per-layer launches: always with FUSED False, and with FUSED None when
-    batch_size * P exceeds FUSED_MAX_WORK (the per-layer launches then spread a batch over
-    the whole GPU) or a piece of one sample does not fit in shared memory."""
+def fused_plan(batch_size, sizes, acts, dtype, n_state):
+    """The plan of train_epoch's fused launch for this batch size (``cuda_fused.plan_for``;
+    n_state optimizer state rows: 0 plain SGD, 1 momentum, 2 Adam or RPROP), or None for
+    per-layer launches: always with FUSED False, and with FUSED None when batch_size * P
+    exceeds FUSED_MAX_WORK (the per-layer launches then spread a batch over the whole
+    GPU) or a piece of one sample does not fit in shared memory."""
     if config.FUSED is False or cuda is None:
         return None
     net = _net(sizes, acts)
     if config.FUSED is None and batch_size * net.P > config.FUSED_MAX_WORK:
         return None
-    return cuda_fused.plan_for(net, batch_size, dtype, momentum)
+    return cuda_fused.plan_for(net, batch_size, dtype, n_state)

@@ -1,5 +1,5 @@
-"""The fused epoch on the GPU: a whole epoch of online or small-batch SGD in one launch
-of one thread block.
+"""The fused epoch on the GPU: a whole epoch of online or small-batch training (SGD, Adam
+or RPROP) in one launch of one thread block.
 
 Every batch -- forward, costs and output deltas, hidden deltas, gradients and update --
 runs in phases separated by ``syncthreads``, with a piece of the batch (its activations
@@ -7,6 +7,13 @@ and deltas) in shared memory, and the parameters too when they fit (loaded once,
 written back at the end; else they stay in global memory, where L2 holds them). The
 per-launch overhead that dominates per-layer launches at batch size 1 is then paid once
 per epoch. ``fused_plan`` decides whether an epoch runs here and lays out shared memory.
+
+Reads of W are coalesced wherever W lives: the forward pass gives each output row to a
+warp, lanes over its inputs, summed by a shuffle reduction (``_lanes_sum``); the delta
+pass and the update put the contiguous index j of W_ij on the lanes. There is no 64-bit
+division: flat loops over (sample, unit) step their two indices (``_split`` once per
+loop, in 32 bits). The simulator has no warp shuffles: there ``_lanes_sum`` goes through
+shared memory with syncthreads, which is why every loop that calls it is block-uniform.
 """
 import math
 from typing import NamedTuple
@@ -20,6 +27,10 @@ from fastbp.kernels.cuda_config import cdiv, cuda, jit
 
 device = jit(device=True)
 _FLOAT64 = np.dtype(np.float64)  # an instance: the simulator's shared arrays need itemsize
+_u, _u32 = np.uint64, np.uint32
+_0, _1 = _u(0), _u(1)
+WARP = 32
+_FULL = _u(0xFFFFFFFF)
 
 # Columns of the fused epoch's layout table ``lay`` (L + 1, 8), row m for layer m:
 _D, _ACT, _GW, _SW, _LD, _SA, _LDA, _SD = range(8)
@@ -32,56 +43,59 @@ class FusedPlan(NamedTuple):
     """How train_epoch runs an epoch as one launch of one block (see fused_plan)."""
     lay: object       # (L + 1, 8) int64 device array, columns _D.._SD
     rows: int         # samples per piece of a batch
-    in_shared: bool   # parameters (and velocity, gradient buffer) in shared memory
+    in_shared: bool   # parameters (optimizer state, gradient buffer) in shared memory
     grad_at: int      # offset of the gradient buffer (shared memory, or the grad array); -1: none
-    vel_at: int       # offset of the velocity (shared memory, or the velocity array); -1: none
+    s0_at: int        # offset of optimizer state row 0 (shared memory, or state[0]); -1: none
+    s1_at: int        # offset of optimizer state row 1 (shared memory, or state[1]); -1: none
+    red_at: int       # offset of the lanes' partial sums (the simulator's _lanes_sum)
     costs_at: int     # offset in float64 elements of the per-sample costs, then the stop flag
     nbytes: int       # dynamic shared memory
 
 
-def plan_for(net, batch_size, dtype, momentum):
+def plan_for(net, batch_size, dtype, n_state):
     """The FusedPlan of train_epoch for a network (``cuda._Net``) and batch size, or None
     when a piece of one sample does not fit; made once and kept in ``net.plans``.
+    ``n_state``: optimizer state rows used (0: plain SGD, 1: SGD momentum, 2: Adam, RPROP).
 
     Shared memory (FUSED_SHARED_BYTES) always holds one piece of a batch: per sample its
     activations and deltas, rows padded to odd strides, and its float64 cost; a piece is
-    the whole batch or as many samples as fit, at most FUSED_MAX_ROWS. When they fit
-    beside it, the parameters live there too (each W[m] row padded to an odd stride),
-    with the velocity when ``momentum`` and a gradient buffer when a batch takes several
-    pieces; else they stay in global memory (the params, velocity and grad arrays).
+    the whole batch or as many samples as fit, at most FUSED_MAX_ROWS; and FUSED_THREADS
+    partial sums. When they fit beside it, the parameters live there too (each W[m] row
+    padded to an odd stride), with the optimizer state rows and a gradient buffer when a
+    batch takes several pieces; else they stay in global memory (params, state, grad).
     """
     item = np.dtype(dtype).itemsize
-    key = (batch_size, bool(momentum), item, config.FUSED_SHARED_BYTES, config.FUSED_MAX_ROWS,
-           config.FUSED_PARAMS_IN_SHARED)
+    key = (batch_size, int(n_state), item, config.FUSED_SHARED_BYTES, config.FUSED_MAX_ROWS,
+           config.FUSED_PARAMS_IN_SHARED, config.FUSED_THREADS)
     if key not in net.plans:
-        net.plans[key] = _make_plan(net, batch_size, bool(momentum), item)
+        net.plans[key] = _make_plan(net, batch_size, int(n_state), item)
     return net.plans[key]
 
 
-def _make_plan(net, batch_size, momentum, item):
-    D, L = net.D, net.L
+def _make_plan(net, batch_size, n_state, item):
+    D, L, T = net.D, net.L, config.FUSED_THREADS
     ld = [0] + [D[m - 1] | 1 for m in range(1, L + 1)]
     p_sh = sum(D[m] * (ld[m] + 1) for m in range(1, L + 1))
     lda = [d | 1 for d in D]
     per_row = sum(lda) + sum(lda[1:])  # activations of every layer, deltas of layers 1..L
 
     def rows_beside(elements):  # samples per piece beside this many parameter elements
-        free = config.FUSED_SHARED_BYTES - 16 - elements * item  # 16: stop flag and alignment
+        free = config.FUSED_SHARED_BYTES - 16 - (elements + T) * item  # 16: flag, alignment
         return min(batch_size, config.FUSED_MAX_ROWS, free // (per_row * item + 8))
 
-    vel = p_sh if momentum else 0
-    rows = rows_beside(p_sh + vel)
+    state = n_state * p_sh
+    rows = rows_beside(p_sh + state)
     in_shared, pieces = True, rows < batch_size
     if pieces:
-        rows = rows_beside(2 * p_sh + vel)
+        rows = rows_beside(2 * p_sh + state)
     if rows < 1 or not config.FUSED_PARAMS_IN_SHARED:
-        in_shared, vel = False, 0
+        in_shared, state = False, 0
         rows = rows_beside(0)
         pieces = rows < batch_size
         if rows < 1:
             return None
     lay = np.zeros((L + 1, 8), np.int64)
-    params_end = p_sh * (1 + pieces) + vel if in_shared else 0
+    params_end = p_sh * (1 + pieces) + state if in_shared else 0
     sw, sa, sd = 0, params_end, params_end + rows * sum(lda)
     for m in range(L + 1):
         lay[m, _D], lay[m, _SA], lay[m, _LDA] = D[m], sa, lda[m]
@@ -91,76 +105,132 @@ def _make_plan(net, batch_size, momentum, item):
             lay[m, _SW], lay[m, _LD] = (sw, ld[m]) if in_shared else (net.w[m], D[m - 1])
             sw += D[m] * (ld[m] + 1)
             sd += rows * lda[m]
+    red_at = sd
     if in_shared:
         grad_at = p_sh if pieces else -1
-        vel_at = p_sh * (1 + pieces) if momentum else -1
+        first = p_sh * (1 + pieces)
+        s0_at, s1_at = first if n_state >= 1 else -1, first + p_sh if n_state >= 2 else -1
     else:
-        grad_at, vel_at = (0 if pieces else -1), (0 if momentum else -1)
-    costs_at = cdiv(item * sd, 8)
-    return FusedPlan(cuda.to_device(lay), rows, in_shared, grad_at, vel_at, costs_at,
-                     8 * (costs_at + rows + 1))
+        grad_at = 0 if pieces else -1
+        s0_at, s1_at = (0 if n_state >= 1 else -1), (0 if n_state >= 2 else -1)
+    costs_at = cdiv(item * (red_at + T), 8)
+    return FusedPlan(cuda.to_device(lay), rows, in_shared, grad_at, s0_at, s1_at, red_at,
+                     costs_at, 8 * (costs_at + rows + 1))
 
 
 @device
-def _fused_copy(sh, params, lay, base, t, T, load):
-    """Parameters (or velocity) between params (P,) and shared memory at sh[base:] with the
-    padded layout of lay: load (global -> shared) or store. Index j on threadIdx.x."""
+def _split(e, d):
+    """(e // d, e % d) for 32-bit e and d, in 32-bit arithmetic (div.u32, not div.s64)."""
+    q = _u(_u32(_u32(e) // _u32(d)))
+    return q, _u(e) - q * _u(d)
+
+
+if config.SIMULATOR:
+    @device
+    def _lanes_sum(v, red, red_at, lane, warp, width):
+        """The sum of v over the lanes of a warp, returned to every lane; the simulator's
+        form, through red[red_at:] in shared memory (every thread of the block calls it)."""
+        base = red_at + warp * width
+        red[base + lane] = v
+        cuda.syncthreads()
+        total = red[base]
+        for k in range(_1, width):
+            total += red[base + k]
+        cuda.syncthreads()
+        return total
+else:
+    @device
+    def _lanes_sum(v, red, red_at, lane, warp, width):
+        """The sum of v over the lanes of a warp (width lanes: 32, or a smaller power of
+        two for a block that small), to every lane: a butterfly of shuffles (every lane of
+        the warp calls it)."""
+        mask = _u32(_FULL >> (_u(WARP) - width))
+        for k in range(5):
+            off = _u(16) >> _u(k)
+            if off < width:
+                v += cuda.shfl_xor_sync(mask, v, off)
+        return v
+
+
+@device
+def _fused_copy(sh, params, lay, base, lane, warp, width, n_warps, load):
+    """Parameters (or a state row) between params (P,) and shared memory at sh[base:] with
+    the padded layout of lay: load (global -> shared) or store. A row of W (the last one:
+    the bias) per warp, j on the lanes."""
     for m in range(1, lay.shape[0]):
-        n_out, n_in = lay[m, _D], lay[m - 1, _D]
-        g, s, ld = lay[m, _GW], base + lay[m, _SW], lay[m, _LD]
-        for k in range(t, n_out * (n_in + 1), T):
-            if k < n_out * n_in:
-                i = k // n_in
-                p = s + i * ld + k - i * n_in
-            else:
-                p = s + n_out * ld + k - n_out * n_in  # bias
-            if load:
-                sh[p] = params[g + k]
-            else:
-                params[g + k] = sh[p]
+        n_out, n_in = _u(lay[m, _D]), _u(lay[m - 1, _D])
+        g, s, ld = _u(lay[m, _GW]), _u(base + lay[m, _SW]), _u(lay[m, _LD])
+        i = warp
+        while i < n_out + _1:  # a counted loop without range()'s division
+            width_i = n_in if i < n_out else n_out  # the bias row holds n_out values
+            j = lane
+            while j < width_i:  # a counted loop without range()'s division
+                p, q = s + i * ld + j, g + i * n_in + j
+                if load:
+                    sh[p] = params[q]
+                else:
+                    params[q] = sh[p]
+                j += width
+            i += n_warps
 
 
 @device
-def _fused_forward(pb, ab, lay, m, n, t, T, one):
-    """z[m]_si = sum_j W_ij * a_sj + b_i, a = act(z) (not softmax), one thread per (s, i),
-    i on threadIdx.x. W[m] in pb (rows of stride lay[m, _LD]: odd in shared memory, so
-    the threads of a warp read distinct banks), activations in ab."""
-    n_out, n_in = lay[m, _D], lay[m - 1, _D]
-    w, ld, code = lay[m, _SW], lay[m, _LD], lay[m, _ACT]
-    a_in, ld_in, a_out, ld_out = lay[m - 1, _SA], lay[m - 1, _LDA], lay[m, _SA], lay[m, _LDA]
-    for e in range(t, n * n_out, T):
-        s = e // n_out
-        i = e - s * n_out
-        acc = pb[w + n_out * ld + i]
-        row, x = w + i * ld, a_in + s * ld_in
-        for j in range(n_in):
-            acc += pb[row + j] * ab[x + j]
-        ab[a_out + s * ld_out + i] = acc if code == SOFTMAX else scalar.activate(code, acc, one)
+def _fused_forward(pb, ab, lay, m, n, red_at, lane, warp, width, n_warps, one):
+    """z[m]_si = sum_j W_ij * a_sj + b_i, a = act(z) (not softmax): row i of W per warp,
+    the inputs j on the lanes (coalesced wherever W lives), a shuffle sum. W[m] in pb
+    (rows of stride lay[m, _LD]), activations in ab. Block-uniform loops (_lanes_sum)."""
+    n_out, n_in = _u(lay[m, _D]), _u(lay[m - 1, _D])
+    w, ld, code = _u(lay[m, _SW]), _u(lay[m, _LD]), lay[m, _ACT]
+    a_in, ld_in = _u(lay[m - 1, _SA]), _u(lay[m - 1, _LDA])
+    a_out, ld_out = _u(lay[m, _SA]), _u(lay[m, _LDA])
+    for s in range(n):
+        x = a_in + s * ld_in
+        i0 = _0
+        while i0 < n_out:  # a counted loop without range()'s division
+            i = i0 + warp
+            acc = one - one
+            if i < n_out:
+                row = w + i * ld
+                j = lane
+                while j < n_in:  # a counted loop without range()'s division
+                    acc += pb[row + j] * ab[x + j]
+                    j += width
+            acc = _lanes_sum(acc, ab, red_at, lane, warp, width)
+            if i < n_out and lane == _0:
+                acc += pb[w + n_out * ld + i]
+                ab[a_out + s * ld_out + i] = (acc if code == SOFTMAX
+                                              else scalar.activate(code, acc, one))
+            i0 += n_warps
 
 
 @device
 def _fused_delta(pb, ab, lay, m, n, t, T, one):
     """delta[m]_sj = act'(a_sj) * sum_i W[m+1]_ij * delta[m+1]_si, one thread per (s, j),
-    j on threadIdx.x."""
-    n_here, n_next = lay[m, _D], lay[m + 1, _D]
-    w, ld, code = lay[m + 1, _SW], lay[m + 1, _LD], lay[m, _ACT]
-    d, a, lda = lay[m, _SD], lay[m, _SA], lay[m, _LDA]
-    d_next, ld_next = lay[m + 1, _SD], lay[m + 1, _LDA]
-    for e in range(t, n * n_here, T):
-        s = e // n_here
-        j = e - s * n_here
+    j on the lanes (W[m+1]_ij read along its rows)."""
+    n_here, n_next = _u(lay[m, _D]), _u(lay[m + 1, _D])
+    w, ld, code = _u(lay[m + 1, _SW]), _u(lay[m + 1, _LD]), lay[m, _ACT]
+    d, a, lda = _u(lay[m, _SD]), _u(lay[m, _SA]), _u(lay[m, _LDA])
+    d_next, ld_next = _u(lay[m + 1, _SD]), _u(lay[m + 1, _LDA])
+    q, r = _split(T, n_here)
+    s, j = _split(t, n_here)
+    e_ = t  # (s, j) = divmod(e, n_here), stepped
+    while e_ < n * n_here:  # a counted loop without range()'s division
         acc = one - one
         for i in range(n_next):
             acc += pb[w + i * ld + j] * ab[d_next + s * ld_next + i]
         ab[d + s * lda + j] = acc * scalar.derivative(code, ab[a + s * lda + j], one)
+        s, j = s + q, j + r
+        if j >= n_here:
+            s, j = s + _1, j - n_here
+        e_ += T
 
 
 @device
 def _fused_grad(ab, lay, m, n, i, j, one):
     """sum_s delta[m]_si * a[m-1]_sj over the n samples of a piece (j = D[m-1]: the bias)."""
-    n_in = lay[m - 1, _D]
-    d, lda = lay[m, _SD], lay[m, _LDA]
-    a, ld_in = lay[m - 1, _SA], lay[m - 1, _LDA]
+    n_in = _u(lay[m - 1, _D])
+    d, lda = _u(lay[m, _SD]), _u(lay[m, _LDA])
+    a, ld_in = _u(lay[m - 1, _SA]), _u(lay[m - 1, _LDA])
     acc = one - one
     for s in range(n):
         x = ab[a + s * ld_in + j] if j < n_in else one
@@ -169,94 +239,140 @@ def _fused_grad(ab, lay, m, n, i, j, one):
 
 
 @device
-def _fused_grad_update(pb, gb, vb, ab, lay, n, first, last, scale, grad_at, vel_at, lr,
-                    momentum, nesterov, l2, use_bias, t, T, one):
-    """Per parameter (one thread each, j on threadIdx.x): the piece's gradient sum plus the
-    earlier pieces' from the gradient buffer gb[grad_at:]; on the batch's last piece the
-    update of pb (velocity in vb[vel_at:]), else the sum goes into the buffer."""
+def _fused_grad_update(pb, gb, s0b, s1b, ab, lay, n, first, last, scale, grad_at, s0_at, s1_at,
+                       has_s0, has_s1, opt, c, use_bias, lane, warp, width, n_warps, one):
+    """Per parameter, a row of W per warp and j on the lanes: the piece's gradient sum
+    plus the earlier pieces' from the gradient buffer gb[grad_at:]; on the batch's last
+    piece the optimizer step of pb (state rows in s0b[s0_at:], s1b[s1_at:]; constants c,
+    scalar.step_constants), else the sum goes into the buffer."""
+    zero = one - one
     for m in range(1, lay.shape[0]):
-        n_out, n_in = lay[m, _D], lay[m - 1, _D]
-        w, ld = lay[m, _SW], lay[m, _LD]
-        for k in range(t, n_out * (n_in + 1), T):
-            i = k // (n_in + 1)
-            j = k - i * (n_in + 1)
-            p = w + i * ld + j if j < n_in else w + n_out * ld + i
-            g = _fused_grad(ab, lay, m, n, i, j, one)
-            if not first:
-                g += gb[grad_at + p]
-            if not last:
-                gb[grad_at + p] = g
-            elif j < n_in or use_bias:
-                g = scalar.penalized_gradient(g, pb[p], scale, l2) if j < n_in else scale * g
-                v = vb[vel_at + p] if vel_at >= 0 else one - one
-                pb[p], v = scalar.sgd_step(pb[p], g, v, lr, momentum, nesterov, one)
-                if vel_at >= 0:
-                    vb[vel_at + p] = v
+        n_out, n_in = _u(lay[m, _D]), _u(lay[m - 1, _D])
+        w, ld = _u(lay[m, _SW]), _u(lay[m, _LD])
+        i = warp
+        while i < n_out:  # a counted loop without range()'s division
+            j = lane
+            while j < n_in + _1:  # a counted loop without range()'s division
+                p = w + i * ld + j if j < n_in else w + n_out * ld + i
+                g = _fused_grad(ab, lay, m, n, i, j, one)
+                if not first:
+                    g += gb[grad_at + p]
+                if not last:
+                    gb[grad_at + p] = g
+                elif j < n_in or use_bias:
+                    g = scalar.penalized_gradient(g, pb[p], scale, c[3]) if j < n_in else scale * g
+                    v0 = s0b[s0_at + p] if has_s0 else zero
+                    v1 = s1b[s1_at + p] if has_s1 else zero
+                    pb[p], v0, v1 = scalar.optimizer_step(
+                        opt, pb[p], g, v0, v1, c[0], c[1], c[2] != 0, c[4], c[5], c[6], c[7],
+                        c[8], c[9], c[10], c[11], c[12], one)
+                    if has_s0:
+                        s0b[s0_at + p] = v0
+                    if has_s1:
+                        s1b[s1_at + p] = v1
+                j += width
+            i += n_warps
+
+
+@device
+def _constants(c, hyper, t, one):
+    """c[0..12] = scalar.step_constants(hyper, t) in the working dtype (nesterov as 0/1)."""
+    k = scalar.step_constants(hyper, t)
+    dt = one - one
+    c[0], c[1], c[2], c[3] = k[0] + dt, k[1] + dt, one if k[2] else dt, k[3] + dt
+    c[4], c[5], c[6], c[7], c[8] = k[4] + dt, k[5] + dt, k[6] + dt, k[7] + dt, k[8] + dt
+    c[9], c[10], c[11], c[12] = k[9] + dt, k[10] + dt, k[11] + dt, k[12] + dt
 
 
 @jit(cache=True)
-def fused_epoch(params, velocity, grad, X, Y, SW, order, scales, batch_size, lay, rows,
-                in_shared, grad_at, vel_at, costs_at, loss, lr, momentum, nesterov, l2, use_bias,
-                stats):
+def fused_epoch(params, state0, state1, grad, X, Y, SW, order, scales, batch_size, lay, rows,
+                in_shared, grad_at, s0_at, s1_at, red_at, costs_at, loss, opt, hyper, t0,
+                use_bias, stats):
     """train_epoch in one launch of one block: every batch -- forward, costs and output
-    deltas, hidden deltas, gradients and update -- in phases separated by syncthreads, a
-    batch in pieces of at most ``rows`` samples whose activations and deltas stay in
-    shared memory. Parameters (velocity, gradient buffer) in shared memory when in_shared,
-    loaded once and stored at the end; else in params, velocity and grad. Layout from
-    fused_plan; SW, stats as train_epoch's; scales[k] the update scale of batch k (1 / its
-    summed weight; 0: no update)."""
+    deltas, hidden deltas, gradients and the optimizer step -- in phases separated by
+    syncthreads, a batch in pieces of at most ``rows`` samples whose activations and
+    deltas stay in shared memory. Parameters (state rows, gradient buffer) in shared
+    memory when in_shared, loaded once and stored at the end; else in params, state0,
+    state1 and grad. Layout from fused_plan; SW, stats as train_epoch's; scales[k] the
+    update scale of batch k (1 / its summed weight; 0: no update); hyper (N_HYPER,) the
+    float64 hyperparameters, t0 the updates made before (Adam's bias corrections)."""
     sh = cuda.shared.array(0, params.dtype)
     sh64 = cuda.shared.array(0, _FLOAT64)  # the same memory: costs and stop flag at costs_at
     costs = sh64[costs_at:costs_at + rows]
     stop = sh64[costs_at + rows:costs_at + rows + 1]
+    c = cuda.local.array(13, params.dtype)
     one = params.dtype.type(1)
-    t, T = cuda.threadIdx.x, cuda.blockDim.x
+    t, T = _u(cuda.threadIdx.x), _u(cuda.blockDim.x)
+    width = _u(min(WARP, cuda.blockDim.x))
+    warp, lane = _split(t, width)
+    n_warps = _split(T, width)[0]
     L = lay.shape[0] - 1
-    n_in, n_out, code = lay[0, _D], lay[L, _D], lay[L, _ACT]
+    n_in, n_out, code = _u(lay[0, _D]), lay[L, _D], lay[L, _ACT]
     binary = code == SIGMOID
+    g_at, r_at = _u(max(grad_at, 0)), _u(red_at)
+    o0, o1 = _u(max(s0_at, 0)), _u(max(s1_at, 0))
     if in_shared:
-        _fused_copy(sh, params, lay, 0, t, T, True)
-        if vel_at >= 0:
-            _fused_copy(sh, velocity, lay, vel_at, t, T, True)
-        pb, gb, vb = sh, sh, sh
+        _fused_copy(sh, params, lay, 0, lane, warp, width, n_warps, True)
+        if s0_at >= 0:
+            _fused_copy(sh, state0, lay, s0_at, lane, warp, width, n_warps, True)
+        if s1_at >= 0:
+            _fused_copy(sh, state1, lay, s1_at, lane, warp, width, n_warps, True)
+        pb, gb, s0b, s1b = sh, sh, sh, sh
     else:
-        pb, gb, vb = params, grad, velocity
-    if t == 0:
+        pb, gb, s0b, s1b = params, grad, state0, state1
+    if t == _0:
         stop[0] = 0.0
     batch_cost, batch_weight = 0.0, 0.0  # thread 0's
     weighted = SW.shape[0] > 0
     n_total = order.shape[0]
-    for start in range(0, n_total, batch_size):
+    step, batch = t0, -1
+    start = 0
+    while start < n_total:  # a counted loop without range()'s division
         end = min(start + batch_size, n_total)
-        scale = scales[start // batch_size]
-        for lo in range(start, end, rows):
-            n = min(rows, end - lo)
+        batch += 1
+        scale = scales[batch]
+        if scale != 0:
+            step += 1
+            _constants(c, hyper, step, one)
+        lo = start
+        while lo < end:  # a counted loop without range()'s division
+            n_i = min(rows, end - lo)
+            n, lo_u = _u(n_i), _u(lo)
             cuda.syncthreads()
-            a0, ld0 = lay[0, _SA], lay[0, _LDA]
-            for e in range(t, n * n_in, T):
-                s = e // n_in
-                sh[a0 + s * ld0 + e - s * n_in] = X[order[lo + s], e - s * n_in]
+            a0, ld0 = _u(lay[0, _SA]), _u(lay[0, _LDA])
+            q, r = _split(T, n_in)
+            s, j = _split(t, n_in)
+            e_ = t  # (s, j) = divmod(e, n_in), stepped
+            while e_ < n * n_in:  # a counted loop without range()'s division
+                sh[a0 + s * ld0 + j] = X[order[lo_u + s], j]
+                s, j = s + q, j + r
+                if j >= n_in:
+                    s, j = s + _1, j - n_in
+                e_ += T
             cuda.syncthreads()
             for m in range(1, L + 1):
-                _fused_forward(pb, sh, lay, m, n, t, T, one)
+                _fused_forward(pb, sh, lay, m, n, r_at, lane, warp, width, n_warps, one)
                 cuda.syncthreads()
             a, d, ld = lay[L, _SA], lay[L, _SD], lay[L, _LDA]
-            for s in range(t, n, T):
+            sr = np.int64(t)  # int64: scalar's row offsets
+            while sr < n_i:  # a counted loop without range()'s division
                 if code == SOFTMAX:
-                    scalar.softmax_row(sh, a + s * ld, n_out, one)
-                r = order[lo + s]
-                w = SW[r] if weighted else one
-                costs[s] = scalar.row_cost(sh, a + s * ld, Y, r, n_out, binary, loss) * w
-                scalar.output_delta_row(sh, d + s * ld, sh, a + s * ld, Y, r, n_out, code, loss, one)
+                    scalar.softmax_row(sh, a + sr * ld, n_out, one)
+                row = order[lo + sr]
+                w = SW[row] if weighted else one
+                costs[sr] = scalar.row_cost(sh, a + sr * ld, Y, row, n_out, binary, loss) * w
+                scalar.output_delta_row(sh, d + sr * ld, sh, a + sr * ld, Y, row, n_out, code,
+                                        loss, one)
                 if weighted:
                     for i in range(n_out):
-                        sh[d + s * ld + i] *= w
+                        sh[d + sr * ld + i] *= w
+                sr += np.int64(T)
             cuda.syncthreads()
-            if t == 0:
-                for s in range(n):
+            if t == _0:
+                for s in range(n_i):
                     batch_cost += costs[s]
                     batch_weight += SW[order[lo + s]] if weighted else 1.0
-                if lo + n == end:
+                if lo + n_i == end:
                     if math.isfinite(batch_cost):
                         stats[0] += batch_cost
                         stats[1] += end - start
@@ -272,13 +388,17 @@ def fused_epoch(params, velocity, grad, X, Y, SW, order, scales, batch_size, lay
             if stop[0] != 0:
                 break
             if scale != 0:
-                _fused_grad_update(pb, gb, vb, sh, lay, n, lo == start, lo + n == end, scale,
-                                   grad_at, vel_at, lr, momentum, nesterov, l2, use_bias, t, T,
-                                   one)
+                _fused_grad_update(pb, gb, s0b, s1b, sh, lay, n, lo == start, lo + n_i == end,
+                                   scale, g_at, o0, o1, s0_at >= 0, s1_at >= 0, opt, c,
+                                   use_bias, lane, warp, width, n_warps, one)
+            lo += rows
         if stop[0] != 0:
             break
+        start += batch_size
     cuda.syncthreads()
     if in_shared:
-        _fused_copy(sh, params, lay, 0, t, T, False)
-        if vel_at >= 0:
-            _fused_copy(sh, velocity, lay, vel_at, t, T, False)
+        _fused_copy(sh, params, lay, 0, lane, warp, width, n_warps, False)
+        if s0_at >= 0:
+            _fused_copy(sh, state0, lay, s0_at, lane, warp, width, n_warps, False)
+        if s1_at >= 0:
+            _fused_copy(sh, state1, lay, s1_at, lane, warp, width, n_warps, False)
