@@ -40,6 +40,8 @@ AUTO_MIN_WORK = 1 << 21
 
 # Fits of at least this many epochs are checked for saturation (Trainer._warn_if_saturated).
 _SATURATION_EPOCHS = 5
+# What a schedule's rate may be for the rates of many epochs to be checked in one pass.
+_PLAIN_NUMBERS = {float, int, np.float64, np.float32, np.float16, np.int64, np.int32}
 
 
 def auto_threads(batch_rows, sizes):
@@ -467,16 +469,13 @@ class Trainer:
         while done < epochs:
             if fast and not replay:
                 rates = self._rates_ahead(min(per_call, epochs - done))
-                if rates:
+                if len(rates):
                     results = session.run_epochs(rates)
                     if results is None:  # diverged: replay those epochs for the exact error
                         replay = len(rates)
                     else:
-                        for lr, (total, weight, seconds) in zip(rates, results):
-                            monitored = self._record(history, lr, total / weight, seconds)
-                            if monitored < best:
-                                best, history.best_epoch = monitored, history.epochs - 1
-                        done += len(results)
+                        best = self._record_many(history, rates, *results, best)
+                        done += len(results[0])
                         starts = [starts[0]]
                         check()
                         continue
@@ -531,6 +530,24 @@ class Trainer:
         self.monitored.append(monitored)
         return monitored
 
+    def _record_many(self, history, rates, totals, weights, seconds, best):
+        """The epochs of one run_epochs call into the History, as _record would put them
+        one by one (for tiny networks per-epoch Python would cost more than the epochs);
+        returns the best monitored loss so far."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            losses = totals / weights
+        k = len(losses)
+        history.learning_rate.extend(rates[:k].tolist())
+        history.seconds.extend([seconds] * k)
+        history.loss.extend(losses.tolist())
+        self.monitored.extend(losses.tolist())
+        self.epoch += k
+        ranked = np.where(np.isnan(losses), np.inf, losses)  # NaN never counts as better
+        i = int(np.argmin(ranked))  # the first of equal minima, as one by one
+        if ranked[i] < best:
+            best, history.best_epoch = float(ranked[i]), history.epochs - k + i
+        return best
+
     def _rate(self, epoch):
         """The lr_schedule's rate for the epoch after ``epoch`` trained ones, checked."""
         lr = self.lr_schedule.rate(epoch, self.learning_rate, self.monitored)
@@ -542,14 +559,21 @@ class Trainer:
 
     def _rates_ahead(self, count):
         """The rates of the next ``count`` epochs (a schedule that does not read losses),
-        up to the first one that is not sound (its epoch then runs alone, and raises)."""
+        float64, up to the first one that is not sound (its epoch then runs alone, and
+        raises): what _rate gives epoch by epoch, checked in one pass."""
+        rate, lr0 = self.lr_schedule.rate, self.learning_rate
+        raw = [rate(self.epoch + i, lr0, self.monitored) for i in range(count)]
+        if set(map(type, raw)) <= _PLAIN_NUMBERS:
+            rates = np.asarray(raw, np.float64)
+            sound = np.isfinite(rates) & (rates >= 0)
+            return rates if sound.all() else rates[:int(np.argmin(sound))]
         rates = []
         for i in range(count):
             try:
                 rates.append(self._rate(self.epoch + i))
             except ValueError:
                 break
-        return rates
+        return np.asarray(rates, np.float64)
 
     def _snapshot(self):
         return self.net.params.copy(), self.state.copy(), self.steps.copy(), self.epoch + 1
@@ -694,9 +718,9 @@ class _Session:
 
     def run_epochs(self, rates):
         """len(rates) epochs in one compiled call (kernels.train_epochs), shuffling with the
-        trainer's generator; returns [(sum of weighted costs, sum of weights, seconds)] per
-        epoch -- the seconds the call's share -- bit for bit what epoch-by-epoch ``run``
-        calls give. If an epoch diverges, puts parameters, optimizer state, update count
+        trainer's generator; returns (sums of weighted costs, sums of weights) per epoch,
+        (epochs,) float64 each, and the seconds per epoch (the call's share) -- bit for bit
+        what epoch-by-epoch ``run`` calls give. If an epoch diverges, puts parameters, optimizer state, update count
         and generator back where the call started and returns None: the caller replays
         those epochs one by one, and so diverges exactly as epoch-by-epoch training does.
         """
@@ -718,7 +742,7 @@ class _Session:
         if last[2] or not np.isfinite(net.params).all():
             net.params[...], tr.state[...], tr.steps[...], tr.rng.bit_generator.state = snapshot
             return None
-        return [(float(h[0]), float(h[3]), seconds) for h in history[:done]]
+        return history[:done, 0].copy(), history[:done, 3].copy(), seconds
 
 
 def _no_interrupt():

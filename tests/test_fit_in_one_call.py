@@ -34,7 +34,8 @@ def test_one_call_equals_epoch_by_epoch(schedule, batch_size, optimizer, options
         Y = tr.net._targets(labels, 23)
         session = _Session(tr, X, Y, sw, tr._batch_size(23))
         if one_call:
-            results = session.run_epochs(rates)
+            totals, weights, _ = session.run_epochs(rates)
+            results = list(zip(totals.tolist(), weights.tolist()))
         else:
             results = []
             for lr in rates:

@@ -32,6 +32,8 @@ section 1 (search a name to find it everywhere):
     _forward_layer    z = W a_in + b, a = act(z), for a batch    loop_layers, cuda_layers
     _delta_layer      delta[m] = act' (*) W[m+1]^T delta[m+1]    loop_layers, cuda_layers
     _grad_layer       gW += delta a_in^T, gb += delta            loop_layers, cuda_layers
+                      (the three GPU ones share cuda_tiles._block_product, 4x4 per thread;
+                      large CPU products go through loop_gemm)
     _update_layer     w <- optimizer step(w, g)                  loop_layers (cuda: _update_params,
                                                                  all layers in one launch)
     *_plain           the same equation as three plain loops, beside each blocked CPU kernel
@@ -39,8 +41,9 @@ section 1 (search a name to find it everywhere):
         loop_online.fused_online_epoch   online SGD on the CPU: per sample _forward_sample,
                                          then per layer _fused_delta_update_sample (delta
                                          propagation and the SGD update in one sweep)
-        cuda_fused.fused_epoch           a whole epoch in one GPU block: _fused_forward,
-                                         _fused_delta, _fused_grad, _fused_grad_update
+        cuda_fused.fused_epoch           a whole epoch in one GPU block (SGD, Adam, RPROP):
+                                         _fused_forward, _fused_delta, _fused_grad,
+                                         _fused_grad_update
 
 Many models at once (fastbp.Sweep, loop backend: ``loop.sweep_epoch``): K models of one
 structure keep every buffer above with a leading model axis, row k being model k's own
