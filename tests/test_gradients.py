@@ -172,9 +172,12 @@ def test_compiled_once_per_dtype_not_per_shape():
             net.loss(X, Y)
     for kernel in (loop._forward, loop._sample_costs, loop._output_delta, loop._hidden_deltas,
                    loop._accumulate_gradients):
-        assert len(kernel.signatures) == 2, (
-            f"{kernel.__name__} compiled {len(kernel.signatures)} times for 2 dtypes: "
-            f"{kernel.signatures}")
+        # One specialization per dtype -- and, for the passes, per kind of gemm work array
+        # (None where gemm never pays, as for these networks; other tests in this process
+        # may have compiled the array kind for large networks).
+        kinds = {(str(sig[1].dtype), str(sig[-1]) == "none") for sig in kernel.signatures}
+        assert len(kernel.signatures) == len(kinds) and len(kinds) <= 4, (
+            f"{kernel.__name__} compiled {len(kernel.signatures)} times: {kernel.signatures}")
 
 
 _INSPECT_FLOAT32 = """
