@@ -26,9 +26,12 @@ _SECONDS_PER_TIMING = 0.5
 
 
 def add_options(parser):
+    from fastbp.bench import suites
+    suites.add_options(parser)
     parser.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
-    parser.add_argument("--schedules", nargs="+", default=SCHEDULES, metavar="S",
-                        help="'online', 'full', or a batch size (default: %(default)s)")
+    parser.add_argument("--schedules", nargs="+", default=None, metavar="S",
+                        help="'online', 'full', or a batch size (default: nets suite "
+                        f"{' '.join(SCHEDULES)}; sweep suite online 16)")
     parser.add_argument("--backends", nargs="+", default=CONTENDERS, choices=CONTENDERS,
                         metavar="NAME", help="contenders among %(choices)s; unavailable ones "
                         "are skipped (default: all)")
@@ -175,13 +178,18 @@ def plot(rows, path):
 
 
 def main(args):
-    import fastbp
+    from fastbp.bench import suites
+    suite = getattr(args, "suite", "nets")
+    if suite != "nets":
+        return suites.main(args)
     limited = set_threads(args.threads)
     peak = matmul_peak(args.dtype)
-    print(f"fastbp {fastbp.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs; "
-          f"threads {args.threads} (BLAS: {limited}); dtype {args.dtype}")
+    for line in suites.machine_info(args.threads, args.dtype):
+        print(line)
+    print(f"BLAS threads: {limited}")
     print(f"NumPy {args.dtype} matrix product peak: {peak:.1f} GFLOP/s")
-    rows = run(args.nets, args.schedules, args.backends, args.threads, args.dtype, args.repeat)
+    rows = run(args.nets, args.schedules or SCHEDULES, args.backends, args.threads,
+               args.dtype, args.repeat)
     if args.plot:
         plot(rows, args.plot)
         print(f"plot written to {args.plot}")
