@@ -18,8 +18,12 @@ CI smoke run in tests/test_bench_suites.py).
 """
 import math
 import os
+import pathlib
 
 from fastbp.bench import suites
+
+# asv installs fastbp into its own environment: the data travel with the benchmarks.
+FANN_DIR = pathlib.Path(__file__).resolve().parent / "fann-data"
 
 FULL = os.environ.get("FASTBP_BENCH_FULL") == "1"
 SMOKE = os.environ.get("FASTBP_BENCH_SMOKE") == "1"
@@ -54,7 +58,7 @@ class FannData:
     def setup(self, name):
         _require_fann()
         from fastbp.bench import fann
-        X, Y = suites._fann_set(name)
+        X, Y = suites._fann_set(name, FANN_DIR)
         self.Y = Y
         net0 = suites.fann_style_network([X.shape[1], 32, Y.shape[1]])
         rp = suites.RPROP

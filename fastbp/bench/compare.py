@@ -92,9 +92,10 @@ def _fastbp_contender(backend, net0, schedule, n):
     return make
 
 
-def _time(make, X, y, repeat):
-    """Best seconds per sample over ``repeat`` one-epoch timings, after a warm-up. An
-    epoch function may return its own seconds; else the call is timed."""
+def _prepare(make, X, y):
+    """(epoch function, rows to time) of a contender, after a warm-up. An epoch function
+    may return its own seconds; else the call is timed. A contender that would take longer
+    than _SECONDS_PER_TIMING per epoch is timed on a prefix of the data."""
     epoch, _ = make()
     start = time.perf_counter()
     epoch(X[:min(len(X), 64)], y[:min(len(X), 64)])  # compile / warm up
@@ -104,13 +105,21 @@ def _time(make, X, y, repeat):
     if per_sample * m > _SECONDS_PER_TIMING:
         m = max(256, int(_SECONDS_PER_TIMING / per_sample))
         m = min(m, len(X))
-    best = np.inf
+    return epoch, m
+
+
+def _time_all(makes, X, y, repeat):
+    """{contender: best seconds per sample} over ``repeat`` rounds of one-epoch timings,
+    the contenders alternating within each round so that a noisy neighbour hurts all."""
+    prepared = {who: _prepare(make, X, y) for who, make in makes.items()}
+    best = {who: np.inf for who in prepared}
     for _ in range(repeat):
-        start = time.perf_counter()
-        seconds = epoch(X[:m], y[:m])
-        if seconds is None:
-            seconds = time.perf_counter() - start
-        best = min(best, seconds / m)
+        for who, (epoch, m) in prepared.items():
+            start = time.perf_counter()
+            seconds = epoch(X[:m], y[:m])
+            if seconds is None:
+                seconds = time.perf_counter() - start
+            best[who] = min(best[who], seconds / m)
     return best
 
 
@@ -123,7 +132,7 @@ def run(nets, schedules, contenders, threads, dtype, repeat, out=print):
         net0 = network(sizes, dtype)
         flop = flop_per_sample(net0)
         for schedule in schedules:
-            rates = {}
+            makes = {}
             for who in contenders:
                 try:
                     if who == "torch":
@@ -136,7 +145,8 @@ def run(nets, schedules, contenders, threads, dtype, repeat, out=print):
                         make = _fastbp_contender(who, net0, schedule, n)
                 except (ImportError, OSError, RuntimeError):
                     continue
-                rates[who] = 1.0 / _time(make, X, y, repeat)
+                makes[who] = make
+            rates = {who: 1.0 / s for who, s in _time_all(makes, X, y, repeat).items()}
             row = dict(net=name, schedule=schedule, threads=threads, rates=rates,
                        gflops={k: v * flop / 1e9 for k, v in rates.items()})
             rows.append(row)
