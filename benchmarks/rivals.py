@@ -5,8 +5,8 @@ comparisons as tables):
 - ``FannData``: full-batch iRprop- on FANN's benchmark sets (benchmarks/fann-data/),
   fastbp against FANN, same net and initial weights;
 - ``Tiny``: 4-sample XOR and 2-32-1, the fixed per-epoch and per-sample cost, against FANN;
-- ``SweepScaling``: fastbp.Sweep of 16 models of 64-32-10 against one model's fit and
-  against scikit-learn's GridSearchCV.
+- ``SweepScaling``: fastbp.Sweep of 16 models of 64-32-10 against the same models'
+  Trainer.fit one after another and against scikit-learn's GridSearchCV.
 
 ``time_`` benchmarks time one contender's whole training call; ``track_`` ones report the
 ratio of the contenders measured side by side in one process (best of a few alternating
@@ -134,8 +134,9 @@ class Tiny:
 
 
 class SweepScaling:
-    """16 models of 64-32-10 on digits: fastbp.Sweep against one Trainer.fit (efficiency =
-    sweep rate / (threads x one-model rate)) and against GridSearchCV(MLPClassifier)."""
+    """16 models of 64-32-10 on digits: fastbp.Sweep against the same models' Trainer.fit one
+    after another (efficiency = sweep rate / (threads x one-by-one rate)) and against
+    GridSearchCV(MLPClassifier)."""
     params = [["online", "16"], [1, 2]]
     param_names = ["schedule", "threads"]
     timeout = 600
@@ -146,7 +147,8 @@ class SweepScaling:
             raise NotImplementedError(f"only {numba.config.NUMBA_NUM_THREADS} threads")
         X, y, train, val = suites.sweep_data(SWEEP_SAMPLES)
         self.K = math.prod(len(v) for v in SWEEP_GRID.values())
-        self.trials = {"single": suites.fastbp_single(X, y, train, schedule, threads),
+        self.trials = {"one by one": suites.fastbp_one_by_one(X, y, train, val, schedule,
+                                                              SWEEP_GRID, threads),
                        "sweep": suites.fastbp_sweep(X, y, train, val, schedule, SWEEP_GRID,
                                                     threads)}
         try:
@@ -164,15 +166,14 @@ class SweepScaling:
 
     def track_efficiency(self, *params):
         best = suites.best_of(self.trials, SWEEP_EPOCHS, REPEAT, warmup_epochs=1)
-        sweep_rate = self.K / best["sweep"][0]
-        return sweep_rate / (self.threads / best["single"][0])
+        return best["one by one"][0] / (self.threads * best["sweep"][0])
     track_efficiency.unit = "ratio"
 
     def track_speedup_over_sklearn(self, *params):
         if self.sklearn is None:
             return math.nan  # scikit-learn is not installed
         trials = dict(self.trials, sklearn=self.sklearn)
-        del trials["single"]
+        del trials["one by one"]
         best = suites.best_of(trials, SWEEP_EPOCHS, REPEAT, warmup_epochs=1)
         return best["sklearn"][0] / best["sweep"][0]
     track_speedup_over_sklearn.unit = "x"

@@ -119,6 +119,8 @@ def test_sweep_suite_runs_at_tiny_sizes():
     for row in rows:
         assert row["models"] == 4 and row["efficiency"] > 0 and row["vs_sklearn"] > 0
         assert 0 <= row["accuracy"]["sweep"] <= 1 and 0 <= row["accuracy"]["sklearn"] <= 1
+        # The sweep's models end where their own fits end: the same best accuracy.
+        assert row["accuracy"]["sweep"] == row["accuracy"]["one by one"]
 
 
 @pytest.fixture(scope="module")
