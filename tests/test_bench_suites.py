@@ -51,12 +51,13 @@ def test_reader_pairs_input_and_output_lines_and_rejects_a_short_file(tmp_path):
         suites.read_fann(path)
 
 
-def test_avx2_features_turn_every_avx512_feature_off():
+def test_feature_strings_for_the_other_vector_widths_and_the_machine_line():
     flags = suites.avx2_features().split(",")
-    assert not [f for f in flags if f.startswith("+avx512")]
-    assert any(f.startswith("-avx512") for f in flags) or "+avx2" in flags or flags
+    assert flags and not [f for f in flags if f.startswith(("+avx512", "+avx10"))]
+    assert suites.zmm_features().endswith(",-prefer-256-bit")
+    assert suites.vector_bits() in (0, 128, 256, 512)
     lines = suites.machine_info(1)
-    assert lines[0].startswith("CPU:") and "Numba code:" in lines[0]
+    assert lines[0].startswith("CPU:") and "Numba code:" in lines[0] and "-bit vectors" in lines[0]
 
 
 def test_first_rprop_epoch_matches_fann_step_for_step(fann_lib):

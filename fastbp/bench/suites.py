@@ -57,6 +57,9 @@ def add_options(parser):
                         f"{SWEEP_EPOCHS} (default)")
     parser.add_argument("--sets", nargs="+", default=list(FANN_SETS), metavar="NAME",
                         help="fann-data: the sets to run (default: %(default)s)")
+    parser.add_argument("--sklearn-jobs", type=int, default=-1, metavar="N",
+                        help="sweep: GridSearchCV's n_jobs (default -1: every CPU; 0 leaves "
+                        "scikit-learn out)")
     parser.add_argument("--fann-dir", default=None, metavar="DIR",
                         help="fann-data: folder of FANN .train files (default: the "
                         "repository's benchmarks/fann-data)")
@@ -86,6 +89,33 @@ def _width(features):
     return "SSE or other"
 
 
+def _dot(a, b):
+    s = a[0] - a[0]
+    for i in range(a.size):
+        s += a[i] * b[i]
+    return s
+
+
+def vector_bits():
+    """Width in bits of the vectors Numba's code uses here: a float32 dot product loop is
+    compiled (not cached) and its assembly read. On AVX-512 machines LLVM often prefers
+    256-bit vectors (its ``prefer-256-bit`` tuning, e.g. for Skylake-X to Rocket Lake), so
+    the ISA alone does not say the width."""
+    import re
+
+    import numba
+
+    from fastbp._config import JIT
+    dot = numba.njit(**JIT)(_dot)  # the kernels' flags
+    a = np.ones(64, np.float32)
+    dot(a, a)
+    asm = dot.inspect_asm(dot.signatures[0])
+    for bits, register in ((512, "zmm"), (256, "ymm"), (128, "xmm")):
+        if re.search(register + r"\d", asm):
+            return bits
+    return 0
+
+
 def numba_target():
     """(cpu name, vector ISA, where they come from) of the code Numba generates."""
     import llvmlite.binding as ll
@@ -112,6 +142,14 @@ def avx2_features():
             f = "-" + f[1:]
         out.append(f)
     return ",".join(out)
+
+
+def zmm_features():
+    """The host's LLVM feature string plus ``-prefer-256-bit``: with
+    ``NUMBA_CPU_FEATURES=<this>`` an AVX-512 machine whose LLVM tuning prefers 256-bit
+    vectors gets 512-bit (zmm) ones."""
+    import llvmlite.binding as ll
+    return ll.get_host_cpu_features().flatten() + ",-prefer-256-bit"
 
 
 def _version(distribution):
@@ -149,7 +187,8 @@ def machine_info(threads, dtype="float32"):
             ("numba", numba.__version__), ("FANN", _fann_version()),
             ("torch", _version("torch")), ("scikit-learn", _version("scikit-learn"))) if v]
     return [f"CPU: {model}, {os.cpu_count()} logical CPUs, {_width(flags)} "
-            f"(/proc/cpuinfo flags); Numba code: {name}, {width} ({source})",
+            f"(/proc/cpuinfo flags); Numba code: {name}, {width} ({source}), "
+            f"{vector_bits()}-bit vectors",
             f"threads {threads}; dtype {dtype}; "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
             ", ".join(versions)]
@@ -535,7 +574,7 @@ def main(args):
         run_tiny(args.epochs or XOR_EPOCHS, args.repeat, args.dtype)
     elif args.suite == "sweep":
         run_sweep(args.schedules or ("online", "16"), args.epochs or SWEEP_EPOCHS,
-                  args.threads, args.repeat)
+                  args.threads, args.repeat, sklearn_jobs=args.sklearn_jobs or None)
     return 0
 
 
@@ -543,5 +582,8 @@ if __name__ == "__main__":
     import sys
     if sys.argv[1:] == ["--avx2-features"]:
         print(avx2_features())
+    elif sys.argv[1:] == ["--zmm-features"]:
+        print(zmm_features())
     else:
-        print("usage: python -m fastbp.bench.suites --avx2-features  (or: fastbp bench --suite)")
+        print("usage: python -m fastbp.bench.suites --avx2-features | --zmm-features\n"
+              "(values for NUMBA_CPU_FEATURES; the suites run as fastbp bench --suite)")
