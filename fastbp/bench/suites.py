@@ -105,8 +105,11 @@ def vector_bits():
 
     import numba
 
-    from fastbp._config import JIT
-    dot = numba.njit(**JIT)(_dot)  # the kernels' flags
+    from fastbp import _config
+    # The kernels' flags, but compiled afresh: code loaded from Numba's cache has no
+    # assembly to read.
+    JIT = dict(_config.JIT, cache=False)
+    dot = numba.njit(**JIT)(_dot)
     a = np.ones(64, np.float32)
     dot(a, a)
     asm = dot.inspect_asm(dot.signatures[0])
@@ -542,15 +545,16 @@ def run_sweep(schedules=("online", "16"), epochs=SWEEP_EPOCHS, threads=1, repeat
         rows.append(row)
         sk = f"{rate['sklearn']:9.1f}" if have_sklearn else f"{'-':>9}"
         sk_acc = f"{row['accuracy']['sklearn']:7.3f}" if have_sklearn else f"{'-':>7}"
+        vs_sk = f"{row['vs_sklearn']:.1f}x" if have_sklearn else "-"
         out(f"{schedule:>8} | {rate['one by one']:9.1f} {rate['sweep']:9.1f} {sk} | "
-            f"{row['speedup']:9.2f}x {row['efficiency']:10.2f} {row['vs_sklearn']:12.1f}x | "
+            f"{row['speedup']:9.2f}x {row['efficiency']:10.2f} {vs_sk:>13} | "
             f"{row['accuracy']['one by one']:18.3f} {row['accuracy']['sweep']:6.3f} {sk_acc}")
+    sk = (f"scikit-learn: GridSearchCV(n_jobs={sklearn_jobs}: {jobs} processes), one "
+          f"split, refit=False" if have_sklearn else "scikit-learn: not run")
     out(f"1 by 1: the {K} models one after another, each Network + Trainer.fit + accuracy; "
         f"sweep: Sweep(...).fit + accuracies, at {threads} thread(s); efficiency = sweep rate "
-        f"/ ({threads} x 1-by-1 rate); "
-        f"scikit-learn: GridSearchCV(n_jobs={sklearn_jobs}: {jobs} processes), one split, "
-        f"refit=False; "
-        f"best of {repeat}")
+        f"/ ({threads} x 1-by-1 rate); {sk}; best of {repeat}")
+
     return rows
 
 
