@@ -8,9 +8,10 @@ comparisons as tables):
 - ``SweepScaling``: fastbp.Sweep of 16 models of 64-32-10 against the same models'
   Trainer.fit one after another and against scikit-learn's GridSearchCV.
 
-``time_`` benchmarks time one contender's whole training call; ``track_`` ones report the
-ratio of the contenders measured side by side in one process (best of a few alternating
-runs), which is the number that matters on a shared machine.
+``time_`` benchmarks time one contender's whole trial (a fresh copy of the network, its
+training call, its outputs); ``track_`` ones report what the trials time themselves --
+the training call alone -- as the ratio of the contenders measured side by side in one
+process (best of a few alternating runs), the number that matters on a shared machine.
 
 Short by default; FASTBP_BENCH_FULL=1 runs the full sizes (10^5 XOR epochs, 10 sweep
 epochs on all of digits); FASTBP_BENCH_SMOKE=1 shrinks everything to a few epochs (the
