@@ -50,7 +50,8 @@ def add_options(parser):
     parser.add_argument("--suite", default="nets", choices=SUITES,
                         help="nets: the table of networks and schedules (default); fann-data: "
                         "FANN's benchmark sets, iRprop-, against FANN; tiny: XOR and 2-32-1 "
-                        "against FANN; sweep: fastbp.Sweep against its models fit one by one and scikit-learn")
+                        "against FANN; sweep: fastbp.Sweep against its models fit one by "
+                        "one and against scikit-learn")
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"epochs per timed run: fann-data {FANN_EPOCHS}, tiny "
                         f"{XOR_EPOCHS} (XOR rows; 2-32-1 rows run epochs/500), sweep "
