@@ -26,9 +26,12 @@ _SECONDS_PER_TIMING = 0.5
 
 
 def add_options(parser):
+    from fastbp.bench import suites
+    suites.add_options(parser)
     parser.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
-    parser.add_argument("--schedules", nargs="+", default=SCHEDULES, metavar="S",
-                        help="'online', 'full', or a batch size (default: %(default)s)")
+    parser.add_argument("--schedules", nargs="+", default=None, metavar="S",
+                        help="'online', 'full', or a batch size (default: nets suite "
+                        f"{' '.join(SCHEDULES)}; sweep suite online 16)")
     parser.add_argument("--backends", nargs="+", default=CONTENDERS, choices=CONTENDERS,
                         metavar="NAME", help="contenders among %(choices)s; unavailable ones "
                         "are skipped (default: all)")
@@ -89,9 +92,10 @@ def _fastbp_contender(backend, net0, schedule, n):
     return make
 
 
-def _time(make, X, y, repeat):
-    """Best seconds per sample over ``repeat`` one-epoch timings, after a warm-up. An
-    epoch function may return its own seconds; else the call is timed."""
+def _prepare(make, X, y):
+    """(epoch function, rows to time) of a contender, after a warm-up. An epoch function
+    may return its own seconds; else the call is timed. A contender that would take longer
+    than _SECONDS_PER_TIMING per epoch is timed on a prefix of the data."""
     epoch, _ = make()
     start = time.perf_counter()
     epoch(X[:min(len(X), 64)], y[:min(len(X), 64)])  # compile / warm up
@@ -101,13 +105,21 @@ def _time(make, X, y, repeat):
     if per_sample * m > _SECONDS_PER_TIMING:
         m = max(256, int(_SECONDS_PER_TIMING / per_sample))
         m = min(m, len(X))
-    best = np.inf
+    return epoch, m
+
+
+def _time_all(makes, X, y, repeat):
+    """{contender: best seconds per sample} over ``repeat`` rounds of one-epoch timings,
+    the contenders alternating within each round so that a noisy neighbour hurts all."""
+    prepared = {who: _prepare(make, X, y) for who, make in makes.items()}
+    best = {who: np.inf for who in prepared}
     for _ in range(repeat):
-        start = time.perf_counter()
-        seconds = epoch(X[:m], y[:m])
-        if seconds is None:
-            seconds = time.perf_counter() - start
-        best = min(best, seconds / m)
+        for who, (epoch, m) in prepared.items():
+            start = time.perf_counter()
+            seconds = epoch(X[:m], y[:m])
+            if seconds is None:
+                seconds = time.perf_counter() - start
+            best[who] = min(best[who], seconds / m)
     return best
 
 
@@ -120,7 +132,7 @@ def run(nets, schedules, contenders, threads, dtype, repeat, out=print):
         net0 = network(sizes, dtype)
         flop = flop_per_sample(net0)
         for schedule in schedules:
-            rates = {}
+            makes = {}
             for who in contenders:
                 try:
                     if who == "torch":
@@ -133,7 +145,8 @@ def run(nets, schedules, contenders, threads, dtype, repeat, out=print):
                         make = _fastbp_contender(who, net0, schedule, n)
                 except (ImportError, OSError, RuntimeError):
                     continue
-                rates[who] = 1.0 / _time(make, X, y, repeat)
+                makes[who] = make
+            rates = {who: 1.0 / s for who, s in _time_all(makes, X, y, repeat).items()}
             row = dict(net=name, schedule=schedule, threads=threads, rates=rates,
                        gflops={k: v * flop / 1e9 for k, v in rates.items()})
             rows.append(row)
@@ -175,13 +188,18 @@ def plot(rows, path):
 
 
 def main(args):
-    import fastbp
+    from fastbp.bench import suites
+    suite = getattr(args, "suite", "nets")
+    if suite != "nets":
+        return suites.main(args)
     limited = set_threads(args.threads)
     peak = matmul_peak(args.dtype)
-    print(f"fastbp {fastbp.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs; "
-          f"threads {args.threads} (BLAS: {limited}); dtype {args.dtype}")
+    for line in suites.machine_info(args.threads, args.dtype):
+        print(line)
+    print(f"BLAS threads: {limited}")
     print(f"NumPy {args.dtype} matrix product peak: {peak:.1f} GFLOP/s")
-    rows = run(args.nets, args.schedules, args.backends, args.threads, args.dtype, args.repeat)
+    rows = run(args.nets, args.schedules or SCHEDULES, args.backends, args.threads,
+               args.dtype, args.repeat)
     if args.plot:
         plot(rows, args.plot)
         print(f"plot written to {args.plot}")

@@ -93,6 +93,8 @@ class _Lib:
             ("fann_set_rprop_delta_max", None, [vp, f]),
             ("fann_set_rprop_delta_zero", None, [vp, f]),
             ("fann_train_epoch", f, [vp, ctypes.POINTER(TrainData)]),
+            ("fann_train_on_data", None, [vp, ctypes.POINTER(TrainData), u, u, f]),
+            ("fann_get_MSE", f, [vp]),
             ("fann_get_errno", ctypes.c_int, [vp]),
             ("fann_get_errstr", ctypes.c_char_p, [vp]),
         ]:
@@ -145,7 +147,15 @@ class FannNet:
         Activations of the hidden and the output layers.
     rprop : dict, optional
         iRprop-'s settings as fastbp.Trainer names them: ``etas`` (decrease, increase),
-        ``step_sizes`` (smallest, largest) and ``initial_step``.
+        ``step_sizes`` (smallest, largest) and ``initial_step`` (fastbp's
+        ``learning_rate``: the first step; FANN's ``delta_zero`` is set to
+        ``initial_step / increase`` so that FANN's first step, ``delta_zero * increase``,
+        is the same). FANN's iRprop- (fann_update_weights_irpropm) still differs from
+        fastbp's (torch.optim.Rprop's) in details: after a sign flip FANN grows the step
+        again at once where fastbp keeps it for one epoch; a zero slope steps up by the
+        step size in FANN and not at all in fastbp; FANN floors the previous step at 1e-4
+        before scaling it and clips weights to +-1500; and FANN clips activations inside
+        their derivatives (sigmoid to [0.01, 0.99], tanh to [-0.98, 0.98]).
     shuffle_seed : int or None
         With a seed, every ``train_epoch`` visits the samples in the order
         ``numpy.random.default_rng(seed).permutation(n)`` gives, a new one per epoch, as
@@ -177,7 +187,9 @@ class FannNet:
             lib.set_rprop_increase_factor(ann, increase)
             lib.set_rprop_delta_min(ann, smallest)
             lib.set_rprop_delta_max(ann, largest)
-            lib.set_rprop_delta_zero(ann, rprop["initial_step"])
+            # FANN's first step is delta_zero * increase (a previous slope of 0 counts as
+            # "same sign"); fastbp's (and torch.optim.Rprop's) is the initial step itself.
+            lib.set_rprop_delta_zero(ann, rprop["initial_step"] / increase)
         lib.set_learning_momentum(ann, 0.0)
         lib.set_learning_rate(ann, float(learning_rate))
         lib.set_training_algorithm(ann, int(algorithm))
@@ -291,29 +303,50 @@ class FannNet:
             out[i] = np.ctypeslib.as_array(res, (self.sizes[-1],))
         return out
 
-    def train_epoch(self, X, Y):
-        """One fann_train_epoch over (X, Y) as they are in memory (no copies when X and Y are
-        C-contiguous of the network's dtype); returns FANN's MSE of the epoch."""
+    def _train_data(self, X, Y, rows):
+        """A fann_train_data over the rows of (X, Y) in ``rows``' order, pointing into X
+        and Y (no copies). Returns (data, keep): keep holds the arrays the pointers reach,
+        and must live as long as data is used."""
         lib = self.lib
         X = np.ascontiguousarray(X, self.dtype)
         Y = np.ascontiguousarray(Y, self.dtype)
         n = X.shape[0]
         if X.shape != (n, self.sizes[0]) or Y.shape != (n, self.sizes[-1]):
             raise ValueError(f"X {X.shape} and Y {Y.shape} do not fit {self.sizes}")
-        rows = np.arange(n, dtype=np.uintp)
-        if self._rng is not None:
-            rows = rows[self._rng.permutation(n)]
         # FANN's fann_train_data holds one pointer per sample: point them into X and Y.
         xp = X.ctypes.data + rows * np.uintp(X.strides[0])
         yp = Y.ctypes.data + rows * np.uintp(Y.strides[0])
         PPT = ctypes.POINTER(ctypes.POINTER(lib.T))
         data = lib.TrainData(0, None, None, n, self.sizes[0], self.sizes[-1],
                              xp.ctypes.data_as(PPT), yp.ctypes.data_as(PPT))
+        return data, (X, Y, xp, yp)
+
+    def train_epoch(self, X, Y):
+        """One fann_train_epoch over (X, Y) as they are in memory (no copies when X and Y are
+        C-contiguous of the network's dtype); returns FANN's MSE of the epoch."""
+        n = np.shape(X)[0]
+        rows = np.arange(n, dtype=np.uintp)
+        if self._rng is not None:
+            rows = rows[self._rng.permutation(n)]
+        data, keep = self._train_data(X, Y, rows)
         start = time.perf_counter()
-        mse = lib.train_epoch(self.ann, ctypes.byref(data))
+        mse = self.lib.train_epoch(self.ann, ctypes.byref(data))
         self.seconds = time.perf_counter() - start  # FANN's own work, for the bench
         self._error("fann_train_epoch")
         return float(mse)
+
+    def train_on_data(self, X, Y, epochs):
+        """``epochs`` epochs in one fann_train_on_data call, as FANN's users train: every
+        epoch inside the C library, samples in the data's order (FANN does not shuffle),
+        no reports, no early stop. Returns FANN's MSE of the last epoch (measured before
+        its update); ``self.seconds`` holds the call's duration."""
+        data, keep = self._train_data(X, Y, np.arange(np.shape(X)[0], dtype=np.uintp))
+        start = time.perf_counter()
+        # desired_error -1: FANN stops when the MSE is <= it, which a zero MSE would be.
+        self.lib.train_on_data(self.ann, ctypes.byref(data), int(epochs), 0, -1.0)
+        self.seconds = time.perf_counter() - start
+        self._error("fann_train_on_data")
+        return float(self.lib.get_MSE(self.ann))
 
 
 def one_hot(y, n_classes, dtype):

@@ -1,0 +1,159 @@
+"""The rival suites of ``fastbp bench --suite`` and benchmarks/rivals.py: the FANN-file
+reader, equal starting points and comparable work of the contenders, and smoke runs at
+tiny sizes. Nothing here times anything: these machines are shared and noisy."""
+import importlib
+import itertools
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp.bench import fann as _fann
+from fastbp.bench import suites
+from fastbp.cli import main as cli_main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHAPES = {"diabetes": (384, 8, 2), "robot": (374, 48, 3), "thyroid": (3600, 21, 3),
+          "two-spiral": (193, 2, 1)}
+
+
+@pytest.fixture
+def fann_lib():
+    try:
+        return _fann.load("float32")
+    except ImportError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_shipped_fann_sets_read_with_their_header_shapes(name):
+    X, Y = suites.read_fann(suites.fann_data_dir() / f"{name}.train")
+    n, d, k = SHAPES[name]
+    assert X.shape == (n, d) and Y.shape == (n, k) and X.dtype == np.float32
+    assert 0 <= X.min() and X.max() <= 1 and 0 <= Y.min() and Y.max() <= 1
+
+
+def test_fann_data_folder_says_where_the_sets_come_from():
+    text = (suites.fann_data_dir() / "README.md").read_text()
+    assert "PROBEN1" in text and "LGPL" in text and "libfann/fann" in text
+
+
+def test_reader_pairs_input_and_output_lines_and_rejects_a_short_file(tmp_path):
+    path = tmp_path / "a.train"
+    path.write_text("2 3 1\n0.1 0.2 0.3\n1\n0.4 0.5 0.6\n0\n")
+    X, Y = suites.read_fann(path, "float64")
+    np.testing.assert_array_equal(X, [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]])
+    np.testing.assert_array_equal(Y, [[1], [0]])
+    path.write_text("3 3 1\n0.1 0.2 0.3\n1\n")
+    with pytest.raises(ValueError, match="12 numbers"):
+        suites.read_fann(path)
+
+
+def test_feature_strings_for_the_other_vector_widths_and_the_machine_line():
+    flags = suites.avx2_features().split(",")
+    assert flags and not [f for f in flags if f.startswith(("+avx512", "+avx10"))]
+    assert suites.zmm_features().endswith(",-prefer-256-bit")
+    assert suites.vector_bits() in (0, 128, 256, 512)
+    lines = suites.machine_info(1)
+    assert lines[0].startswith("CPU:") and "Numba code:" in lines[0] and "-bit vectors" in lines[0]
+
+
+def test_first_rprop_epoch_matches_fann_step_for_step(fann_lib):
+    """FANN's first iRprop- step is delta_zero * increase: FannNet sets delta_zero so that
+    both take the same first step from the same weights."""
+    X, Y = suites.quadrants(40)
+    Y = 0.2 + 0.6 * Y  # keep the sigmoid clear of FANN's derivative clipping
+    net0 = suites.fann_style_network([2, 5, 1])
+    rp = suites.RPROP
+    with _fann.FannNet([2, 5, 1], algorithm=_fann.FANN_TRAIN_RPROP, hidden="tanh",
+                       output="sigmoid", rprop=rp) as fnet:
+        fnet.set_params(net0.weights, net0.biases)
+        fnet.train_on_data(X, Y, 1)
+        W, b = fnet.get_params()
+    net = suites.fann_style_network([2, 5, 1])
+    fastbp.Trainer(net, schedule="fullbatch", optimizer="rprop",
+                   learning_rate=rp["initial_step"], etas=rp["etas"],
+                   step_sizes=rp["step_sizes"], shuffle=False).fit(X, Y, epochs=1)
+    for k, (got, want) in enumerate(zip(W + b, net.weights + net.biases)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"block {k}")
+    assert not np.allclose(net.params, net0.params)
+
+
+def test_fann_data_suite_starts_equal_and_ends_at_similar_losses(fann_lib):
+    lines = []
+    rows = suites.run_fann_data(["diabetes"], epochs=30, repeat=1, out=lines.append)
+    (row,) = rows
+    assert row["net"] == "8-32-2" and row["seconds"]["fastbp"] > 0 and row["seconds"]["fann"] > 0
+    mse = row["mse"]
+    assert mse["fastbp"] < row["mse_start"] and mse["fann"] < row["mse_start"]
+    assert abs(mse["fastbp"] - mse["fann"]) < 0.1 * row["mse_start"]
+    assert "geometric mean" in lines[-1]
+
+
+def test_contenders_refuse_different_starting_weights(fann_lib):
+    X, Y = suites.xor_data()
+    net0 = suites.fann_style_network([2, 2, 1])
+    other = suites.fann_style_network([2, 2, 1], seed=1)
+    trials = {"fastbp": suites.fastbp_trial(net0, X, Y, schedule="fullbatch"),
+              "fann": suites.fann_trial(other, X, Y, _fann.FANN_TRAIN_BATCH)}
+    with pytest.raises(RuntimeError, match="same weights"):
+        suites._check_same_start(trials, Y)
+
+
+def test_tiny_suite_prints_a_table(fann_lib, capsys):
+    assert cli_main(["bench", "--suite", "tiny", "--epochs", "20", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "Numba code:" in out
+    for case in ("XOR 2-2-1", "XOR 2-4-1", "2-32-1    online", "2-32-1 fullbatch"):
+        assert case in out
+    assert out.count("x |") == 4
+
+
+def test_sweep_suite_runs_at_tiny_sizes():
+    lines = []
+    grid = {"learning_rate": [0.05, 0.1], "seed": [0, 1]}
+    rows = suites.run_sweep(("online", "16"), epochs=1, threads=1, repeat=1, grid=grid, n=150,
+                            sklearn_jobs=1, out=lines.append)
+    assert [r["schedule"] for r in rows] == ["online", "16"]
+    for row in rows:
+        assert row["models"] == 4 and row["efficiency"] > 0 and row["vs_sklearn"] > 0
+        assert 0 <= row["accuracy"]["sweep"] <= 1 and 0 <= row["accuracy"]["sklearn"] <= 1
+        # The sweep's models end where their own fits end: the same best accuracy.
+        assert row["accuracy"]["sweep"] == row["accuracy"]["one by one"]
+
+
+@pytest.fixture(scope="module")
+def rivals():
+    os.environ["FASTBP_BENCH_SMOKE"] = "1"
+    sys.path.insert(0, ROOT)
+    try:
+        module = importlib.import_module("benchmarks.rivals")
+        yield importlib.reload(module)
+    finally:
+        sys.path.remove(ROOT)
+        del os.environ["FASTBP_BENCH_SMOKE"]
+
+
+@pytest.mark.parametrize("suite", ["FannData", "Tiny", "SweepScaling"])
+def test_asv_rival_suites_run_once(rivals, suite):
+    cls = getattr(rivals, suite)
+    ran = 0
+    for params in itertools.product(*cls.params):
+        bench = cls()
+        try:
+            bench.setup(*params)
+        except NotImplementedError:
+            continue  # FANN not installed, or fewer threads: asv skips it the same way
+        for name in dir(cls):
+            if name.startswith(("time_", "track_")):
+                result = getattr(bench, name)(*params)
+                assert result is None or result > 0, (name, params)
+        ran += 1
+    if suite != "SweepScaling":
+        try:
+            _fann.load("float32")
+        except ImportError:
+            return
+    assert ran > 0
