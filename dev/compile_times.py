@@ -4,7 +4,6 @@ events: inclusive time (with callees compiled on the way) and exclusive (self) t
 python dev/compile_times.py [--schedule minibatch|online|fullbatch]"""
 import argparse
 import os
-import sys
 import tempfile
 import time
 

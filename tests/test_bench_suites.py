@@ -12,6 +12,7 @@ import pytest
 import fastbp
 from fastbp.bench import fann as _fann
 from fastbp.bench import suites
+from fastbp.datasets import load_fann
 from fastbp.cli import main as cli_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,7 +30,7 @@ def fann_lib():
 
 @pytest.mark.parametrize("name", sorted(SHAPES))
 def test_shipped_fann_sets_read_with_their_header_shapes(name):
-    X, Y = suites.read_fann(suites.fann_data_dir() / f"{name}.train")
+    X, Y = load_fann(suites.fann_data_dir() / f"{name}.train", "float32")
     n, d, k = SHAPES[name]
     assert X.shape == (n, d) and Y.shape == (n, k) and X.dtype == np.float32
     assert 0 <= X.min() and X.max() <= 1 and 0 <= Y.min() and Y.max() <= 1
@@ -38,17 +39,6 @@ def test_shipped_fann_sets_read_with_their_header_shapes(name):
 def test_fann_data_folder_says_where_the_sets_come_from():
     text = (suites.fann_data_dir() / "README.md").read_text()
     assert "PROBEN1" in text and "LGPL" in text and "libfann/fann" in text
-
-
-def test_reader_pairs_input_and_output_lines_and_rejects_a_short_file(tmp_path):
-    path = tmp_path / "a.train"
-    path.write_text("2 3 1\n0.1 0.2 0.3\n1\n0.4 0.5 0.6\n0\n")
-    X, Y = suites.read_fann(path, "float64")
-    np.testing.assert_array_equal(X, [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]])
-    np.testing.assert_array_equal(Y, [[1], [0]])
-    path.write_text("3 3 1\n0.1 0.2 0.3\n1\n")
-    with pytest.raises(ValueError, match="12 numbers"):
-        suites.read_fann(path)
 
 
 def test_feature_strings_for_the_other_vector_widths_and_the_machine_line():

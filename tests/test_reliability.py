@@ -8,7 +8,6 @@ import sys
 import textwrap
 import tracemalloc
 import warnings
-import zipfile
 
 import numpy as np
 import pytest

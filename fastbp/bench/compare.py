@@ -46,6 +46,9 @@ def add_options(parser):
 def set_threads(threads):
     """Pin Numba, BLAS (through threadpoolctl when installed) and PyTorch to ``threads``."""
     import numba
+
+    from fastbp import _parallel
+    _parallel.ensure_layer()  # before Numba starts its threads, or it settles on OpenMP
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     limited = "unchanged (install threadpoolctl to pin it)"
     try:

@@ -33,6 +33,8 @@ import warnings
 
 import numpy as np
 
+from fastbp.datasets import load_fann
+
 SUITES = ("nets", "fann-data", "tiny", "sweep")
 FANN_SETS = ("diabetes", "robot", "thyroid", "two-spiral")
 # iRprop-'s constants: fastbp.Trainer's defaults (etas, step_sizes) and FANN's
@@ -206,29 +208,13 @@ def fann_data_dir():
     return pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "fann-data"
 
 
-# TODO(merge): use fastbp.datasets.load_fann
-def read_fann(path, dtype="float32"):
-    """(X (n, n_in), Y (n, n_out)) of a FANN training file: a header ``n_samples n_inputs
-    n_outputs``, then alternating input and output lines (whitespace-separated)."""
-    tokens = pathlib.Path(path).read_text().split()
-    if len(tokens) < 3:
-        raise ValueError(f"{path}: no 'n_samples n_inputs n_outputs' header")
-    n, d, k = (int(t) for t in tokens[:3])
-    values = np.array(tokens[3:], dtype=np.float64)
-    if values.size != n * (d + k):
-        raise ValueError(f"{path}: the header promises {n} samples of {d} inputs and {k} "
-                         f"outputs ({n * (d + k)} numbers); the file holds {values.size}")
-    rows = values.reshape(n, d + k)
-    return rows[:, :d].astype(dtype), rows[:, d:].astype(dtype)
-
-
 def _fann_set(name, directory=None, dtype="float32"):
     directory = pathlib.Path(directory) if directory else fann_data_dir()
     path = directory / f"{name}.train"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found; pass --fann-dir, the folder of FANN's "
                                 f".train files (benchmarks/fann-data in a source checkout)")
-    return read_fann(path, dtype)
+    return load_fann(path, dtype)
 
 
 def xor_data(dtype="float32"):
