@@ -1,7 +1,7 @@
-"""Cold-start compile cost per Numba function: a first `Trainer.fit(epochs=1)` (what `fastbp
-train --epochs 1` does) with an empty NUMBA_CACHE_DIR, recording numba's "numba:compile"
+"""Cold-start compile cost per Numba function: a first `Trainer.fit(epochs=1)` (or, with --cli,
+`fastbp train --epochs 1`) with an empty NUMBA_CACHE_DIR, recording numba's "numba:compile"
 events: inclusive time (with callees compiled on the way) and exclusive (self) time.
-python dev/compile_times.py [--schedule minibatch|online|fullbatch]"""
+python dev/compile_times.py [--schedule minibatch|online|fullbatch] [--cli]"""
 import argparse
 import os
 import tempfile
@@ -10,6 +10,7 @@ import time
 ap = argparse.ArgumentParser()
 ap.add_argument("--schedule", default="minibatch")
 ap.add_argument("--threads", type=int, default=0, help="NUMBA_NUM_THREADS (0: leave)")
+ap.add_argument("--cli", action="store_true", help="time `fastbp train --epochs 1` instead")
 args = ap.parse_args()
 os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()
 t_start = time.perf_counter()
@@ -40,7 +41,11 @@ X = np.random.default_rng(0).random((200, 64)).astype(np.float32)
 y = np.random.default_rng(1).integers(0, 10, 200)
 net = fastbp.Network([64, 32, 10], activations=["sigmoid", "softmax"], loss="cross_entropy", seed=0)
 t0 = time.perf_counter()
-fastbp.Trainer(net, schedule=args.schedule, batch_size=32, seed=0).fit(X, y, epochs=1)
+if args.cli:
+    from fastbp.cli import main
+    main(["train", "--epochs", "1", "--schedule", args.schedule])
+else:
+    fastbp.Trainer(net, schedule=args.schedule, batch_size=32, seed=0).fit(X, y, epochs=1)
 t_fit = time.perf_counter() - t0
 print(f"schedule={args.schedule}: import fastbp {t_imp:.2f} s, first fit {t_fit:.2f} s, "
       f"process so far {time.perf_counter() - t_start:.2f} s")

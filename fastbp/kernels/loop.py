@@ -41,9 +41,10 @@ def workspace_rows(batch_size):
     return min(batch_size, WORK_ROWS)
 
 
-# One-off passes (Network.forward, loss, gradients) take threads only from this much work
-# per layer: a first pass with threads also compiles the threaded kernels (about 2 s), which
-# a few milliseconds of single-thread work do not pay back.
+# One-off passes (Network.forward, loss, gradients) take threads, or gemm, only from this
+# much work per layer: a first pass with threads also compiles the threaded kernels (about
+# 2 s), with gemm its micro-kernel (about 5 s), which a few milliseconds of work do not pay
+# back.
 ONE_OFF_MIN_WORK = 1 << 24
 
 
@@ -71,7 +72,7 @@ def forward(A, params, n, sizes, acts):
     _, width = _checks.parameters(params, sizes, acts)
     _checks.workspaces(n, width, ("A", A))
     _forward(threads_tag(n, sizes, ONE_OFF_MIN_WORK), A, params, n, sizes, acts,
-             loop_gemm.work_for(sizes, params, n))
+             loop_gemm.work_for(sizes, params, n, ONE_OFF_MIN_WORK))
 
 
 @njit(**JIT)
@@ -139,7 +140,7 @@ def hidden_deltas(Dl, A, params, n, sizes, acts):
     _, width = _checks.parameters(params, sizes, acts)
     _checks.workspaces(n, width, ("A", A), ("Dl", Dl))
     _hidden_deltas(threads_tag(n, sizes, ONE_OFF_MIN_WORK), Dl, A, params, n, sizes, acts,
-                   loop_gemm.work_for(sizes, params, n))
+                   loop_gemm.work_for(sizes, params, n, ONE_OFF_MIN_WORK))
 
 
 @njit(**JIT)
@@ -157,7 +158,7 @@ def accumulate_gradients(grad, Dl, A, n, sizes):
     _, width = _checks.parameters(grad, sizes, name="grad")
     _checks.workspaces(n, width, ("A", A), ("Dl", Dl))
     _accumulate_gradients(threads_tag(n, sizes, ONE_OFF_MIN_WORK), grad, Dl, A, n, sizes,
-                          loop_gemm.work_for(sizes, grad, n))
+                          loop_gemm.work_for(sizes, grad, n, ONE_OFF_MIN_WORK))
 
 
 @njit(**JIT)
@@ -190,7 +191,7 @@ def _update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
     (lr, momentum, nesterov, l2, step_size, beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus,
      step_min, step_max) = scalar.step_constants(hyper, steps[0])
     S0, S1 = state[0], state[1]
-    w = 0
+    w = np.int64(0)
     for m in range(1, sizes.shape[0]):
         n_w = sizes[m] * sizes[m - 1]
         _update_layer(params, S0, S1, grad, w, n_w, sizes[m], scale, opt, dt(lr), dt(momentum),
@@ -264,7 +265,8 @@ def _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW,
                 r = order[lo + s]
                 for j in range(sizes[0]):  # a[0] of the piece: block 0 of A
                     A[s * sizes[0] + j] = X[r, j]
-                Yb[s, :] = Y[r, :]
+                for j in range(Y.shape[1]):  # (a slice assignment compiles its broadcast
+                    Yb[s, j] = Y[r, j]       # checks and their messages: a second or so)
                 if weighted:
                     Sb[s] = SW[r]
             sw = Sb[:nb] if weighted else SW

@@ -228,16 +228,18 @@ def _pays(M, N, K):
 pays = njit(**JIT)(_pays)
 
 
-def work_for(sizes, like, n):
+def work_for(sizes, like, n, min_work=0):
     """gemm's work array for the products of a network with these layer sizes over n
-    samples, in the dtype of ``like``; None when gemm pays for none of them. The passes of
-    loop_layers compile without gemm for None: small networks never compile it."""
+    samples, in the dtype of ``like``; None when gemm pays for none of them, or none has
+    min_work multiply-adds. The passes of loop_layers compile without gemm for None:
+    small networks never compile it (about 5 s of a cold start)."""
     sizes = [int(d) for d in sizes]
-    used = False
+    products = []
     for m in range(1, len(sizes)):  # forward (n, D[m], D[m-1]), gradient (D[m], D[m-1], n)
-        used = used or _pays(n, sizes[m], sizes[m - 1]) or _pays(sizes[m], sizes[m - 1], n)
+        products += [(n, sizes[m], sizes[m - 1]), (sizes[m], sizes[m - 1], n)]
         if m < len(sizes) - 1:      # delta (n, D[m], D[m+1])
-            used = used or _pays(n, sizes[m], sizes[m + 1])
+            products.append((n, sizes[m], sizes[m + 1]))
+    used = any(_pays(M, N, K) and M * N * K >= min_work for M, N, K in products)
     if not used:
         return None
     cols, widest = nr(like.itemsize), max(sizes)

@@ -370,7 +370,7 @@ def _forward_pass(tag, A, params, n, sizes, acts, work):
 
     def impl(tag, A, params, n, sizes, acts, work):
         one = params.dtype.type(1)
-        w, z = 0, 0
+        w, z = np.int64(0), np.int64(0)  # not Literal[int](0): one specialization
         for m in range(1, sizes.shape[0]):
             n_in, n_out = sizes[m - 1], sizes[m]
             a_in, z = z, z + n * n_in
@@ -414,7 +414,7 @@ def _grad_pass(tag, grad, Dl, A, n, sizes, work):
     threaded = not isinstance(tag, types.NoneType)
 
     def impl(tag, grad, Dl, A, n, sizes, work):
-        w, a_in = 0, 0
+        w, a_in = np.int64(0), np.int64(0)
         for m in range(1, sizes.shape[0]):
             n_in, n_out = sizes[m - 1], sizes[m]
             d = a_in + n * n_in
