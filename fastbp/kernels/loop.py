@@ -25,7 +25,7 @@ from fastbp._config import JIT
 from fastbp.kernels import _compile_notice  # noqa: F401  (one line when compiling)
 from fastbp.kernels import _checks, loop_gemm, scalar
 from fastbp.kernels._host import empty, to_device, to_host  # noqa: F401  (backend contract)
-from fastbp.kernels.codes import H_LR, SGD, SIGMOID
+from fastbp.kernels.codes import H_LR, SGD, SIGMOID, SOFTMAX
 from fastbp.kernels.loop_layers import (PARALLEL_MIN_WORK, _update_layer, block_offset,
                                         delta_pass, forward_pass, grad_pass)
 from fastbp.kernels.loop_online import fused_online_epoch
@@ -122,11 +122,19 @@ def _output_delta(Dl, A, Y, sw, n, sizes, acts, loss):
     one = A.dtype.type(1)
     L = sizes.shape[0] - 1
     off, n_out = block_offset(sizes, L, n), sizes[L]
-    for s in range(n):
-        row = off + s * n_out
-        scalar.output_delta_row(Dl, row, A, row, Y, s, n_out, acts[L - 1], loss, one)
-        if sw.shape[0]:
-            for i in range(row, row + n_out):
+    code = acts[L - 1]
+    if code == SOFTMAX:
+        for s in range(n):
+            row = off + s * n_out
+            scalar.output_delta_row(Dl, row, A, row, Y, s, n_out, code, loss, one)
+    else:  # output_delta_row's elementwise case, inlined (a call per sample costs more)
+        for s in range(n):
+            row = off + s * n_out
+            for i in range(n_out):
+                Dl[row + i] = scalar.output_delta_term(A[row + i], Y[s, i], code, loss, one)
+    if sw.shape[0]:
+        for s in range(n):
+            for i in range(off + s * n_out, off + (s + 1) * n_out):
                 Dl[i] *= sw[s]
 
 

@@ -141,8 +141,7 @@ def _forward_layer(A, z, params, w, a_in, n_in, n_out, code, one, lo, hi):
                 for j in range(n_in):
                     acc += params[r0 + j] * A[x0 + j]
                 A[z + s * n_out + i] = acc
-        for s in range(s0, s1):
-            scalar.activate_row(A, z + s * n_out, n_out, code, one)
+        scalar.activate_rows(A, z + s0 * n_out, s1 - s0, n_out, code, one)
 
 
 # -- hidden delta: d_sj = act'(a_sj) * sum_i W_next_ij * d_next_si -------------------------------
@@ -439,7 +438,7 @@ def _bias_activate(A, z, params, b, n, n_out, code, one):
         row = z + s * n_out
         for i in range(n_out):
             A[row + i] += params[b + i]
-        scalar.activate_row(A, row, n_out, code, one)
+    scalar.activate_rows(A, z, n, n_out, code, one)
 
 
 @njit(**JIT)

@@ -83,6 +83,19 @@ def activate_row(a, off, n, code, one):
             a[off + i] = activate(code, a[off + i], one)
 
 
+@register_jitable
+def activate_rows(a, off, rows, n, code, one):
+    """activate_row on ``rows`` consecutive rows of n at a[off:]: for an elementwise
+    activation one flat loop (it vectorizes, and costs one call per block of samples
+    rather than one per sample)."""
+    if code == SOFTMAX:
+        for s in range(rows):
+            softmax_row(a, off + s * n, n, one)
+    else:
+        for i in range(off, off + rows * n):
+            a[i] = activate(code, a[i], one)
+
+
 # -- costs and the output error ------------------------------------------------------------
 
 # Outputs are clamped to at least LOG_FLOOR before a log, so a saturated output
@@ -138,20 +151,27 @@ def output_delta_row(d, d_off, a, a_off, Y, r, n, code, loss, one):
         for i in range(n):
             d[d_off + i] = a[a_off + i] * total - Y[r, i]
         return
+    if code != SOFTMAX:
+        for i in range(n):
+            d[d_off + i] = output_delta_term(a[a_off + i], Y[r, i], code, loss, one)
+        return
+    # Softmax + mse: delta_i = a_i * (g_i - sum_k g_k a_k), g = a - y.
     for i in range(n):
         d[d_off + i] = a[a_off + i] - Y[r, i]
-    if loss == CROSS_ENTROPY:
-        return
-    if code == SOFTMAX:
-        # delta_i = a_i * (g_i - sum_k g_k a_k), g = a - y.
-        dot = one - one
-        for i in range(n):
-            dot += d[d_off + i] * a[a_off + i]
-        for i in range(n):
-            d[d_off + i] = a[a_off + i] * (d[d_off + i] - dot)
-    else:
-        for i in range(n):
-            d[d_off + i] *= derivative(code, a[a_off + i], one)
+    dot = one - one
+    for i in range(n):
+        dot += d[d_off + i] * a[a_off + i]
+    for i in range(n):
+        d[d_off + i] = a[a_off + i] * (d[d_off + i] - dot)
+
+
+@register_jitable
+def output_delta_term(a, y, code, loss, one):
+    """One output's delta for an elementwise output activation (not softmax): a - y with
+    cross-entropy (sigmoid + binary cross-entropy), (a - y) act'(a) with mse. Small enough
+    to inline: a kernel that calls it per element pays no call per sample."""
+    e = a - y
+    return e if loss == CROSS_ENTROPY else e * derivative(code, a, one)
 
 
 # -- the update, per parameter ----------------------------------------------------------------
