@@ -27,7 +27,7 @@ from numba import njit
 
 from fastbp._config import JIT
 from fastbp.kernels import scalar
-from fastbp.kernels.codes import SIGMOID
+from fastbp.kernels.codes import SIGMOID, SOFTMAX
 
 _u = np.uint64  # unsigned offsets: no negative-index wraparound, which blocks vectorizing
 
@@ -233,7 +233,11 @@ def fused_online_epoch(params, velocity, A, Dl, X, Y, SW, order, sizes, acts, lo
                 _forward_sample(params, w_off[1], X_flat, xs_next, A, a_off[1], D0, D[1])
             continue
         updates += 1
-        scalar.output_delta_row(Dl, oL, A, oL, Y, r, DL, code_out, loss, one)
+        if code_out == SOFTMAX:
+            scalar.output_delta_row(Dl, oL, A, oL, Y, r, DL, code_out, loss, one)
+        else:  # its elementwise case, inlined (see loop.output_delta)
+            for i in range(DL):
+                Dl[oL + i] = scalar.output_delta_term(A[oL + i], Y[r, i], code_out, loss, one)
         for m in range(L, 0, -1):
             below = m > 1  # layer m's input: a[m-1] in A, or the sample itself for m = 1
             S, s = (A, a_off[m - 1]) if below else (X_flat, xs)
