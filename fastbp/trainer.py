@@ -48,7 +48,8 @@ def auto_threads(batch_rows, sizes):
     """The thread count ``threads=None`` gives a fit: 1 when a batch is too small for
     threads to pay (fewer than AUTO_MIN_WORK multiply-adds per piece of at most 256 rows in
     the widest layer), else Numba's thread count, less the cores other processes keep busy
-    (the 1-minute load average), at least 1. Results never depend on it."""
+    (the 1-minute load average less one for this process's own running thread), at least
+    1. Results never depend on it."""
     _parallel.ensure_layer()
     import numba
     avail = numba.get_num_threads()
@@ -57,7 +58,7 @@ def auto_threads(batch_rows, sizes):
     if avail < 2 or work < AUTO_MIN_WORK:
         return 1
     try:
-        busy = int(os.getloadavg()[0] + 0.5)
+        busy = max(0, int(os.getloadavg()[0] - 1 + 0.5))  # the load this process adds: 1
     except (AttributeError, OSError):
         busy = 0
     return max(1, min(avail, (os.cpu_count() or avail) - busy))

@@ -77,7 +77,7 @@ def matmul_peak(dtype, seconds=0.3):
     return 2 * 512 ** 3 / best / 1e9
 
 
-def _fastbp_contender(backend, net0, schedule, n):
+def _fastbp_contender(backend, net0, schedule, n, threads=None):
     import fastbp
     from fastbp import backends
     if backend == "cuda" and os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
@@ -89,7 +89,7 @@ def _fastbp_contender(backend, net0, schedule, n):
                              loss=net0.loss_name, dtype=net0.dtype.name)
         net.params[...] = net0.params
         trainer = fastbp.Trainer(net, **trainer_options(schedule, n), learning_rate=0.01,
-                                 seed=0, backend=backend)
+                                 seed=0, backend=backend, threads=threads)
         # The epoch's own time as fit reports it: without fit's once-per-call input checks.
         return lambda X, y: trainer.fit(X, y, epochs=1).seconds[0], net
     return make
@@ -145,7 +145,7 @@ def run(nets, schedules, contenders, threads, dtype, repeat, out=print):
                         from fastbp.bench.fann import fann_contender
                         make = fann_contender(net0, schedule, n)
                     else:
-                        make = _fastbp_contender(who, net0, schedule, n)
+                        make = _fastbp_contender(who, net0, schedule, n, threads)
                 except (ImportError, OSError, RuntimeError):
                     continue
                 makes[who] = make

@@ -125,11 +125,12 @@ def _pack_a(Ap, ap, A, a, a_trans, M, K, i0, i1, p0, p1):
 
 
 @njit(**JIT)
-def _pack_b(Bp, bp, B, b, b_trans, N, K, p0, p1):
-    """Bp[bp + strip][k NR + c] = op(B)(p0 + k, strip NR + c); columns past N are 0."""
+def _pack_b(Bp, bp, B, b, b_trans, N, K, p0, p1, strip0, strip1):
+    """Bp[bp + strip][k NR + c] = op(B)(p0 + k, strip NR + c) for strips strip0..strip1-1;
+    columns past N are 0."""
     cols = _u(2 * VECTOR_BYTES // B.itemsize)
     kc = p1 - p0
-    for strip in range((N + cols - _u(1)) // cols):
+    for strip in range(strip0, strip1):
         base = bp + strip * kc * cols
         if b_trans:  # op(B)(k, i) = B[i K + k]: rows of B, written NR apart
             for c in range(cols):
@@ -187,9 +188,11 @@ def gemm(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work):
     """C[c:] (M, N) (+)= op(A) @ op(B): see the module docstring. Sums over k in blocks of
     KC, each in a fixed order: the same numbers whatever calls it, gemm_threads included."""
     c, a, b, M, N, K = _u(c), _u(a), _u(b), _u(M), _u(N), _u(K)
+    cols = _u(2 * VECTOR_BYTES // C.itemsize)
+    strips = (N + cols - _u(1)) // cols
     for p0 in range(_u(0), K, _u(KC)):
         p1 = min(p0 + _u(KC), K)
-        _pack_b(work, _u(0), B, b, b_trans, N, K, p0, p1)
+        _pack_b(work, _u(0), B, b, b_trans, N, K, p0, p1, _u(0), strips)
         for i0 in range(_u(0), M, _u(MC)):
             _rows(C, c, A, a, a_trans, M, N, K, work, p0, p1, i0, min(i0 + _u(MC), M),
                   p0 == _u(0) and not accumulate)
@@ -207,11 +210,18 @@ def gemm_threads(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work, 
     per thread): each C element is summed exactly as gemm sums it."""
     c, a, b, M, N, K = _u(c), _u(a), _u(b), _u(M), _u(N), _u(K)
     mr = _u(MR)
-    per_thread = (M + _u(threads[0]) - _u(1)) // _u(threads[0])
+    T = _u(threads[0])
+    per_thread = (M + T - _u(1)) // T
     mc = min(_u(MC), (per_thread + mr - _u(1)) // mr * mr)
+    cols = _u(2 * VECTOR_BYTES // C.itemsize)
+    strips = (N + cols - _u(1)) // cols
+    strips_per_thread = (strips + T - _u(1)) // T
     for p0 in range(_u(0), K, _u(KC)):
         p1 = min(p0 + _u(KC), K)
-        _pack_b(work, _u(0), B, b, b_trans, N, K, p0, p1)
+        for t in numba.prange(T):  # the B panel, packed by all threads
+            strip0 = _u(t) * strips_per_thread
+            _pack_b(work, _u(0), B, b, b_trans, N, K, p0, p1, strip0,
+                    min(strip0 + strips_per_thread, strips))
         for blk in numba.prange((M + mc - _u(1)) // mc):
             i0 = _u(blk) * mc
             _rows(C, c, A, a, a_trans, M, N, K, work, p0, p1, i0, min(i0 + mc, M),
