@@ -22,7 +22,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 
 from fastbp import _validate, schedules
 from fastbp.network import Network
-from fastbp.trainer import SCHEDULES, Trainer, _threads
+from fastbp._session import _threads
+from fastbp.trainer import SCHEDULES, Trainer
 
 # scikit-learn's activation names -> fastbp's ("sigmoid" is accepted as well).
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid",

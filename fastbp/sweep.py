@@ -26,7 +26,8 @@ import numpy as np
 from fastbp import _parallel, _validate
 from fastbp.network import Network
 from fastbp.kernels import codes
-from fastbp.trainer import History, Trainer, _threads
+from fastbp._session import _threads
+from fastbp.trainer import History, Trainer
 
 # Keywords of Network (besides layer_sizes) and of Trainer (besides net); "seed" is both.
 NETWORK_KEYS = ("activations", "loss", "dtype", "bias")

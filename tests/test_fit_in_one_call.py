@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp.trainer import _Session
+from fastbp._session import _Session
 
 from ._util import data
 

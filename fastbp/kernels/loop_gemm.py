@@ -153,26 +153,34 @@ def _pack_b(Bp, bp, B, b, b_trans, N, K, p0, p1, strip0, strip1):
 
 
 # The work array (work_for): the packed B panel, KC x N rounded up to whole strips; then the
-# packed rows of op(A), KC x M rounded up to whole strips; then one MR x NR tile of sums per
-# block of rows, so that blocks may run on threads side by side.
+# packed rows of op(A), KC x M rounded up to whole strips; then MR x NR tiles of sums, one
+# per slot (a block of rows, or a thread), so that slots may run on threads side by side.
 
 @njit(**JIT)
-def _rows(C, c, A, a, a_trans, M, N, K, work, p0, p1, i0, i1, overwrite):
-    """Rows i0..i1 (i0 a multiple of MR) of C for the panel p0..p1 of the sum over k, with
-    the B panel packed at the start of work: pack the rows of op(A), then tile them."""
+def _pack_rows(work, A, a, a_trans, M, N, K, p0, p1, i0, i1, at):
+    """Pack rows i0..i1 of op(A) for the panel p0..p1 into the packed-rows part of work,
+    row i0's strip at row position ``at`` (a multiple of MR)."""
+    cols = _u(2 * VECTOR_BYTES // work.itemsize)
+    ap = (N + cols - _u(1)) // cols * cols * _u(KC) + at * (p1 - p0)
+    _pack_a(work, ap, A, a, a_trans, M, K, i0, i1, p0, p1)
+
+
+@njit(**JIT)
+def _tiles(C, c, M, N, work, p0, p1, i0, i1, at, strip0, strip1, slot, overwrite):
+    """Rows i0..i1 (packed by _pack_rows at row position ``at``), column strips
+    strip0..strip1 of C for the panel p0..p1 of the sum over k, through tile ``slot``."""
     mr = _u(MR)
     cols = _u(2 * VECTOR_BYTES // C.itemsize)
     kc = p1 - p0
     ap = (N + cols - _u(1)) // cols * cols * _u(KC)
-    ct = ap + (M + mr - _u(1)) // mr * mr * _u(KC) + i0 // mr * mr * cols
-    ap += i0 * kc
+    ct = ap + (M + mr - _u(1)) // mr * mr * _u(KC) + slot * mr * cols
     Ct = work[ct:ct + mr * cols]
-    _pack_a(work, ap, A, a, a_trans, M, K, i0, i1, p0, p1)
-    for j0 in range(_u(0), N, cols):
+    ap += (at - i0) * kc  # row s's strip at ap + s kc
+    for j0 in range(strip0 * cols, min(strip1 * cols, N), cols):
         nj = min(cols, N - j0)
         for s0 in range(i0, i1, mr):
             ni = min(mr, i1 - s0)
-            _micro(Ct, work, ap + (s0 - i0) * kc, work, j0 * kc, kc)
+            _micro(Ct, work, ap + s0 * kc, work, j0 * kc, kc)
             for r in range(ni):
                 row = c + (s0 + r) * N + j0
                 if overwrite:
@@ -194,8 +202,10 @@ def gemm(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work):
         p1 = min(p0 + _u(KC), K)
         _pack_b(work, _u(0), B, b, b_trans, N, K, p0, p1, _u(0), strips)
         for i0 in range(_u(0), M, _u(MC)):
-            _rows(C, c, A, a, a_trans, M, N, K, work, p0, p1, i0, min(i0 + _u(MC), M),
-                  p0 == _u(0) and not accumulate)
+            i1 = min(i0 + _u(MC), M)
+            _pack_rows(work, A, a, a_trans, M, N, K, p0, p1, i0, i1, i0)
+            _tiles(C, c, M, N, work, p0, p1, i0, i1, i0, _u(0), strips, _u(0),
+                   p0 == _u(0) and not accumulate)
 
 
 @njit(**JIT)
@@ -206,26 +216,30 @@ def gemm_serial(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work, t
 
 @njit(parallel=True, **JIT)
 def gemm_threads(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work, threads):
-    """gemm with the blocks of rows on threads[0] of Numba's threads (at least one block
-    per thread): each C element is summed exactly as gemm sums it."""
+    """gemm on threads[0] of Numba's threads, in one parallel region: each thread owns
+    strips of columns of C, packs its part of each B panel (which then stays in its core's
+    cache) and packs blocks of rows of op(A) into its own part of work. Each C element is
+    summed exactly as gemm sums it."""
     c, a, b, M, N, K = _u(c), _u(a), _u(b), _u(M), _u(N), _u(K)
     mr = _u(MR)
-    T = _u(threads[0])
-    per_thread = (M + T - _u(1)) // T
-    mc = min(_u(MC), (per_thread + mr - _u(1)) // mr * mr)
     cols = _u(2 * VECTOR_BYTES // C.itemsize)
     strips = (N + cols - _u(1)) // cols
-    strips_per_thread = (strips + T - _u(1)) // T
-    for p0 in range(_u(0), K, _u(KC)):
-        p1 = min(p0 + _u(KC), K)
-        for t in numba.prange(T):  # the B panel, packed by all threads
-            strip0 = _u(t) * strips_per_thread
-            _pack_b(work, _u(0), B, b, b_trans, N, K, p0, p1, strip0,
-                    min(strip0 + strips_per_thread, strips))
-        for blk in numba.prange((M + mc - _u(1)) // mc):
-            i0 = _u(blk) * mc
-            _rows(C, c, A, a, a_trans, M, N, K, work, p0, p1, i0, min(i0 + mc, M),
-                  p0 == _u(0) and not accumulate)
+    rows = (M + mr - _u(1)) // mr * mr  # the packed-rows part of work holds this many rows
+    T = min(_u(threads[0]), strips, rows // mr)
+    per_thread = (strips + T - _u(1)) // T
+    mc = min(_u(MC), rows // T // mr * mr)  # rows a thread packs at once, in its own part
+    for t in numba.prange(T):
+        strip0 = _u(t) * per_thread
+        strip1 = min(strip0 + per_thread, strips)
+        at = _u(t) * mc
+        for p0 in range(_u(0), K, _u(KC)):
+            p1 = min(p0 + _u(KC), K)
+            _pack_b(work, _u(0), B, b, b_trans, N, K, p0, p1, strip0, strip1)
+            for i0 in range(_u(0), M, mc):
+                i1 = min(i0 + mc, M)
+                _pack_rows(work, A, a, a_trans, M, N, K, p0, p1, i0, i1, at)
+                _tiles(C, c, M, N, work, p0, p1, i0, i1, at, strip0, strip1, _u(t),
+                       p0 == _u(0) and not accumulate)
 
 
 def _pays(M, N, K):
