@@ -1,4 +1,9 @@
 """Shared test helpers: tolerances by dtype, comparisons that name what failed, data."""
+import contextlib
+import importlib
+import os
+import sys
+
 import numpy as np
 
 # Relative and absolute tolerances for comparing backends, by dtype.
@@ -23,3 +28,17 @@ def reference_backend(backend):
     """What a backend is compared with: the vectorized formulation (which itself is held
     against the loop kernels, as finite differences hold it)."""
     return "loop" if backend == "vectorized" else "vectorized"
+
+
+@contextlib.contextmanager
+def asv_suites(name):
+    """The asv module benchmarks.<name>, imported from the source tree in smoke mode
+    (FASTBP_BENCH_SMOKE=1: a few batches per benchmark)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    os.environ["FASTBP_BENCH_SMOKE"] = "1"
+    sys.path.insert(0, root)
+    try:
+        yield importlib.reload(importlib.import_module(f"benchmarks.{name}"))
+    finally:
+        sys.path.remove(root)
+        del os.environ["FASTBP_BENCH_SMOKE"]

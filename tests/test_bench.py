@@ -2,26 +2,18 @@
 No timing is asserted: these machines are shared and noisy."""
 import importlib
 import itertools
-import os
-import sys
 
 import pytest
 
 from fastbp.cli import main as cli_main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from ._util import asv_suites
 
 
 @pytest.fixture(scope="module")
 def suites():
-    os.environ["FASTBP_BENCH_SMOKE"] = "1"
-    sys.path.insert(0, ROOT)
-    try:
-        module = importlib.import_module("benchmarks.benchmarks")
-        yield importlib.reload(module)
-    finally:
-        sys.path.remove(ROOT)
-        del os.environ["FASTBP_BENCH_SMOKE"]
+    with asv_suites("benchmarks") as module:
+        yield module
 
 
 @pytest.mark.parametrize("suite", ["TrainEpoch", "Threads"])

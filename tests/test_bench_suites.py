@@ -1,10 +1,7 @@
 """The rival suites of ``fastbp bench --suite`` and benchmarks/rivals.py: the FANN-file
 reader, equal starting points and comparable work of the contenders, and smoke runs at
 tiny sizes. Nothing here times anything: these machines are shared and noisy."""
-import importlib
 import itertools
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -15,7 +12,8 @@ from fastbp.bench import suites
 from fastbp.datasets import load_fann
 from fastbp.cli import main as cli_main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from ._util import asv_suites
+
 SHAPES = {"diabetes": (384, 8, 2), "robot": (374, 48, 3), "thyroid": (3600, 21, 3),
           "two-spiral": (193, 2, 1)}
 
@@ -116,14 +114,8 @@ def test_sweep_suite_runs_at_tiny_sizes():
 
 @pytest.fixture(scope="module")
 def rivals():
-    os.environ["FASTBP_BENCH_SMOKE"] = "1"
-    sys.path.insert(0, ROOT)
-    try:
-        module = importlib.import_module("benchmarks.rivals")
-        yield importlib.reload(module)
-    finally:
-        sys.path.remove(ROOT)
-        del os.environ["FASTBP_BENCH_SMOKE"]
+    with asv_suites("rivals") as module:
+        yield module
 
 
 @pytest.mark.parametrize("suite", ["FannData", "Tiny", "SweepScaling"])

@@ -29,6 +29,9 @@ def _single(setting, fixed, X, y, epochs, **fit):
     ("fullbatch", "rprop", {"learning_rate": [0.01, 0.1], "etas": [(0.5, 1.2), (0.4, 1.3)]}),
 ])
 def test_every_model_equals_its_own_fit(schedule, optimizer, grid, backend):
+    if backend == "cuda":  # the simulator runs threads one by one: two models of the grid
+        first = next(iter(grid))
+        grid = {k: v if k == first else v[:1] for k, v in grid.items()}
     X, y = data(31, 3, 4, seed=1, labels=True)
     Xv, yv = data(9, 3, 4, seed=2, labels=True)
     fixed = dict(FIXED, schedule=schedule, batch_size=4, optimizer=optimizer, backend=backend,

@@ -22,6 +22,10 @@ The three products of a layer then need no transposed copies:
     forward   z = a_in @ W^T           gemm(A, z, A, a_in, False, params, w, True,  n, out, in)
     delta     d = d_next @ W_next      gemm(Dl, d, Dl, d_next, False, params, w, False, n, in, out)
     gradient  gW += delta^T @ a_in     gemm(grad, w, Dl, d, True, A, a_in, False, out, in, n)
+
+The passes of loop_layers call gemm_if_pays: the serial gemm, or gemm_threads (strips of
+columns per thread, the same sums bit for bit) when they run threaded, and nothing --
+not even compiled -- when work_for gave None.
 """
 import numba
 import numpy as np
