@@ -63,3 +63,24 @@ def test_gemm_threads_sums_exactly_as_gemm(M, N, K):
     loop_gemm.gemm_threads(threaded, 0, A, 0, False, B, 0, True, M, N, K, False, work,
                            np.full(1, 2, np.int64))
     np.testing.assert_array_equal(threaded, serial)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_training_through_gemm_matches_the_vectorized_reference(threads):
+    """Batches large enough for gemm in every product (forward, delta, gradient), serial
+    and threaded: an epoch equals the NumPy formulation's within float32 rounding."""
+    import fastbp
+    sizes = [96, 64, 48, 10]
+    assert loop_gemm.work_for(np.array(sizes), np.zeros(1, np.float32), 64) is not None
+    rng = np.random.default_rng(5)
+    X = rng.random((192, 96)).astype(np.float32)
+    y = rng.integers(0, 10, 192)
+    params = {}
+    for backend in ("loop", "vectorized"):
+        net = fastbp.Network(sizes, activations=["tanh", "sigmoid", "softmax"],
+                             loss="cross_entropy", seed=3)
+        trainer = fastbp.Trainer(net, schedule="minibatch", batch_size=64, learning_rate=0.1,
+                                 momentum=0.9, seed=3, backend=backend, threads=threads)
+        trainer.fit(X, y, epochs=2)
+        params[backend] = net.params
+    np.testing.assert_allclose(params["loop"], params["vectorized"], rtol=2e-4, atol=2e-5)

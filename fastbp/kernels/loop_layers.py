@@ -366,6 +366,7 @@ def grad_pass(tag, grad, Dl, A, n, sizes, work):
 @overload(forward_pass, target="cpu")
 def _forward_pass(tag, A, params, n, sizes, acts, work):
     threaded = not isinstance(tag, types.NoneType)
+    gemm = not isinstance(work, types.NoneType)  # False: the gemm branch is not compiled
 
     def impl(tag, A, params, n, sizes, acts, work):
         one = params.dtype.type(1)
@@ -374,8 +375,8 @@ def _forward_pass(tag, A, params, n, sizes, acts, work):
             n_in, n_out = sizes[m - 1], sizes[m]
             a_in, z = z, z + n * n_in
             # z = a_in W^T, then z += b and a = act(z) row by row.
-            if loop_gemm.gemm_if_pays(work, tag, A, z, A, a_in, False, params, w, True, n,
-                                      n_out, n_in, False):
+            if gemm and loop_gemm.gemm_if_pays(work, tag, A, z, A, a_in, False, params, w,
+                                               True, n, n_out, n_in, False):
                 _bias_activate(A, z, params, w + n_out * n_in, n, n_out, acts[m - 1], one)
             elif threaded and threads_pay(n, n_in, n_out):
                 _forward_layer_threads(A, z, params, w, a_in, n_in, n_out, acts[m - 1], one, n)
@@ -388,6 +389,7 @@ def _forward_pass(tag, A, params, n, sizes, acts, work):
 @overload(delta_pass, target="cpu")
 def _delta_pass(tag, Dl, A, params, n, sizes, acts, work):
     threaded = not isinstance(tag, types.NoneType)
+    gemm = not isinstance(work, types.NoneType)  # False: the gemm branch is not compiled
 
     def impl(tag, Dl, A, params, n, sizes, acts, work):
         one = params.dtype.type(1)
@@ -396,8 +398,8 @@ def _delta_pass(tag, Dl, A, params, n, sizes, acts, work):
             w_next = weight_offset(sizes, m + 1)
             d, d_next = block_offset(sizes, m, n), block_offset(sizes, m + 1, n)
             # d = d_next W_next, then d *= act'(a).
-            if loop_gemm.gemm_if_pays(work, tag, Dl, d, Dl, d_next, False, params, w_next,
-                                      False, n, n_here, n_next, False):
+            if gemm and loop_gemm.gemm_if_pays(work, tag, Dl, d, Dl, d_next, False, params,
+                                               w_next, False, n, n_here, n_next, False):
                 _derivative_block(Dl, d, A, d, 0, n * n_here, acts[m - 1], one)
             elif threaded and threads_pay(n, n_here, n_next):
                 _delta_layer_threads(Dl, d, A, d, params, w_next, d_next, n_here, n_next,
@@ -411,6 +413,7 @@ def _delta_pass(tag, Dl, A, params, n, sizes, acts, work):
 @overload(grad_pass, target="cpu")
 def _grad_pass(tag, grad, Dl, A, n, sizes, work):
     threaded = not isinstance(tag, types.NoneType)
+    gemm = not isinstance(work, types.NoneType)  # False: the gemm branch is not compiled
 
     def impl(tag, grad, Dl, A, n, sizes, work):
         w, a_in = np.int64(0), np.int64(0)
@@ -418,8 +421,8 @@ def _grad_pass(tag, grad, Dl, A, n, sizes, work):
             n_in, n_out = sizes[m - 1], sizes[m]
             d = a_in + n * n_in
             # gW += delta^T a_in, gb += the column sums of delta.
-            if loop_gemm.gemm_if_pays(work, tag, grad, w, Dl, d, True, A, a_in, False, n_out,
-                                      n_in, n, True):
+            if gemm and loop_gemm.gemm_if_pays(work, tag, grad, w, Dl, d, True, A, a_in,
+                                               False, n_out, n_in, n, True):
                 _column_sums(grad, w + n_out * n_in, Dl, d, n, n_out)
             elif threaded and threads_pay(n, n_in, n_out):
                 _grad_layer_threads(grad, w, Dl, d, A, a_in, n, n_in, n_out)
