@@ -5,6 +5,8 @@ schedules below. Nothing here is imported by ``import fastbp``.
 Modules: ``compare`` (the side-by-side timing behind ``fastbp bench``), ``torch_rival``
 (the same network and SGD in PyTorch) and ``fann`` (the FANN C library through ctypes).
 """
+import time
+
 import numpy as np
 
 NETS = {  # name: (layer sizes, samples per epoch)
@@ -45,3 +47,10 @@ def problem(sizes, n, dtype="float32", seed=0):
 def flop_per_sample(net):
     """6 FLOP per weight per training sample (DESIGN.md section 4)."""
     return 6 * sum(W.size for W in net.weights)
+
+
+def settle(seconds=0.25):
+    """Pause before a contender's timing when contenders alternate: the idle threads of the
+    previous one (OpenBLAS for about 0.1 s, OpenMP and TBB too) spin-wait after its last
+    parallel call and would take cores from the next."""
+    time.sleep(seconds)

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from fastbp.bench import (NETS, SCHEDULES, batch_size, flop_per_sample, network, problem,
-                          trainer_options)
+                          settle, trainer_options)
 
 # fastbp's backends, then the rivals that run when installed: PyTorch, and the FANN C
 # library (through ctypes, fastbp.bench.fann).
@@ -23,8 +23,6 @@ CONTENDERS = ["loop", "vectorized", "cuda", "torch", "fann"]
 # A contender that would take longer than this per epoch is timed on a prefix of the
 # data (at least a few hundred samples), and its rate extrapolated.
 _SECONDS_PER_TIMING = 0.5
-# Pause between two contenders' timings (_time_all).
-_SETTLE_SECONDS = 0.25
 
 
 def add_options(parser):
@@ -121,10 +119,7 @@ def _time_all(makes, X, y, repeat):
     for _ in range(repeat):
         for who, (epoch, m) in prepared.items():
             if len(prepared) > 1:
-                # Idle threads of the previous contender spin-wait for a while after its
-                # last parallel call (OpenBLAS for about 0.1 s, OpenMP and TBB too) and
-                # would take cores from this one: let them go to sleep first.
-                time.sleep(_SETTLE_SECONDS)
+                settle()
             start = time.perf_counter()
             seconds = epoch(X[:m], y[:m])
             if seconds is None:

@@ -33,6 +33,7 @@ import warnings
 
 import numpy as np
 
+from fastbp.bench import settle
 from fastbp.datasets import load_fann
 
 SUITES = ("nets", "fann-data", "tiny", "sweep")
@@ -293,6 +294,8 @@ def best_of(trials, epochs, repeat, warmup_epochs=2):
     best = {name: (math.inf, None) for name in trials}
     for _ in range(repeat):
         for name, trial in trials.items():
+            if len(trials) > 1:
+                settle()
             seconds, out = trial(epochs)
             best[name] = (min(best[name][0], seconds), out)
     return best
