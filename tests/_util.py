@@ -1,6 +1,7 @@
 """Shared test helpers: tolerances by dtype, comparisons that name what failed, data."""
 import contextlib
 import importlib
+import itertools
 import os
 import sys
 
@@ -42,3 +43,26 @@ def asv_suites(name):
     finally:
         sys.path.remove(root)
         del os.environ["FASTBP_BENCH_SMOKE"]
+
+
+def run_asv_suite(cls):
+    """Every parameter combination of an asv suite once, as asv runs it: setup (a
+    NotImplementedError skips the combination), each time_/track_ benchmark (a track
+    must be positive), teardown. Returns how many combinations ran."""
+    ran = 0
+    for params in itertools.product(*cls.params):
+        bench = cls()
+        try:
+            bench.setup(*params)
+        except NotImplementedError:
+            continue  # e.g. cuda without a GPU, FANN not installed: asv skips it the same way
+        try:
+            for name in dir(cls):
+                if name.startswith(("time_", "track_")):
+                    result = getattr(bench, name)(*params)
+                    assert result is None or result > 0, (name, params)
+        finally:
+            if hasattr(bench, "teardown"):
+                bench.teardown(*params)
+        ran += 1
+    return ran

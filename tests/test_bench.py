@@ -1,13 +1,12 @@
 """Smoke runs of the benchmarks: every asv suite once on tiny data, and `fastbp bench`.
 No timing is asserted: these machines are shared and noisy."""
 import importlib
-import itertools
 
 import pytest
 
 from fastbp.cli import main as cli_main
 
-from ._util import asv_suites
+from ._util import asv_suites, run_asv_suite
 
 
 @pytest.fixture(scope="module")
@@ -18,24 +17,7 @@ def suites():
 
 @pytest.mark.parametrize("suite", ["TrainEpoch", "Threads"])
 def test_asv_suites_run_once(suites, suite):
-    cls = getattr(suites, suite)
-    ran = 0
-    for params in itertools.product(*cls.params):
-        bench = cls()
-        try:
-            bench.setup(*params)
-        except NotImplementedError:
-            continue  # e.g. cuda without a GPU: asv skips it the same way
-        try:
-            for name in dir(cls):
-                if name.startswith(("time_", "track_")):
-                    result = getattr(bench, name)(*params)
-                    assert result is None or result > 0, (name, params)
-        finally:
-            if hasattr(bench, "teardown"):
-                bench.teardown(*params)
-        ran += 1
-    assert ran > 0
+    assert run_asv_suite(getattr(suites, suite)) > 0
 
 
 def test_compile_time_suite_measures_a_fresh_process(suites, tmp_path):

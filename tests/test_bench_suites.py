@@ -1,7 +1,6 @@
 """The rival suites of ``fastbp bench --suite`` and benchmarks/rivals.py: the FANN-file
 reader, equal starting points and comparable work of the contenders, and smoke runs at
 tiny sizes. Nothing here times anything: these machines are shared and noisy."""
-import itertools
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from fastbp.bench import suites
 from fastbp.datasets import load_fann
 from fastbp.cli import main as cli_main
 
-from ._util import asv_suites
+from ._util import asv_suites, run_asv_suite
 
 SHAPES = {"diabetes": (384, 8, 2), "robot": (374, 48, 3), "thyroid": (3600, 21, 3),
           "two-spiral": (193, 2, 1)}
@@ -120,22 +119,10 @@ def rivals():
 
 @pytest.mark.parametrize("suite", ["FannData", "Tiny", "SweepScaling"])
 def test_asv_rival_suites_run_once(rivals, suite):
-    cls = getattr(rivals, suite)
-    ran = 0
-    for params in itertools.product(*cls.params):
-        bench = cls()
-        try:
-            bench.setup(*params)
-        except NotImplementedError:
-            continue  # FANN not installed, or fewer threads: asv skips it the same way
-        for name in dir(cls):
-            if name.startswith(("time_", "track_")):
-                result = getattr(bench, name)(*params)
-                assert result is None or result > 0, (name, params)
-        ran += 1
+    ran = run_asv_suite(getattr(rivals, suite))
     if suite != "SweepScaling":
         try:
             _fann.load("float32")
         except ImportError:
-            return
+            return  # FANN not installed: its suites skip every combination
     assert ran > 0
