@@ -50,7 +50,15 @@ def flop_per_sample(net):
 
 
 def settle(seconds=0.25):
-    """Pause before a contender's timing when contenders alternate: the idle threads of the
-    previous one (OpenBLAS for about 0.1 s, OpenMP and TBB too) spin-wait after its last
-    parallel call and would take cores from the next."""
-    time.sleep(seconds)
+    """Pause before a contender's timing when contenders alternate on several threads: the
+    idle threads of the previous one (OpenBLAS for about 0.1 s, OpenMP and TBB too)
+    spin-wait after its last parallel call and would take cores from the next. On one
+    thread (compare.set_threads pins Numba, BLAS and PyTorch alike) there is nothing to
+    wait for, and a pause would only let the core clock down before a short timing (a
+    1 ms online epoch of 64-32-10 then reads 30% slow)."""
+    import numba
+
+    from fastbp import _parallel
+    _parallel.ensure_layer()
+    if numba.get_num_threads() > 1:
+        time.sleep(seconds)
