@@ -52,7 +52,7 @@ def test_work_is_allocated_only_where_gemm_pays():
 
 @pytest.mark.parametrize("M, N, K", SHAPES[1:])
 def test_gemm_threads_sums_exactly_as_gemm(M, N, K):
-    """The threaded variant splits rows only: each element's sum is gemm's, bit for bit."""
+    """The threaded variant splits columns only: each element's sum is gemm's, bit for bit."""
     rng = np.random.default_rng(1)
     widest = max(M, N, K, 64)
     work = loop_gemm.work_for(np.array([widest, widest], np.int64), np.zeros(1, np.float32), 4096)
@@ -65,22 +65,72 @@ def test_gemm_threads_sums_exactly_as_gemm(M, N, K):
     np.testing.assert_array_equal(threaded, serial)
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_training_through_gemm_matches_the_vectorized_reference(threads):
-    """Batches large enough for gemm in every product (forward, delta, gradient), serial
-    and threaded: an epoch equals the NumPy formulation's within float32 rounding."""
-    import fastbp
-    sizes = [96, 64, 48, 10]
-    assert loop_gemm.work_for(np.array(sizes), np.zeros(1, np.float32), 64) is not None
-    rng = np.random.default_rng(5)
-    X = rng.random((192, 96)).astype(np.float32)
-    y = rng.integers(0, 10, 192)
-    params = {}
-    for backend in ("loop", "vectorized"):
-        net = fastbp.Network(sizes, activations=["tanh", "sigmoid", "softmax"],
-                             loss="cross_entropy", seed=3)
-        trainer = fastbp.Trainer(net, schedule="minibatch", batch_size=64, learning_rate=0.1,
-                                 momentum=0.9, seed=3, backend=backend, threads=threads)
-        trainer.fit(X, y, epochs=2)
-        params[backend] = net.params
-    np.testing.assert_allclose(params["loop"], params["vectorized"], rtol=2e-4, atol=2e-5)
+def _interleavings(counts, done=None):
+    """Every order of running thread t's steps 0..counts[t]-1, each thread's in its own
+    order, as lists of (thread, step)."""
+    done = [0] * len(counts) if done is None else done
+    if done == list(counts):
+        yield []
+        return
+    for t in range(len(counts)):
+        if done[t] < counts[t]:
+            after = list(done)
+            after[t] += 1
+            for tail in _interleavings(counts, after):
+                yield [(t, done[t])] + tail
+
+
+# Shapes where every hazard of sharing one work array shows: K deeper than KC and not a
+# multiple of it (a short last panel), M not a multiple of MR or of MC (a short last block
+# of rows, several blocks per thread), N not a multiple of NR (a short last strip).
+RACE_SHAPES = [(2 * loop_gemm.MC + 5, 3 * loop_gemm.nr(4) + 3, 2 * loop_gemm.KC + 44),
+               (4 * loop_gemm.MC + 3, 4 * loop_gemm.nr(4) + 1, loop_gemm.KC + 1),
+               (loop_gemm.MR * 3 + 1, 4 * loop_gemm.nr(4) + 1, loop_gemm.KC + 1)]
+
+
+@pytest.mark.parametrize("threads", [2, 3, 4])
+@pytest.mark.parametrize("M, N, K", RACE_SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_threads_share_nothing_and_need_no_order(M, N, K, threads, dtype):
+    """The threads of gemm_threads never wait for each other, so one may pack panel p + 1
+    while another still reads panel p: that is safe only if no two threads write the same
+    element of work (or of C) and each reads only what it wrote. Checked without relying
+    on a lucky schedule: each thread's whole share (thread_panel, panel after panel, the
+    body gemm_threads runs) runs alone on a work array of NaN, and the elements it wrote
+    must be its own; then the threads' panels run one at a time in every order a race
+    could produce, each giving gemm's numbers bit for bit. (With strips placed by the
+    panel's depth, or 6-row strips in 128-row blocks, threads overwrote each other.)"""
+    rng = np.random.default_rng(M + N + K)
+    widest = max(M, N, K, 64)
+    like = np.zeros(1, dtype)
+    work = loop_gemm.work_for(np.array([widest, widest], np.int64), like, M)
+    A = rng.normal(size=M * K).astype(dtype)
+    B = rng.normal(size=K * N).astype(dtype)
+    serial = np.zeros(M * N, dtype)
+    loop_gemm.gemm(serial, 0, A, 0, False, B, 0, True, M, N, K, False, work)
+    T = int(loop_gemm.thread_plan(M, N, np.dtype(dtype).itemsize, threads)[0])
+    assert T >= 2, "the shape gives several threads columns of their own"
+    panels = range(0, K, loop_gemm.KC)
+
+    def run(order):
+        C = np.full(M * N, np.nan, dtype)
+        for t, p in order:
+            loop_gemm.thread_panel(C, 0, A, 0, False, B, 0, True, M, N, K, False, work, t, T,
+                                   panels[p])
+        return C
+
+    owner = np.full(work.size, -1)
+    for t in range(T):
+        work[:] = np.nan
+        C = run([(t, p) for p in range(len(panels))])
+        wrote = ~np.isnan(work)
+        shared = wrote & (owner >= 0)
+        assert not shared.any(), (f"threads {owner[shared][0]} and {t} both write work "
+                                  f"element {np.flatnonzero(shared)[0]} of {work.size}")
+        owner[wrote] = t
+        mine = ~np.isnan(C)
+        np.testing.assert_array_equal(C[mine], serial[mine])
+    orders = list(_interleavings([len(panels)] * T))
+    for order in orders[:: max(1, len(orders) // 60)]:
+        np.testing.assert_array_equal(run(order), serial,
+                                      err_msg=f"panels run in the order {order}")

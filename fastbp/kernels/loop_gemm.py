@@ -48,7 +48,9 @@ def _vector_bytes():
 VECTOR_BYTES = _vector_bytes()
 MR = 8 if VECTOR_BYTES == 64 else 6   # rows of a tile: MR x 2 vector accumulators in registers
 KC = 256   # depth of a packed panel: A strip (MR x KC) in L1, B panel (KC x N) in L2
-MC = 128   # rows of A packed at once
+# Rows of A packed at once: whole strips, so that a block of rows packed at a multiple of MR
+# ends within the next block (6 does not divide 128: 132 rows would overrun it).
+MC = 128 // MR * MR
 
 
 def nr(itemsize):
@@ -109,11 +111,12 @@ def _micro(typingctx, Ct, Ap, a_off, Bp, b_off, kc):
 
 @njit(**JIT)
 def _pack_a(Ap, ap, A, a, a_trans, M, K, i0, i1, p0, p1):
-    """Ap[ap + strip][k MR + r] = op(A)(i0 + strip MR + r, p0 + k); rows past i1 are 0."""
+    """Ap[ap + strip KC MR + k MR + r] = op(A)(i0 + strip MR + r, p0 + k); rows past i1
+    are 0. Strips sit KC MR apart whatever the panel's depth (see _tiles)."""
     mr = _u(MR)
     kc = p1 - p0
     for strip in range((i1 - i0 + mr - _u(1)) // mr):
-        base = ap + strip * kc * mr
+        base = ap + strip * _u(KC) * mr
         for r in range(mr):
             s = i0 + strip * mr + r
             if s >= i1:
@@ -130,12 +133,13 @@ def _pack_a(Ap, ap, A, a, a_trans, M, K, i0, i1, p0, p1):
 
 @njit(**JIT)
 def _pack_b(Bp, bp, B, b, b_trans, N, K, p0, p1, strip0, strip1):
-    """Bp[bp + strip][k NR + c] = op(B)(p0 + k, strip NR + c) for strips strip0..strip1-1;
-    columns past N are 0."""
+    """Bp[bp + strip KC NR + k NR + c] = op(B)(p0 + k, strip NR + c) for strips
+    strip0..strip1-1; columns past N are 0. Strips sit KC NR apart whatever the panel's
+    depth (see _tiles)."""
     cols = _u(2 * VECTOR_BYTES // B.itemsize)
     kc = p1 - p0
     for strip in range(strip0, strip1):
-        base = bp + strip * kc * cols
+        base = bp + strip * _u(KC) * cols
         if b_trans:  # op(B)(k, i) = B[i K + k]: rows of B, written NR apart
             for c in range(cols):
                 i = strip * cols + c
@@ -159,13 +163,19 @@ def _pack_b(Bp, bp, B, b, b_trans, N, K, p0, p1, strip0, strip1):
 # The work array (work_for): the packed B panel, KC x N rounded up to whole strips; then the
 # packed rows of op(A), KC x M rounded up to whole strips; then MR x NR tiles of sums, one
 # per slot (a block of rows, or a thread), so that slots may run on threads side by side.
+#
+# Every strip has a fixed place, KC deep, whatever the depth kc <= KC of the panel being
+# packed: where a strip lives must not depend on the panel. gemm_threads' threads move from
+# panel to panel without waiting for each other, so with strips placed kc apart a thread
+# packing the shorter last panel of K would write into strips another thread, still on a
+# full panel, was reading (wrong sums whenever K > KC is not a multiple of KC).
 
 @njit(**JIT)
 def _pack_rows(work, A, a, a_trans, M, N, K, p0, p1, i0, i1, at):
     """Pack rows i0..i1 of op(A) for the panel p0..p1 into the packed-rows part of work,
     row i0's strip at row position ``at`` (a multiple of MR)."""
     cols = _u(2 * VECTOR_BYTES // work.itemsize)
-    ap = (N + cols - _u(1)) // cols * cols * _u(KC) + at * (p1 - p0)
+    ap = (N + cols - _u(1)) // cols * cols * _u(KC) + at * _u(KC)
     _pack_a(work, ap, A, a, a_trans, M, K, i0, i1, p0, p1)
 
 
@@ -179,12 +189,12 @@ def _tiles(C, c, M, N, work, p0, p1, i0, i1, at, strip0, strip1, slot, overwrite
     ap = (N + cols - _u(1)) // cols * cols * _u(KC)
     ct = ap + (M + mr - _u(1)) // mr * mr * _u(KC) + slot * mr * cols
     Ct = work[ct:ct + mr * cols]
-    ap += (at - i0) * kc  # row s's strip at ap + s kc
+    ap += (at - i0) * _u(KC)  # the strip of rows s..s+MR-1 at ap + s KC
     for j0 in range(strip0 * cols, min(strip1 * cols, N), cols):
         nj = min(cols, N - j0)
         for s0 in range(i0, i1, mr):
             ni = min(mr, i1 - s0)
-            _micro(Ct, work, ap + s0 * kc, work, j0 * kc, kc)
+            _micro(Ct, work, ap + s0 * _u(KC), work, j0 * _u(KC), kc)
             for r in range(ni):
                 row = c + (s0 + r) * N + j0
                 if overwrite:
@@ -218,32 +228,56 @@ def gemm_serial(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work, t
     gemm(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work)
 
 
+@njit(**JIT)
+def thread_plan(M, N, itemsize, threads):
+    """How gemm_threads splits C (M, N) over ``threads`` threads: (T, per_thread, mc) --
+    the T threads that get work, each owning per_thread strips of NR columns, and packing
+    mc rows of op(A) at a time (whole MR strips) into its own part of work."""
+    mr = _u(MR)
+    cols = _u(2 * VECTOR_BYTES) // _u(itemsize)
+    strips = (_u(N) + cols - _u(1)) // cols
+    rows = (_u(M) + mr - _u(1)) // mr * mr  # the packed-rows part of work holds this many
+    T = min(_u(threads), strips, rows // mr)
+    per_thread = (strips + T - _u(1)) // T
+    mc = min(_u(MC), rows // T // mr * mr)  # T mc <= rows: the threads' parts are disjoint
+    return T, per_thread, mc
+
+
+@njit(**JIT)
+def thread_panel(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work, t, T, p0):
+    """Thread t's share of gemm_threads for the panel p0..p0+KC of the sum over k: it packs
+    its strips of the B panel and, mc rows at a time, op(A) into its own part of work, then
+    adds their tiles to its columns of C. Threads share no part of work and no element of
+    C, and every strip of work has a place that does not depend on the panel (_pack_a), so
+    the threads need not wait for each other between panels: any interleaving of the
+    threads' panels gives gemm's numbers (tests/test_gemm.py runs them in every order)."""
+    c, a, b, M, N, K, t, p0 = _u(c), _u(a), _u(b), _u(M), _u(N), _u(K), _u(t), _u(p0)
+    cols = _u(2 * VECTOR_BYTES // C.itemsize)
+    strips = (N + cols - _u(1)) // cols
+    _, per_thread, mc = thread_plan(M, N, C.itemsize, T)
+    strip0 = t * per_thread
+    strip1 = min(strip0 + per_thread, strips)
+    at = t * mc
+    p1 = min(p0 + _u(KC), K)
+    _pack_b(work, _u(0), B, b, b_trans, N, K, p0, p1, strip0, strip1)
+    for i0 in range(_u(0), M, mc):
+        i1 = min(i0 + mc, M)
+        _pack_rows(work, A, a, a_trans, M, N, K, p0, p1, i0, i1, at)
+        _tiles(C, c, M, N, work, p0, p1, i0, i1, at, strip0, strip1, t,
+               p0 == _u(0) and not accumulate)
+
+
 @njit(parallel=True, **JIT)
 def gemm_threads(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work, threads):
     """gemm on threads[0] of Numba's threads, in one parallel region: each thread owns
     strips of columns of C, packs its part of each B panel (which then stays in its core's
-    cache) and packs blocks of rows of op(A) into its own part of work. Each C element is
-    summed exactly as gemm sums it."""
-    c, a, b, M, N, K = _u(c), _u(a), _u(b), _u(M), _u(N), _u(K)
-    mr = _u(MR)
-    cols = _u(2 * VECTOR_BYTES // C.itemsize)
-    strips = (N + cols - _u(1)) // cols
-    rows = (M + mr - _u(1)) // mr * mr  # the packed-rows part of work holds this many rows
-    T = min(_u(threads[0]), strips, rows // mr)
-    per_thread = (strips + T - _u(1)) // T
-    mc = min(_u(MC), rows // T // mr * mr)  # rows a thread packs at once, in its own part
+    cache) and packs blocks of rows of op(A) into its own part of work (thread_panel).
+    Each C element is summed exactly as gemm sums it."""
+    T = thread_plan(M, N, C.itemsize, threads[0])[0]
     for t in numba.prange(T):
-        strip0 = _u(t) * per_thread
-        strip1 = min(strip0 + per_thread, strips)
-        at = _u(t) * mc
-        for p0 in range(_u(0), K, _u(KC)):
-            p1 = min(p0 + _u(KC), K)
-            _pack_b(work, _u(0), B, b, b_trans, N, K, p0, p1, strip0, strip1)
-            for i0 in range(_u(0), M, mc):
-                i1 = min(i0 + mc, M)
-                _pack_rows(work, A, a, a_trans, M, N, K, p0, p1, i0, i1, at)
-                _tiles(C, c, M, N, work, p0, p1, i0, i1, at, strip0, strip1, _u(t),
-                       p0 == _u(0) and not accumulate)
+        for p0 in range(0, K, KC):
+            thread_panel(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work, t, T,
+                         p0)
 
 
 def _pays(M, N, K):
