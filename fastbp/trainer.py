@@ -10,7 +10,8 @@ import numpy as np
 from fastbp import _validate, backends, schedules
 from fastbp.kernels import codes
 from fastbp._session import _Session, _interrupts_at_safe_points
-from fastbp.network import Network, _NpzReader, _write_npz
+from fastbp._npz import NpzReader, write_npz
+from fastbp.network import Network
 
 SCHEDULES = ("online", "minibatch", "fullbatch")
 
@@ -258,7 +259,7 @@ class Trainer:
                      trainer_epoch=np.array(self.epoch),
                      trainer_monitored=np.array(self.monitored, np.float64),
                      trainer_rng=np.array(json.dumps(self.rng.bit_generator.state)))
-        _write_npz(path, {**self.net._state(), **extra})
+        write_npz(path, {**self.net._state(), **extra})
 
     @classmethod
     def load(cls, path, backend=None):
@@ -272,7 +273,7 @@ class Trainer:
         generator state. Entries are read one at a time, each checked first (as
         :meth:`Network.load`).
         """
-        with _NpzReader(path) as reader:
+        with NpzReader(path) as reader:
             net = Network._from_reader(reader)
             with reader.checking("fastbp trainer file"):
                 trainer = cls._from_reader(reader, net, backend, path)
