@@ -51,10 +51,20 @@ def derivative(code, a, one):
 
 @register_jitable
 def softmax_row(a, off, n, one):
-    """a_i = exp(z_i - max z) / sum_k exp(z_k - max z), in place on a[off:off + n]."""
+    """a_i = exp(z_i - max z) / sum_k exp(z_k - max z), in place on a[off:off + n]. Where
+    max z is infinite (a pre-activation that overflowed), its limit: the units at max z
+    share the probability equally (z - max z would be inf - inf, NaN)."""
     top = a[off]
     for i in range(1, n):
         top = max(top, a[off + i])
+    if math.isinf(top):
+        count = one - one
+        for i in range(n):
+            a[off + i] = one if a[off + i] == top else one - one
+            count += a[off + i]
+        for i in range(n):
+            a[off + i] /= count
+        return
     total = one - one
     for i in range(n):
         e = vmath.exp(a[off + i] - top)

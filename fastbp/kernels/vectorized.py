@@ -55,9 +55,16 @@ def _activate(code, z):
     elif code == RELU:
         np.maximum(z, 0, out=z)
     elif code == SOFTMAX:
-        z -= z.max(axis=1, keepdims=True)
+        top = z.max(axis=1, keepdims=True)
+        # A row whose max is infinite (an overflowed pre-activation) gets its limit, the
+        # units at the max sharing the probability (z - top would be inf - inf, NaN).
+        inf = np.isinf(top[:, 0])
+        limit = (z[inf] == top[inf]).astype(z.dtype)
+        with np.errstate(invalid="ignore"):
+            z -= top
         np.exp(z, out=z)
         z /= z.sum(axis=1, keepdims=True)
+        z[inf] = limit / limit.sum(axis=1, keepdims=True)
 
 
 def _derivative(code, a):

@@ -11,7 +11,9 @@ Accuracy (float32, 4M points, against float64): exp 1.01 ulp on [-87.3, 88.3] (l
 sigmoid 2.46 ulp on [-30, 30] (the branch-on-sign libm form: 2.40), tanh 4.75 ulp on
 [-10, 10] (libm 2.08): about 1e-7 relative, three orders of magnitude inside the float32
 tolerance the backends are held to (rtol 2e-4). Outside the clamps exp gives 1.2e-38 for
-0 and 2.4e38 for inf; a NaN input stays NaN, so diverged training is still detected.
+0 and 2.4e38 for inf; an infinite pre-activation (a float32 sum that overflowed) gives
+sigmoid 0 or 1 and tanh -1 or 1, as libm does; a NaN input stays NaN, so diverged
+training is still detected.
 
 The float32 kernels are compiled without "reassoc" (JIT_EXACT): with it, LLVM may fold
 the two-constant range reduction x - n*C1 - n*C2 into x - n*(C1 + C2) and lose about
@@ -70,8 +72,10 @@ def exp32(x0):
     y = y * x + _P4
     y = y * x + _P5
     y = y * z + x + _ONE
-    # (x0 - x0) is 0, or NaN for a NaN input, which the clamp above would have hidden.
-    return y * _bits_as_float32((np.int32(n) + np.int32(127)) << np.int32(23)) + (x0 - x0)
+    e = y * _bits_as_float32((np.int32(n) + np.int32(127)) << np.int32(23))
+    # A NaN input stays NaN, which the clamp above would have hidden (a select: it
+    # vectorizes, and unlike adding x0 - x0 it leaves +-inf to the clamp).
+    return e if x0 == x0 else x0
 
 
 # Eigen's generic_fast_tanh_float: a 13/6 rational approximation on [-7.9, 7.9], beyond
@@ -99,7 +103,9 @@ def tanh32(x0):
     q = x2 * q + _B2
     q = x2 * q + _B0
     r = x * p / q
-    return (x0 if abs(x0) < _TANH_TINY else r) + (x0 - x0)  # NaN stays NaN
+    # NaN stays NaN; +-inf (an overflowed pre-activation) gives +-1 through the clamp, as
+    # libm's tanh does (adding x0 - x0 would have made it NaN).
+    return r if abs(x0) >= _TANH_TINY else x0
 
 
 # -- what kernels call: dispatched on the target and the dtype ------------------------------
