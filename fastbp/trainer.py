@@ -1,6 +1,8 @@
 """Trainer: online, mini-batch and full-batch gradient descent over a Network."""
+import contextlib
 import json
 import math
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -204,7 +206,24 @@ class Trainer:
 
     def __getstate__(self):
         # The kernel module cannot be pickled; it is looked up again from the backend name.
-        return {k: v for k, v in vars(self).items() if k != "kernels"}
+        # Nor can the lock of a running fit: a copy is never running.
+        return {k: v for k, v in vars(self).items() if k not in ("kernels", "_running")}
+
+    @contextlib.contextmanager
+    def _exclusive(self, what):
+        """Around fit and step: they write the network, the optimizer state and the
+        generator in place, so a second call while one runs -- from another Python
+        thread, or from a callback -- would interleave their updates. It raises instead."""
+        lock = vars(self).setdefault("_running", threading.Lock())
+        if not lock.acquire(blocking=False):
+            raise RuntimeError(f"Trainer.{what}: this trainer is already training (fit or "
+                               "step running in another thread, or called from its own "
+                               "callback); one trainer trains one thing at a time -- give "
+                               "each thread its own Trainer and Network")
+        try:
+            yield
+        finally:
+            lock.release()
 
     def __setstate__(self, state):
         if "net" in state:  # pickled before net became a property
@@ -234,7 +253,13 @@ class Trainer:
 
     def step(self, X, Y, sample_weight=None):
         """Exactly one update from the mean gradient over the rows of X (with
-        ``sample_weight``, the weighted mean); returns their (weighted) mean cost."""
+        ``sample_weight``, the weighted mean); returns their (weighted) mean cost.
+
+        Raises RuntimeError while this trainer's ``fit`` or ``step`` runs (another thread)."""
+        with self._exclusive("step"):
+            return self._step(X, Y, sample_weight)
+
+    def _step(self, X, Y, sample_weight):
         self._check_ready()
         X, _ = self.net._inputs(X)
         Y = self.net._targets(Y, X.shape[0])
@@ -385,7 +410,16 @@ class Trainer:
             over 1.5 times both the network's loss before the fit and a constant
             predictor's: the network has likely saturated (too large a learning rate,
             without the loss overflowing). The message names the learning rate.
+        RuntimeError
+            While this trainer's ``fit`` or ``step`` already runs (in another thread, or
+            from the callback): one trainer trains one thing at a time.
         """
+        with self._exclusive("fit"):
+            return self._fit_checked(X, Y, epochs, validation_data, progress, patience,
+                                     restore_best, callback, sample_weight)
+
+    def _fit_checked(self, X, Y, epochs, validation_data, progress, patience, restore_best,
+                     callback, sample_weight):
         self._check_ready()
         net = self.net
         epochs = _validate.positive_int("epochs", epochs)
