@@ -68,3 +68,4 @@ L2-penalized gradient, the optimizer steps -- is written once, in ``scalar.py``,
 compiled into the CPU and GPU kernels alike; ``vectorized`` applies the arithmetic steps
 to whole arrays.
 """
+from fastbp import _numba_cache  # noqa: F401  (before any kernel: Numba's cache made safe)
