@@ -331,6 +331,11 @@ class Network:
         a symbolic link) and renamed over it, so a crash never leaves a half-written file.
         A new file gets the mode NumPy's would (0666 less the umask); an existing one keeps
         its mode.
+
+        Only a regular file is ever replaced: where ``path`` (after following symbolic
+        links) is a folder this raises IsADirectoryError, where it is a FIFO, a device (such
+        as ``/dev/null``) or a socket, OSError; both name the path and what is there, and
+        leave it as it is.
         """
         write_npz(path, self._state())
 
@@ -345,9 +350,13 @@ class Network:
         """Read a network written by :meth:`save`.
 
         Safe on untrusted files: only the entries a network needs are read, one at a time,
-        each checked (kind, shape, size) before it is read; the declared layer sizes must
-        match the stored parameters before anything of their size is allocated. Raises
-        ValueError naming the file when it is truncated, corrupt or not a fastbp network.
+        each within bounds whatever the zip directory says of its size: its ``.npy`` header
+        is checked (kind, shape, size) against what the network needs and what a file of
+        this size can hold before anything of that size is allocated, and its data is read
+        a chunk at a time from a stream that must end where the header says. Every setting is
+        checked before the parameters are read, straight into the buffer the network keeps
+        (no random network of the declared size is built first). Raises ValueError naming
+        the file when it is truncated, corrupt or not a fastbp network.
         """
         with NpzReader(path) as reader:
             return cls._from_reader(reader)
@@ -364,14 +373,38 @@ class Network:
                                  f"(1..{_FORMAT_VERSION})")
             sizes = reader.array("sizes", kinds="iu", ndim=1, max_items=1024)
             sizes = _check_sizes([int(d) for d in sizes])
-            dtype = _validate.as_dtype(reader.text("dtype"))
-            n_params = _n_params(sizes)
-            reader.check("params", (n_params,), dtype)  # before anything of that size exists
+            # By name: a file's ">f8" is read as the native float64 the kernels compute in.
+            dtype = np.dtype(_validate.as_dtype(reader.text("dtype")).name)
             activations = reader.array("activations", kinds="U", ndim=1, max_items=1024)
-            net = cls(sizes, activations=[str(a) for a in activations],
-                      loss=reader.text("loss"), dtype=dtype,
-                      bias=reader.boolean("bias"), seed=0)
-            net._params[...] = reader.array("params", kinds="f")
+            net = cls._unfilled(sizes, [str(a) for a in activations], reader.text("loss"),
+                                dtype, reader.boolean("bias"))
+            # The one large entry, last: its shape and dtype are the network's own, checked
+            # before it is allocated; the array read becomes the network's buffer.
+            net._params = reader.array("params", kinds="f", shape=(_n_params(sizes),),
+                                       dtype=dtype)
+        return net
+
+    @classmethod
+    def _unfilled(cls, layer_sizes, activations, loss, dtype, bias):
+        """A network as ``cls(layer_sizes, activations, loss, dtype, bias=bias)`` makes it,
+        every setting checked the same way, but with no parameters: the caller sets
+        ``_params`` to a C-contiguous (P,) array of ``dtype``, which the network then owns.
+        For :meth:`load`, which would otherwise allocate and randomly initialize P
+        parameters only to overwrite them. Sets what ``__init__`` sets, but ``_params``
+        (tests/test_files.py compares the attributes of both)."""
+        sizes = _check_sizes(layer_sizes)
+        net = cls.__new__(cls)
+        net.dtype = _validate.as_dtype(dtype)
+        net.activations = _check_activations(activations, len(sizes) - 1, sizes[-1])
+        net.loss_name = _validate.choice("loss", loss, codes.LOSSES)
+        if net.loss_name == "cross_entropy" and net.activations[-1] not in ("softmax",
+                                                                            "sigmoid"):
+            raise ValueError("loss='cross_entropy' needs a 'softmax' or 'sigmoid' output "
+                             f"layer; got {net.activations[-1]!r}")
+        net.bias = bool(bias)
+        net._sizes = np.array(sizes, dtype=np.int64)
+        net.act_codes = np.array([codes.ACTIVATIONS[a] for a in net.activations], np.int64)
+        net.loss_code = codes.LOSSES[net.loss_name]
         return net
 
 

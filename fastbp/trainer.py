@@ -271,7 +271,13 @@ class Trainer:
     def save(self, path):
         """Write the network, this trainer's settings and its full state (optimizer state,
         update and epoch counts, shuffling generator) to ``path`` (``.npz``, atomically),
-        so that :meth:`load` resumes training with the same result as never stopping."""
+        so that :meth:`load` resumes training with the same result as never stopping.
+
+        Only a regular file is ever replaced (as :meth:`Network.save`): where ``path``
+        (after following symbolic links) is a folder this raises IsADirectoryError, where it
+        is a FIFO, a device (such as ``/dev/null``) or a socket, OSError; both name the path
+        and what is there, and leave it as it is.
+        """
         settings = dict(schedule=self.schedule, batch_size=self.batch_size,
                         learning_rate=self.learning_rate, momentum=self.momentum,
                         nesterov=self.nesterov, l2=self.l2, shuffle=self.shuffle,
@@ -295,8 +301,9 @@ class Trainer:
         numbers are the same). Raises ValueError naming the file for one that is not a sound
         saved trainer: a file from ``Network.save`` (no trainer state), a truncated or
         altered file, negative epoch or update counts, non-finite optimizer state, a bad
-        generator state. Entries are read one at a time, each checked first (as
-        :meth:`Network.load`).
+        generator state. Entries are read one at a time, each within bounds and checked
+        first (as :meth:`Network.load`); the optimizer state is read, after every smaller
+        entry has been checked, straight into the trainer's own buffer.
         """
         with NpzReader(path) as reader:
             net = Network._from_reader(reader)
@@ -322,28 +329,29 @@ class Trainer:
                               f"here ({exc}); it loads onto backend='loop'", RuntimeWarning,
                               stacklevel=4)
                 settings["backend"] = "loop"
-        trainer = cls(net, **settings)
-        P = net.n_params
-        reader.check("trainer_state", (2, P), net.dtype)
-        state = reader.array("trainer_state", kinds="f")
-        if not np.isfinite(state).all():
-            raise ValueError("trainer_state holds NaN or infinite values")
+        # The optimizer state, the one large entry, is checked here (shape and dtype from the
+        # network, size against the file) and read last, into the trainer's own buffer.
+        reader.check("trainer_state", (2, net.n_params), net.dtype)
         steps = reader.array("trainer_steps", kinds="iu", ndim=1, max_items=1)
         if steps.shape != (1,) or int(steps[0]) < 0:
             raise ValueError(f"trainer_steps must be one count >= 0; got {steps!r}")
         epoch = reader.integer("trainer_epoch", low=0)
-        monitored = reader.array("trainer_monitored", kinds="f", ndim=1, max_items=1 << 24)
+        monitored = reader.array("trainer_monitored", kinds="f", ndim=1, max_items=1 << 24,
+                                 max_bytes=8 << 24)
         if np.isnan(monitored).any():
             raise ValueError("trainer_monitored holds NaN")
         if len(monitored) != epoch:  # one monitored loss per epoch trained
             raise ValueError(f"trainer_monitored has {len(monitored)} losses for {epoch} epochs")
         rng_state = json.loads(reader.text("trainer_rng"))
+        trainer = cls(net, **settings)
         if not isinstance(rng_state, dict) or (rng_state.get("bit_generator")
                                                != type(trainer.rng.bit_generator).__name__):
             raise ValueError("trainer_rng is not the state of a "
                              f"{type(trainer.rng.bit_generator).__name__} generator")
         trainer.rng.bit_generator.state = rng_state
-        trainer.state[...] = state
+        reader.array("trainer_state", kinds="f", out=trainer.state)
+        if not np.isfinite(trainer.state).all():
+            raise ValueError("trainer_state holds NaN or infinite values")
         trainer.steps[...] = steps
         trainer.epoch = epoch
         trainer.monitored = [float(v) for v in monitored]
