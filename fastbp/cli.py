@@ -32,29 +32,45 @@ class DataError(ValueError):
 # -- reading data -----------------------------------------------------------------------
 
 def _load_npz(path):
-    if not zipfile.is_zipfile(path):
-        raise DataError(f"{path} is not an .npz file (a zip archive of NumPy arrays); "
-                        "--data takes 'digits', an .npz with X and y (or Y), a .csv, or a "
-                        "FANN .train/.data file")
+    """X and y (or Y) from the .npz file path; every problem is one DataError line.
+
+    The file is opened once, and only as a regular file: a FIFO or a device is refused
+    before it is opened (a FIFO would block the open, a device never end)."""
+    from fastbp import datasets
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if "X" not in data.files or not ({"y", "Y"} & set(data.files)):
-                raise DataError(f"{path} must hold arrays 'X' and 'y' (labels) or 'Y'; it "
-                                f"holds {sorted(data.files)}")
-            return data["X"], data["y"] if "y" in data.files else data["Y"]
-    except DataError:
-        raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError,
-            NotImplementedError, RuntimeError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "pickle" in message:
-            message = "it holds Python objects, not plain numeric arrays"
-        raise DataError(f"{path} is not a readable .npz of NumPy arrays: {message}") from None
+        f = datasets._open_regular(path)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    with f:
+        if not zipfile.is_zipfile(f):
+            raise DataError(f"{path} is not an .npz file (a zip archive of NumPy arrays); "
+                            "--data takes 'digits', an .npz with X and y (or Y), a .csv, or "
+                            "a FANN .train/.data file")
+        f.seek(0)
+        try:
+            with np.load(f, allow_pickle=False) as data:
+                if "X" not in data.files or not ({"y", "Y"} & set(data.files)):
+                    raise DataError(f"{path} must hold arrays 'X' and 'y' (labels) or 'Y'; "
+                                    f"it holds {sorted(data.files)}")
+                return data["X"], data["y"] if "y" in data.files else data["Y"]
+        except DataError:
+            raise
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError,
+                NotImplementedError, RuntimeError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "pickle" in message:
+                message = "it holds Python objects, not plain numeric arrays"
+            raise DataError(f"{path} is not a readable .npz of NumPy arrays: "
+                            f"{message}") from None
 
 
 def load_data(spec, target=-1):
     """(X, y) from 'digits', an .npz (X and y or Y), a CSV (last column, or ``target``, is
-    the target) or a FANN training file; the kind comes from the suffix, else the content."""
+    the target) or a FANN training file; the kind comes from the suffix, else the content.
+
+    Only a regular file is read (symbolic links followed): a FIFO, /dev/zero or another
+    device is refused before it is opened, as one DataError line, since opening a FIFO
+    blocks and a device is read until memory runs out."""
     from fastbp import datasets
     if spec == "digits":
         return datasets.load_digits()
@@ -62,7 +78,11 @@ def load_data(spec, target=-1):
         raise DataError(f"{spec}: no such file")
     if os.path.isdir(spec):
         raise DataError(f"{spec} is a folder, not a data file")
-    kind, by_suffix = datasets._sniff(spec)
+    try:
+        datasets._check_regular(spec)
+        kind, by_suffix = datasets._sniff(spec)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
     if kind == "npz":
         return _load_npz(spec)
     try:
