@@ -1,6 +1,7 @@
 """Test setup that must happen before numba is imported.
 
 - Without a GPU, CUDA kernels run under Numba's simulator (NUMBA_ENABLE_CUDASIM=1).
+- Numba gets 4 threads whatever the number of cores (NUMBA_NUM_THREADS=4).
 - Numba's on-disk cache does not notice edits in modules a kernel calls, so the cache
   directory is keyed on a hash of fastbp/kernels/*.py and fastbp/_config.py.
 """
@@ -23,6 +24,10 @@ def _has_gpu():
 
 if not _has_gpu():
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+# More of Numba's threads than this machine may have cores, so that every test that runs
+# threaded kernels can run them on 1..4 threads (tests/test_harness.py).
+os.environ.setdefault("NUMBA_NUM_THREADS", "4")
 
 _digest = hashlib.sha256()
 for path in sorted([*_PKG.glob("kernels/*.py"), _PKG / "_config.py"]):

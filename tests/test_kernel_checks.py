@@ -12,12 +12,14 @@ def _epoch_args(sizes=(4, 6, 3), n=5, batch_size=2):
                          seed=0)
     P, width, rows = net.params.size, sum(sizes), loop.workspace_rows(batch_size)
     rng = np.random.default_rng(0)
+    f = net.dtype
     return dict(
-        params=net.params.copy(), state=np.zeros((2, P)), steps=np.zeros(1, np.int64),
-        grad=np.zeros(P), A=np.zeros(rows * width), Dl=np.zeros(rows * width),
-        cost=np.zeros(rows), Yb=np.zeros((rows, sizes[-1])), Sb=np.zeros(0),
-        X=rng.normal(size=(n, sizes[0])), Y=np.eye(sizes[-1])[rng.integers(0, sizes[-1], n)],
-        SW=np.zeros(0), order=np.arange(n), batch_size=batch_size,
+        params=net.params.copy(), state=np.zeros((2, P), f), steps=np.zeros(1, np.int64),
+        grad=np.zeros(P, f), A=np.zeros(rows * width, f), Dl=np.zeros(rows * width, f),
+        cost=np.zeros(rows), Yb=np.zeros((rows, sizes[-1]), f), Sb=np.zeros(0, f),
+        X=rng.normal(size=(n, sizes[0])).astype(f),
+        Y=np.eye(sizes[-1], dtype=f)[rng.integers(0, sizes[-1], n)],
+        SW=np.zeros(0, f), order=np.arange(n), batch_size=batch_size,
         sizes=np.asarray(sizes, np.int64), acts=net.act_codes, loss=net.loss_code,
         opt=codes.OPTIMIZERS["sgd"], hyper=np.zeros(codes.N_HYPER), use_bias=True,
         stats=np.zeros(4))
@@ -47,6 +49,8 @@ def test_a_sound_epoch_runs():
     ("sizes", lambda a: np.array([4, 0, 3]), "sizes"),
     ("acts", lambda a: a["acts"][:1], "acts"),
     ("batch_size", lambda a: 0, "batch_size"),
+    ("A", lambda a: a["A"].astype(np.float64), "A has dtype float64"),
+    ("grad", lambda a: a["grad"].astype(np.float64), "grad has dtype float64"),
 ])
 @pytest.mark.parametrize("batch_size", [1, 2])
 def test_train_epoch_refuses_buffers_of_another_shape(name, bad, match, batch_size):

@@ -24,7 +24,9 @@ Arrays shared by all of them:
 Kernels: forward, sample_costs, output_delta, hidden_deltas, accumulate_gradients,
 update, and train_epoch (a whole epoch). Memory hooks: workspace_rows(batch_size),
 empty(shape, dtype), to_device(array), to_host(array, out); the CPU backends take host
-arrays as they are (``_host``), the cuda backend keeps a fit's arrays on the GPU.
+arrays as they are (``_host``), the cuda backend keeps a fit's arrays on the GPU. The loop
+backend adds train_epochs (many epochs in one call) and compile_for (every kernel a fit
+will call, compiled or loaded before anything is timed).
 
 Below the contract, one vocabulary in every backend, each name one equation of DESIGN.md
 section 1 (search a name to find it everywhere):

@@ -27,12 +27,24 @@ def _at_least(name, array, length):
                          f"at least ({length},)")
 
 
+def same_dtype(params, *named):
+    """Each (name, array) of named holds params' dtype: the kernels' products run in one
+    precision (loop_tiles), and a workspace of another would be converted element by
+    element or not compile at all."""
+    for name, array in named:
+        if array.dtype != params.dtype:
+            raise ValueError(f"kernel buffer {name} has dtype {array.dtype}; this network "
+                             f"computes in {params.dtype}")
+
+
 def parameters(params, sizes, acts=None, grad=None, state=None, name="params"):
-    """params (called ``name``) and grad are (P,), state (2, P); returns (P, sum of D)."""
+    """params (called ``name``) and grad are (P,), state (2, P), all of one dtype; returns
+    (P, sum of D)."""
     P, width = layout(sizes, acts)
     if params.shape != (P,):
         raise ValueError(f"kernel buffer {name} has shape {params.shape}; this network has "
                          f"{P} parameters")
+    same_dtype(params, *[(k, v) for k, v in (("grad", grad), ("state", state)) if v is not None])
     if grad is not None and grad.shape != (P,):
         raise ValueError(f"kernel buffer grad has shape {grad.shape}, expected ({P},)")
     if state is not None and state.shape != (2, P):
@@ -60,6 +72,7 @@ def epoch(params, state, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, batch_size,
     """Everything train_epoch indexes, for workspaces of ``rows`` samples."""
     _, width = parameters(params, sizes, acts, grad, state)
     workspaces(rows, width, ("A", A), ("Dl", Dl))
+    same_dtype(params, ("A", A), ("Dl", Dl), ("Yb", Yb), ("Sb", Sb))
     n, d_in, d_out = X.shape[0], int(sizes[0]), int(sizes[-1])
     if X.ndim != 2 or X.shape[1] != d_in:
         raise ValueError(f"kernel data X has shape {X.shape}, expected (n, {d_in})")

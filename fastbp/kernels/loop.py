@@ -71,13 +71,14 @@ def forward(A, params, n, sizes, acts):
     """
     _, width = _checks.parameters(params, sizes, acts)
     _checks.workspaces(n, width, ("A", A))
+    _checks.same_dtype(params, ("A", A))
     _forward(threads_tag(n, sizes, ONE_OFF_MIN_WORK), A, params, n, sizes, acts,
              loop_gemm.work_for(sizes, params, n, ONE_OFF_MIN_WORK))
 
 
 @njit(**JIT)
 def _forward(tag, A, params, n, sizes, acts, work):
-    forward_pass(tag, A, params, n, sizes, acts, work)
+    forward_pass(tag, A, params, np.empty_like(params), n, sizes, acts, work)
 
 
 def sample_costs(cost, A, Y, n, sizes, acts, loss):
@@ -147,6 +148,7 @@ def hidden_deltas(Dl, A, params, n, sizes, acts):
     """
     _, width = _checks.parameters(params, sizes, acts)
     _checks.workspaces(n, width, ("A", A), ("Dl", Dl))
+    _checks.same_dtype(params, ("A", A), ("Dl", Dl))
     _hidden_deltas(threads_tag(n, sizes, ONE_OFF_MIN_WORK), Dl, A, params, n, sizes, acts,
                    loop_gemm.work_for(sizes, params, n, ONE_OFF_MIN_WORK))
 
@@ -165,6 +167,7 @@ def accumulate_gradients(grad, Dl, A, n, sizes):
     """
     _, width = _checks.parameters(grad, sizes, name="grad")
     _checks.workspaces(n, width, ("A", A), ("Dl", Dl))
+    _checks.same_dtype(grad, ("A", A), ("Dl", Dl))
     _accumulate_gradients(threads_tag(n, sizes, ONE_OFF_MIN_WORK), grad, Dl, A, n, sizes,
                           loop_gemm.work_for(sizes, grad, n, ONE_OFF_MIN_WORK))
 
@@ -194,18 +197,13 @@ def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
 
 @njit(**JIT)
 def _update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
-    dt = params.dtype.type
     steps[0] += 1
-    (lr, momentum, nesterov, l2, step_size, beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus,
-     step_min, step_max) = scalar.step_constants(hyper, steps[0])
+    k = scalar.in_dtype(scalar.step_constants(hyper, steps[0]), params.dtype.type)
     S0, S1 = state[0], state[1]
     w = np.int64(0)
     for m in range(1, sizes.shape[0]):
         n_w = sizes[m] * sizes[m - 1]
-        _update_layer(params, S0, S1, grad, w, n_w, sizes[m], scale, opt, dt(lr), dt(momentum),
-                      nesterov, dt(l2), dt(step_size), dt(beta1), dt(beta2), dt(sqrt_bc2),
-                      dt(eps), dt(eta_minus), dt(eta_plus), dt(step_min), dt(step_max),
-                      use_bias)
+        _update_layer(params, S0, S1, grad, w, n_w, sizes[m], scale, opt, k, use_bias)
         w += n_w + sizes[m]
 
 
@@ -246,11 +244,10 @@ def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
 def _epoch_online(params, state, steps, A, Dl, X, Y, SW, order, sizes, acts, loss, hyper,
                   use_bias, stats):
     """train_epoch for online SGD (loop_online)."""
-    dt = params.dtype.type
     stats[:] = 0.0
-    lr, momentum, nesterov, l2 = scalar.step_constants(hyper, 1)[:4]
-    steps[0] += fused_online_epoch(params, state[0], A, Dl, X, Y, SW, order, sizes, acts, loss,
-                                   dt(lr), dt(momentum), nesterov, dt(l2), use_bias, stats)
+    k = scalar.in_dtype(scalar.step_constants(hyper, 1), params.dtype.type)
+    steps[0] += fused_online_epoch(params, state[0], Dl, X, Y, SW, order, sizes, acts, loss,
+                                   k.lr, k.momentum, k.nesterov, k.l2, use_bias, stats)
 
 
 @njit(**JIT)
@@ -262,6 +259,7 @@ def _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW,
     stats[:] = 0.0
     weighted = SW.shape[0] > 0
     n_total = order.shape[0]
+    WT = np.empty_like(params)  # the forward pass's W^T of each layer
     for start in range(0, n_total, batch_size):
         stop = min(start + batch_size, n_total)
         grad[:] = 0
@@ -278,7 +276,7 @@ def _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW,
                 if weighted:
                     Sb[s] = SW[r]
             sw = Sb[:nb] if weighted else SW
-            forward_pass(tag, A, params, nb, sizes, acts, work)
+            forward_pass(tag, A, params, WT, nb, sizes, acts, work)
             _sample_costs(cost, A, Yb, nb, sizes, acts, loss)
             for s in range(nb):
                 if weighted:
@@ -300,6 +298,23 @@ def _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW,
         if batch_weight > 0:
             _update(params, state, steps, grad, sizes, dt(1) / dt(batch_weight), opt, hyper,
                     use_bias)
+
+
+def compile_for(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, batch_size, sizes,
+                acts, loss, opt, hyper, use_bias, rng, shuffle, epochs_per_call):
+    """Compile, or load from Numba's cache, every kernel that train_epoch -- or
+    train_epochs, when epochs_per_call -- will run for these arguments, by running it on
+    no samples (or no epochs): so that a timed call times training alone. Changes nothing
+    (the generator draws nothing). Call it under the thread count of the timed calls,
+    which picks the serial or the threaded kernels."""
+    if epochs_per_call:
+        train_epochs(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW,
+                     np.empty(X.shape[0], np.int64), rng, shuffle, np.empty(0), batch_size,
+                     sizes, acts, loss, opt, hyper, use_bias, np.zeros((0, 4)))
+    else:
+        train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW,
+                    np.empty(0, np.int64), batch_size, sizes, acts, loss, opt, hyper, use_bias,
+                    np.zeros(4))
 
 
 # -- many epochs in one call ------------------------------------------------------------------

@@ -60,8 +60,8 @@ def nr(itemsize):
 
 @intrinsic
 def _micro(typingctx, Ct, Ap, a_off, Bp, b_off, kc):
-    """Ct[r * NR + c] = sum_k Ap[a_off + k MR + r] * Bp[b_off + k NR + c]: an MR x NR tile,
-    NR = two vectors of Ct's dtype."""
+    """Ct[r * NR + c] += sum_k Ap[a_off + k MR + r] * Bp[b_off + k NR + c], k in order, one
+    multiply-add at a time: an MR x NR tile, NR = two vectors of Ct's dtype."""
     dtype = Ct.dtype
     if not isinstance(dtype, types.Float):
         return None
@@ -77,15 +77,19 @@ def _micro(typingctx, Ct, Ap, a_off, Bp, b_off, kc):
         c_ptr = context.make_array(signature.args[0])(context, builder, ct).data
         a_ptr = builder.gep(context.make_array(signature.args[1])(context, builder, ap).data, [aoff])
         b_ptr = builder.gep(context.make_array(signature.args[3])(context, builder, bp).data, [boff])
-        sums = [[cgutils.alloca_once_value(builder, ir.Constant(vec_t, None))
-                 for _ in range(n_vec)] for _ in range(rows)]
+        # The sums start from the tile as it is: a panel continues the sum where the last
+        # one left it (the order of the plain loops, see loop_tiles).
+        sums = [[cgutils.alloca_once_value(builder, builder.load(
+                    builder.bitcast(builder.gep(c_ptr, [ir.Constant(i64, r * cols + v * width)]),
+                                    vec_t.as_pointer()), align=dtype.bitwidth // 8))
+                 for v in range(n_vec)] for r in range(rows)]
         undef = ir.Constant(vec_t, ir.Undefined)
         splat = ir.Constant(ir.VectorType(i32, width), [0] * width)
-        # llvmlite's IRBuilder.fma is scalar-only: declare the vector intrinsic.
+        # fmuladd: fused exactly where the plain loops' contracted a * b + c is.
         suffix = "f32" if dtype.bitwidth == 32 else "f64"
         fma = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(vec_t, [vec_t, vec_t, vec_t]),
-            f"llvm.fma.v{width}{suffix}")
+            f"llvm.fmuladd.v{width}{suffix}")
         with cgutils.for_range(builder, depth) as loop:
             k = loop.index
             b_row = builder.gep(b_ptr, [builder.mul(k, ir.Constant(i64, cols))])
@@ -180,9 +184,10 @@ def _pack_rows(work, A, a, a_trans, M, N, K, p0, p1, i0, i1, at):
 
 
 @njit(**JIT)
-def _tiles(C, c, M, N, work, p0, p1, i0, i1, at, strip0, strip1, slot, overwrite):
-    """Rows i0..i1 (packed by _pack_rows at row position ``at``), column strips
-    strip0..strip1 of C for the panel p0..p1 of the sum over k, through tile ``slot``."""
+def _tiles(C, c, M, N, work, p0, p1, i0, i1, at, strip0, strip1, slot):
+    """C += the panel p0..p1 of the sum over k for rows i0..i1 (packed by _pack_rows at row
+    position ``at``) and column strips strip0..strip1 of C, through tile ``slot``: each
+    tile of C is loaded, continued by the micro-kernel, and stored back."""
     mr = _u(MR)
     cols = _u(2 * VECTOR_BYTES // C.itemsize)
     kc = p1 - p0
@@ -194,32 +199,40 @@ def _tiles(C, c, M, N, work, p0, p1, i0, i1, at, strip0, strip1, slot, overwrite
         nj = min(cols, N - j0)
         for s0 in range(i0, i1, mr):
             ni = min(mr, i1 - s0)
+            for r in range(mr):
+                row = c + (s0 + r) * N + j0
+                for col in range(cols):
+                    Ct[r * cols + col] = C[row + col] if r < ni and col < nj else 0
             _micro(Ct, work, ap + s0 * _u(KC), work, j0 * _u(KC), kc)
             for r in range(ni):
                 row = c + (s0 + r) * N + j0
-                if overwrite:
-                    for col in range(nj):
-                        C[row + col] = Ct[r * cols + col]
-                else:
-                    for col in range(nj):
-                        C[row + col] += Ct[r * cols + col]
+                for col in range(nj):
+                    C[row + col] = Ct[r * cols + col]
 
 
 @njit(**JIT)
 def gemm(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work):
-    """C[c:] (M, N) (+)= op(A) @ op(B): see the module docstring. Sums over k in blocks of
-    KC, each in a fixed order: the same numbers whatever calls it, gemm_threads included."""
+    """C[c:] (M, N) (+)= op(A) @ op(B): see the module docstring. Each element is its
+    starting value (0 unless accumulate) plus the terms k = 0..K-1 in order, as the plain
+    loops sum it: the same numbers whatever calls it, gemm_threads included."""
     c, a, b, M, N, K = _u(c), _u(a), _u(b), _u(M), _u(N), _u(K)
     cols = _u(2 * VECTOR_BYTES // C.itemsize)
     strips = (N + cols - _u(1)) // cols
+    if not accumulate:
+        _zero(C, c, M * N)
     for p0 in range(_u(0), K, _u(KC)):
         p1 = min(p0 + _u(KC), K)
         _pack_b(work, _u(0), B, b, b_trans, N, K, p0, p1, _u(0), strips)
         for i0 in range(_u(0), M, _u(MC)):
             i1 = min(i0 + _u(MC), M)
             _pack_rows(work, A, a, a_trans, M, N, K, p0, p1, i0, i1, i0)
-            _tiles(C, c, M, N, work, p0, p1, i0, i1, i0, _u(0), strips, _u(0),
-                   p0 == _u(0) and not accumulate)
+            _tiles(C, c, M, N, work, p0, p1, i0, i1, i0, _u(0), strips, _u(0))
+
+
+@njit(**JIT)
+def _zero(C, c, count):
+    for k in range(_u(c), _u(c) + _u(count)):
+        C[k] = 0
 
 
 @njit(**JIT)
@@ -259,12 +272,15 @@ def thread_panel(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work, 
     strip1 = min(strip0 + per_thread, strips)
     at = t * mc
     p1 = min(p0 + _u(KC), K)
+    if p0 == _u(0) and not accumulate:  # the thread's own columns start from 0
+        for i in range(M):
+            for col in range(strip0 * cols, min(strip1 * cols, N)):
+                C[c + i * N + col] = 0
     _pack_b(work, _u(0), B, b, b_trans, N, K, p0, p1, strip0, strip1)
     for i0 in range(_u(0), M, mc):
         i1 = min(i0 + mc, M)
         _pack_rows(work, A, a, a_trans, M, N, K, p0, p1, i0, i1, at)
-        _tiles(C, c, M, N, work, p0, p1, i0, i1, at, strip0, strip1, t,
-               p0 == _u(0) and not accumulate)
+        _tiles(C, c, M, N, work, p0, p1, i0, i1, at, strip0, strip1, t)
 
 
 @njit(parallel=True, **JIT)

@@ -1,9 +1,11 @@
 """Per-layer CPU kernels for a batch: forward, delta, outer-product gradient, update.
 
-Each register-blocked kernel sits beside its plain form -- the equation of DESIGN.md §1
-as three nested loops -- which the tests hold it equal to. The blocked forms give every
-load several independent multiply-adds (tiles of rows x samples) and keep the inner
-loop over the contiguous index j of W[m]_ij and of a sample's row, so it vectorizes.
+Each kernel sits beside its plain form -- the equation of DESIGN.md section 1 as three
+nested loops -- and equals it bit for bit: the blocked forms run the register tiles of
+``loop_tiles``, which vectorize across independent outputs and take every sum in the
+plain loop's order, and the packed products of ``loop_gemm`` (large batches) sum the same
+way. So which path a layer takes -- plain, tiled, packed, serial or on threads -- never
+changes a number.
 
 The kernels index the flat buffers of the backend contract through offsets -- no array
 views, whose slicing and reference counting cost about 45 ns each and, in a small batch,
@@ -11,6 +13,7 @@ more than the arithmetic -- and the offsets are unsigned, so Numba adds no
 negative-index wraparound, which would keep the loops from vectorizing:
 
     W       W[m] (n_out, n_in) at params[w:], row-major; b[m] right after it
+    WT      W[m]^T (n_in, n_out) at WT[wt:], made by the forward pass (loop_tiles.transpose)
     a_in    a[m-1] (n, n_in) at A[a_in:], the activations feeding the layer
     z       a[m] (n, n_out) at A[z:] (z before the activation is applied)
     d       delta[m] (n, n_out) at Dl[d:]
@@ -25,11 +28,12 @@ from numba import njit, types
 from numba.extending import overload
 
 from fastbp._config import JIT
-from fastbp.kernels import loop_gemm, scalar
+from fastbp.kernels import loop_gemm, loop_tiles, scalar, vmath
 
-# Samples per cache block: a block of activations (SAMPLE_BLOCK rows of up to a few
-# thousand floats) stays in L2 while rows of W stream through L1.
-SAMPLE_BLOCK = 32
+# Samples per cache block, whole tiles of rows: a block of activations (SAMPLE_BLOCK rows
+# of up to a few thousand floats) stays in L2 while W^T streams through L1, and is
+# activated while it is there.
+SAMPLE_BLOCK = 4 * loop_tiles.R
 # Below this many multiply-adds per layer a thread team costs more than it saves, and
 # the serial kernels run.
 PARALLEL_MIN_WORK = 1 << 18
@@ -65,82 +69,20 @@ def _forward_layer_plain(A, z, params, w, a_in, n_in, n_out, code, one, lo, hi):
         for i in range(n_out):
             acc = params[b + i]
             for j in range(n_in):
-                acc += params[w + i * n_in + j] * A[a_in + s * n_in + j]
+                acc = vmath.madd(params[w + i * n_in + j], A[a_in + s * n_in + j], acc)
             A[z + s * n_out + i] = acc
         scalar.activate_row(A, z + s * n_out, n_out, code, one)
 
 
 @njit(**JIT)
-def _forward_layer(A, z, params, w, a_in, n_in, n_out, code, one, lo, hi):
-    """_forward_layer_plain in 4 x 4 tiles of samples x rows; same sums, same order."""
-    z, w, a_in, n_in, n_out = _u(z), _u(w), _u(a_in), _u(n_in), _u(n_out)
-    lo, hi, four, block = _u(lo), _u(hi), _u(4), _u(SAMPLE_BLOCK)
+def _forward_layer(A, z, params, w, WT, wt, a_in, n_in, n_out, code, one, lo, hi):
+    """_forward_layer_plain through the tiles of loop_tiles.forward_rows, W^T at WT[wt:]
+    (loop_tiles.transpose): the same sums in the same order, a block of samples at a
+    time."""
     b = w + n_out * n_in
-    # Four rows share each load of a_in_sj, four samples each load of W_ij: 16 independent
-    # sums per 8 loads. The tile's 4 rows of W stay in L1 while a block of samples, held
-    # in L2, streams past.
-    full = n_out - n_out % four
-    for s0 in range(lo, hi, block):
-        s1 = min(s0 + block, hi)
-        quads = s1 - (s1 - s0) % four
-        for i in range(_u(0), full, four):
-            r0 = w + i * n_in
-            r1, r2, r3 = r0 + n_in, r0 + _u(2) * n_in, r0 + _u(3) * n_in
-            b0, b1, b2, b3 = params[b + i], params[b + i + _u(1)], params[b + i + _u(2)], params[b + i + _u(3)]
-            for s in range(s0, quads, four):
-                x0 = a_in + s * n_in  # sample s + k at x<k>
-                x1, x2, x3 = x0 + n_in, x0 + _u(2) * n_in, x0 + _u(3) * n_in
-                # z<k><r>: z of sample s + k, output i + r.
-                z00, z01, z02, z03 = b0, b1, b2, b3
-                z10, z11, z12, z13 = b0, b1, b2, b3
-                z20, z21, z22, z23 = b0, b1, b2, b3
-                z30, z31, z32, z33 = b0, b1, b2, b3
-                for j in range(n_in):  # contiguous in W and in a_in
-                    a0, a1, a2, a3 = A[x0 + j], A[x1 + j], A[x2 + j], A[x3 + j]
-                    w0, w1, w2, w3 = params[r0 + j], params[r1 + j], params[r2 + j], params[r3 + j]
-                    z00 += w0 * a0
-                    z01 += w1 * a0
-                    z02 += w2 * a0
-                    z03 += w3 * a0
-                    z10 += w0 * a1
-                    z11 += w1 * a1
-                    z12 += w2 * a1
-                    z13 += w3 * a1
-                    z20 += w0 * a2
-                    z21 += w1 * a2
-                    z22 += w2 * a2
-                    z23 += w3 * a2
-                    z30 += w0 * a3
-                    z31 += w1 * a3
-                    z32 += w2 * a3
-                    z33 += w3 * a3
-                o = z + s * n_out + i
-                A[o], A[o + _u(1)], A[o + _u(2)], A[o + _u(3)] = z00, z01, z02, z03
-                o += n_out
-                A[o], A[o + _u(1)], A[o + _u(2)], A[o + _u(3)] = z10, z11, z12, z13
-                o += n_out
-                A[o], A[o + _u(1)], A[o + _u(2)], A[o + _u(3)] = z20, z21, z22, z23
-                o += n_out
-                A[o], A[o + _u(1)], A[o + _u(2)], A[o + _u(3)] = z30, z31, z32, z33
-            for s in range(quads, s1):  # the block's last samples, one at a time
-                x0 = a_in + s * n_in
-                z00, z01, z02, z03 = b0, b1, b2, b3
-                for j in range(n_in):
-                    a0 = A[x0 + j]
-                    z00 += params[r0 + j] * a0
-                    z01 += params[r1 + j] * a0
-                    z02 += params[r2 + j] * a0
-                    z03 += params[r3 + j] * a0
-                o = z + s * n_out + i
-                A[o], A[o + _u(1)], A[o + _u(2)], A[o + _u(3)] = z00, z01, z02, z03
-        for i in range(full, n_out):  # the last rows, one at a time
-            r0 = w + i * n_in
-            for s in range(s0, s1):
-                x0 = a_in + s * n_in
-                acc = params[b + i]
-                for j in range(n_in):
-                    acc += params[r0 + j] * A[x0 + j]
-                A[z + s * n_out + i] = acc
+    for s0 in range(lo, hi, SAMPLE_BLOCK):
+        s1 = min(s0 + SAMPLE_BLOCK, hi)
+        loop_tiles.forward_rows(A, z, params, b, WT, wt, a_in, n_in, n_out, s0, s1)
         scalar.activate_rows(A, z + s0 * n_out, s1 - s0, n_out, code, one)
 
 
@@ -155,55 +97,18 @@ def _delta_layer_plain(Dl, d, A, a, params, w_next, d_next, n_here, n_next, code
         for j in range(n_here):
             acc = one - one
             for i in range(n_next):
-                acc += params[w_next + i * n_here + j] * Dl[d_next + s * n_next + i]
+                acc = vmath.madd(params[w_next + i * n_here + j], Dl[d_next + s * n_next + i],
+                                 acc)
             Dl[d + s * n_here + j] = acc * scalar.derivative(code, A[a + s * n_here + j], one)
 
 
 @njit(**JIT)
 def _delta_layer(Dl, d, A, a, params, w_next, d_next, n_here, n_next, code, one, lo, hi):
-    """_delta_layer_plain with the sum over i taken 4 rows of W_next at a time, for 2
-    samples at once."""
-    d, a, w_next, d_next = _u(d), _u(a), _u(w_next), _u(d_next)
-    n_here, n_next, lo, hi = _u(n_here), _u(n_next), _u(lo), _u(hi)
-    four, two, block = _u(4), _u(2), _u(SAMPLE_BLOCK)
-    # One sweep over j per 4 rows i: one load and store of d_sj per four multiply-adds,
-    # and each load of W_next_ij serves two samples. The 4 rows stay in L1 across a
-    # block of samples.
-    full = n_next - n_next % four
-    for s0 in range(lo, hi, block):
-        s1 = min(s0 + block, hi)
-        for k in range(d + s0 * n_here, d + s1 * n_here):
-            Dl[k] = 0
-        pairs = s1 - (s1 - s0) % two
-        for i in range(_u(0), full, four):
-            r0 = w_next + i * n_here
-            r1, r2, r3 = r0 + n_here, r0 + _u(2) * n_here, r0 + _u(3) * n_here
-            for s in range(s0, pairs, two):
-                # e<k><r>: delta[m+1] of sample s + k, unit i + r.
-                e0 = d_next + s * n_next + i
-                e1 = e0 + n_next
-                e00, e01, e02, e03 = Dl[e0], Dl[e0 + _u(1)], Dl[e0 + _u(2)], Dl[e0 + _u(3)]
-                e10, e11, e12, e13 = Dl[e1], Dl[e1 + _u(1)], Dl[e1 + _u(2)], Dl[e1 + _u(3)]
-                o0 = d + s * n_here
-                o1 = o0 + n_here
-                for j in range(n_here):  # contiguous in W_next and d
-                    w0, w1, w2, w3 = params[r0 + j], params[r1 + j], params[r2 + j], params[r3 + j]
-                    Dl[o0 + j] += w0 * e00 + w1 * e01 + w2 * e02 + w3 * e03
-                    Dl[o1 + j] += w0 * e10 + w1 * e11 + w2 * e12 + w3 * e13
-            for s in range(pairs, s1):
-                e0 = d_next + s * n_next + i
-                e00, e01, e02, e03 = Dl[e0], Dl[e0 + _u(1)], Dl[e0 + _u(2)], Dl[e0 + _u(3)]
-                o0 = d + s * n_here
-                for j in range(n_here):
-                    Dl[o0 + j] += (params[r0 + j] * e00 + params[r1 + j] * e01
-                                   + params[r2 + j] * e02 + params[r3 + j] * e03)
-        for i in range(full, n_next):
-            r0 = w_next + i * n_here
-            for s in range(s0, s1):
-                e00 = Dl[d_next + s * n_next + i]
-                o0 = d + s * n_here
-                for j in range(n_here):
-                    Dl[o0 + j] += params[r0 + j] * e00
+    """_delta_layer_plain through the tiles of loop_tiles.delta_rows: the same sums in the
+    same order, a block of samples at a time."""
+    for s0 in range(lo, hi, SAMPLE_BLOCK):
+        s1 = min(s0 + SAMPLE_BLOCK, hi)
+        loop_tiles.delta_rows(Dl, d, params, w_next, d_next, n_here, n_next, s0, s1)
         _derivative_block(Dl, d, A, a, s0 * n_here, s1 * n_here, code, one)
 
 
@@ -225,88 +130,41 @@ def _grad_layer_plain(grad, w, Dl, d, A, a_in, n, n_in, n_out, lo, hi):
     for s in range(n):
         for i in range(lo, hi):
             for j in range(n_in):
-                grad[w + i * n_in + j] += Dl[d + s * n_out + i] * A[a_in + s * n_in + j]
+                k = w + i * n_in + j
+                grad[k] = vmath.madd(Dl[d + s * n_out + i], A[a_in + s * n_in + j], grad[k])
             grad[b + i] += Dl[d + s * n_out + i]
 
 
 @njit(**JIT)
 def _grad_layer(grad, w, Dl, d, A, a_in, n, n_in, n_out, lo, hi):
-    """_grad_layer_plain in 4 x 4 tiles of rows x samples; sums over samples in blocks."""
-    w, d, a_in, n, n_in, n_out = _u(w), _u(d), _u(a_in), _u(n), _u(n_in), _u(n_out)
-    lo, hi, four, block = _u(lo), _u(hi), _u(4), _u(SAMPLE_BLOCK)
-    b = w + n_out * n_in
-    # A block of samples (in L2) is swept once per 4 rows of gW (in L1). A 4 x 4 tile
-    # of rows x samples gives 16 multiply-adds per 4 loads of a_in and 4 loads and
-    # stores of gW. Contiguous in j.
-    full_i = hi - (hi - lo) % four
-    for s0 in range(_u(0), n, block):
-        s1 = min(s0 + block, n)
-        full_s = s1 - (s1 - s0) % four
-        for i in range(lo, full_i, four):
-            g0 = w + i * n_in  # row i + r of gW at g<r>
-            g1, g2, g3 = g0 + n_in, g0 + _u(2) * n_in, g0 + _u(3) * n_in
-            for s in range(s0, full_s, four):
-                # d<r><k>: delta of unit i + r, sample s + k.
-                e = d + s * n_out + i
-                d00, d10, d20, d30 = Dl[e], Dl[e + _u(1)], Dl[e + _u(2)], Dl[e + _u(3)]
-                e += n_out
-                d01, d11, d21, d31 = Dl[e], Dl[e + _u(1)], Dl[e + _u(2)], Dl[e + _u(3)]
-                e += n_out
-                d02, d12, d22, d32 = Dl[e], Dl[e + _u(1)], Dl[e + _u(2)], Dl[e + _u(3)]
-                e += n_out
-                d03, d13, d23, d33 = Dl[e], Dl[e + _u(1)], Dl[e + _u(2)], Dl[e + _u(3)]
-                x0 = a_in + s * n_in  # sample s + k at x<k>
-                x1, x2, x3 = x0 + n_in, x0 + _u(2) * n_in, x0 + _u(3) * n_in
-                for j in range(n_in):
-                    a0, a1, a2, a3 = A[x0 + j], A[x1 + j], A[x2 + j], A[x3 + j]
-                    grad[g0 + j] += d00 * a0 + d01 * a1 + d02 * a2 + d03 * a3
-                    grad[g1 + j] += d10 * a0 + d11 * a1 + d12 * a2 + d13 * a3
-                    grad[g2 + j] += d20 * a0 + d21 * a1 + d22 * a2 + d23 * a3
-                    grad[g3 + j] += d30 * a0 + d31 * a1 + d32 * a2 + d33 * a3
-            for s in range(full_s, s1):
-                e = d + s * n_out + i
-                d00, d10, d20, d30 = Dl[e], Dl[e + _u(1)], Dl[e + _u(2)], Dl[e + _u(3)]
-                x0 = a_in + s * n_in
-                for j in range(n_in):
-                    a0 = A[x0 + j]
-                    grad[g0 + j] += d00 * a0
-                    grad[g1 + j] += d10 * a0
-                    grad[g2 + j] += d20 * a0
-                    grad[g3 + j] += d30 * a0
-        for i in range(full_i, hi):
-            g0 = w + i * n_in
-            for s in range(s0, s1):
-                d00 = Dl[d + s * n_out + i]
-                x0 = a_in + s * n_in
-                for j in range(n_in):
-                    grad[g0 + j] += d00 * A[x0 + j]
-        for s in range(s0, s1):
-            for i in range(lo, hi):
-                grad[b + i] += Dl[d + s * n_out + i]
+    """_grad_layer_plain through the tiles of loop_tiles.grad_rows, then the bias sums:
+    every gradient summed over the samples in order, as the plain form sums it."""
+    loop_tiles.grad_rows(grad, w, Dl, d, A, a_in, n, n_in, n_out, lo, hi)
+    b = _u(w) + _u(n_out) * _u(n_in)
+    for s in range(_u(n)):
+        row = _u(d) + s * _u(n_out)
+        for i in range(_u(lo), _u(hi)):
+            grad[b + i] += Dl[row + i]
 
 
 # -- update: w <- optimizer step from g = scale * gW + l2 * W (biases: scale * gb) -----------------
 
 @njit(**JIT)
-def _update_layer(params, S0, S1, grad, w, n_w, n_b, scale, opt, lr, momentum, nesterov, l2,
-                  step_size, beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus, step_min,
-                  step_max, use_bias):
-    """W, b <- scalar.optimizer_step from the penalized gradient: the layer's n_w weights at
-    [w, w + n_w) of params, grad and the optimizer state rows S0, S1, its n_b biases right
-    after them (see ``loop.update``)."""
+def _update_layer(params, S0, S1, grad, w, n_w, n_b, scale, opt, k, use_bias):
+    """W, b <- scalar.optimizer_step from the penalized gradient with the constants k (a
+    scalar.Step in the working dtype): the layer's n_w weights at [w, w + n_w) of params,
+    grad and the optimizer state rows S0, S1, its n_b biases right after them (see
+    ``loop.update``)."""
     one = params.dtype.type(1)
     w, n_w, n_b = _u(w), _u(n_w), _u(n_b)
-    for k in range(w, w + n_w):
-        params[k], S0[k], S1[k] = scalar.optimizer_step(
-            opt, params[k], scalar.penalized_gradient(grad[k], params[k], scale, l2), S0[k],
-            S1[k], lr, momentum, nesterov, step_size, beta1, beta2, sqrt_bc2, eps, eta_minus,
-            eta_plus, step_min, step_max, one)
+    for p in range(w, w + n_w):
+        params[p], S0[p], S1[p] = scalar.optimizer_step(
+            opt, params[p], scalar.penalized_gradient(grad[p], params[p], scale, k.l2), S0[p],
+            S1[p], k, one)
     if use_bias:
-        for k in range(w + n_w, w + n_w + n_b):
-            params[k], S0[k], S1[k] = scalar.optimizer_step(
-                opt, params[k], scale * grad[k], S0[k], S1[k], lr, momentum, nesterov,
-                step_size, beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus, step_min,
-                step_max, one)
+        for p in range(w + n_w, w + n_w + n_b):
+            params[p], S0[p], S1[p] = scalar.optimizer_step(opt, params[p], scale * grad[p],
+                                                            S0[p], S1[p], k, one)
 
 
 # -- threads ------------------------------------------------------------------------------------
@@ -320,9 +178,9 @@ def threads_pay(n, n_in, n_out):
 
 
 @njit(parallel=True, **JIT)
-def _forward_layer_threads(A, z, params, w, a_in, n_in, n_out, code, one, n):
+def _forward_layer_threads(A, z, params, w, WT, wt, a_in, n_in, n_out, code, one, n):
     for k in numba.prange((n + SAMPLE_BLOCK - 1) // SAMPLE_BLOCK):
-        _forward_layer(A, z, params, w, a_in, n_in, n_out, code, one, k * SAMPLE_BLOCK,
+        _forward_layer(A, z, params, w, WT, wt, a_in, n_in, n_out, code, one, k * SAMPLE_BLOCK,
                        min((k + 1) * SAMPLE_BLOCK, n))
 
 
@@ -335,7 +193,7 @@ def _delta_layer_threads(Dl, d, A, a, params, w_next, d_next, n_here, n_next, co
 
 @njit(parallel=True, **JIT)
 def _grad_layer_threads(grad, w, Dl, d, A, a_in, n, n_in, n_out):
-    rows = 4 * max(1, n_out // 64)  # about 16 chunks of whole 4-row tiles
+    rows = loop_tiles.R * max(1, n_out // (16 * loop_tiles.R))  # ~16 chunks of whole tiles
     for k in numba.prange((n_out + rows - 1) // rows):
         _grad_layer(grad, w, Dl, d, A, a_in, n, n_in, n_out, k * rows,
                     min((k + 1) * rows, n_out))
@@ -347,9 +205,10 @@ def _grad_layer_threads(grad, w, Dl, d, A, a_in, n, n_in, n_out):
 # so a run that never uses threads never compiles the parallel kernels (about a third of
 # the cold start), while every caller is written once.
 
-def forward_pass(tag, A, params, n, sizes, acts, work):
-    """z[m] = W[m] a[m-1] + b[m], a[m] = act_m(z[m]) for m = 1..L (see loop.forward); work
-    from loop_gemm.work_for (None: no gemm compiled), for the layers where gemm pays."""
+def forward_pass(tag, A, params, WT, n, sizes, acts, work):
+    """z[m] = W[m] a[m-1] + b[m], a[m] = act_m(z[m]) for m = 1..L (see loop.forward); WT
+    (>= number of weights) is a workspace for each layer's W^T; work from
+    loop_gemm.work_for (None: no gemm compiled), for the layers where gemm pays."""
     raise NotImplementedError("compiled code only")
 
 
@@ -364,25 +223,32 @@ def grad_pass(tag, grad, Dl, A, n, sizes, work):
 
 
 @overload(forward_pass, target="cpu")
-def _forward_pass(tag, A, params, n, sizes, acts, work):
+def _forward_pass(tag, A, params, WT, n, sizes, acts, work):
     threaded = not isinstance(tag, types.NoneType)
     gemm = not isinstance(work, types.NoneType)  # False: the gemm branch is not compiled
 
-    def impl(tag, A, params, n, sizes, acts, work):
+    def impl(tag, A, params, WT, n, sizes, acts, work):
         one = params.dtype.type(1)
         w, z = np.int64(0), np.int64(0)  # not Literal[int](0): one specialization
         for m in range(1, sizes.shape[0]):
             n_in, n_out = sizes[m - 1], sizes[m]
             a_in, z = z, z + n * n_in
-            # z = a_in W^T, then z += b and a = act(z) row by row.
-            if gemm and loop_gemm.gemm_if_pays(work, tag, A, z, A, a_in, False, params, w,
-                                               True, n, n_out, n_in, False):
-                _bias_activate(A, z, params, w + n_out * n_in, n, n_out, acts[m - 1], one)
-            elif threaded and threads_pay(n, n_in, n_out):
-                _forward_layer_threads(A, z, params, w, a_in, n_in, n_out, acts[m - 1], one, n)
+            b = w + n_out * n_in
+            if gemm and loop_gemm.pays(n, n_out, n_in):
+                # z = b, then z += a_in W^T, summed as the tiles sum; then a = act(z).
+                _bias_rows(A, z, params, b, n, n_out)
+                loop_gemm.gemm_if_pays(work, tag, A, z, A, a_in, False, params, w, True, n,
+                                       n_out, n_in, True)
+                scalar.activate_rows(A, z, n, n_out, acts[m - 1], one)
             else:
-                _forward_layer(A, z, params, w, a_in, n_in, n_out, acts[m - 1], one, 0, n)
-            w += n_out * (n_in + 1)
+                loop_tiles.transpose(WT, w, params, w, n_out, n_in)  # W^T where W is
+                if threaded and threads_pay(n, n_in, n_out):
+                    _forward_layer_threads(A, z, params, w, WT, w, a_in, n_in, n_out,
+                                           acts[m - 1], one, n)
+                else:
+                    _forward_layer(A, z, params, w, WT, w, a_in, n_in, n_out, acts[m - 1],
+                                   one, 0, n)
+            w = b + n_out
     return impl
 
 
@@ -434,19 +300,19 @@ def _grad_pass(tag, grad, Dl, A, n, sizes, work):
 
 
 @njit(**JIT)
-def _bias_activate(A, z, params, b, n, n_out, code, one):
-    """z_si += b_i, then a = act(z), for the n rows of n_out at A[z:]; b at params[b:]."""
+def _bias_rows(A, z, params, b, n, n_out):
+    """z_si = b_i for the n rows of n_out at A[z:]; b at params[b:] (where a packed product
+    then adds a_in W^T, as the tiles start their sums from the bias)."""
     z, b, n, n_out = _u(z), _u(b), _u(n), _u(n_out)
     for s in range(n):
         row = z + s * n_out
         for i in range(n_out):
-            A[row + i] += params[b + i]
-    scalar.activate_rows(A, z, n, n_out, code, one)
+            A[row + i] = params[b + i]
 
 
 @njit(**JIT)
 def _column_sums(grad, b, Dl, d, n, n_out):
-    """grad[b + i] += sum_s Dl[d + s n_out + i]: the bias gradient."""
+    """grad[b + i] += sum_s Dl[d + s n_out + i]: the bias gradient, samples in order."""
     b, d, n, n_out = _u(b), _u(d), _u(n), _u(n_out)
     for s in range(n):
         row = d + s * n_out

@@ -1,24 +1,37 @@
-"""Online SGD on the CPU: one sample at a time, on the flat buffers.
+"""Online SGD on the CPU: one sample at a time, on the flat buffers, in sweeps over the
+weights that vectorize across independent outputs.
 
 ``train_epoch`` comes here for batch size 1 with ``optimizer="sgd"``. Per sample the work
 is small (a few thousand multiply-adds for a 64-32-10 network), so nothing here cuts an
-array view (a view costs about 45 ns of slicing and reference counting): every buffer is
-indexed through unsigned offsets computed once per epoch, and the inputs are read in
-place from the flat data. Each layer's backward pass is fused with its update: per row i
-of W[m], one sweep over j propagates the delta to layer m-1 (with the weights of the
-forward pass, read before they change) and updates the row. Layer 1 goes further: its
-update is fused with the next sample's layer-1 forward pass, which needs the updated
-weights anyway, so W[1] -- most of the weights of a wide-input network -- is swept once
-per sample instead of twice. The arithmetic is that of the sequential algorithm.
+array view: every buffer is indexed through unsigned offsets computed once per call, and
+the inputs are read in place from the flat data.
 
-Why one row per loop in the update sweeps: a loop that stores into four rows of params
-needs more run-time alias checks than LLVM allows, and stays scalar (a 784 x 128 update:
-29 us with four rows, 8 us with one). The forward sweep only reads params and keeps
-four rows per loop. Rows shorter than 16 do not vectorize anyway; there four rows per
-loop are faster.
+Every number is the one the general batch path (``loop._epoch_batch`` with batches of one
+sample) computes -- the same sums in the same order, the same update formula -- only
+fewer passes over memory. A sum over the inputs of a unit is one chain of multiply-adds,
+so a SIMD loop must put other *units* in its lanes:
 
-Offsets: W[m] starts at params[w_off[m]], rows of D[m-1], b[m] right after it; a[m] at
-A[a_off[m]] and delta[m] at Dl[a_off[m]] for m >= 1 (a[0] is read from the data).
+- the forward pass z[m]_i = b_i + sum_j W_ij a_j wants the lanes across i, so it reads
+  W[m]^T, kept in ``WT`` (n_in, n_out), in sync with W[m];
+- the delta d[m-1]_j = sum_i W_ij d_i wants them across j, so it reads W[m] itself.
+
+So each layer m >= 2 keeps both layouts, and each sample sweeps each of them once:
+
+    backward, m = L..2   ``_delta_update_rows``: per row i of W[m], d[m-1] += W_i. d_i
+                         with the weights of the forward pass, and the row's update
+    forward,  m = 1..L   ``_update_forward_cols``: per row j of W[m]^T the same update,
+                         and the next sample's z[m] += W^T_j. a[m-1]_j with the updated
+                         weights (the biases updated first)
+
+Layer 1 propagates no delta, so it lives in W^T alone during a call (W[1] is written back
+at its end): one sweep over the first layer's weights per sample, usually most of them.
+The forward sweep of layer m needs the next sample's a[m-1] and this sample's (for the
+update): activations alternate between two buffers. With momentum the velocity is kept in
+both layouts the same way.
+
+Offsets: W[m] starts at params[w_off[m]], rows of D[m-1], b[m] right after it; W[m]^T at
+WT[w_off[m]], rows of D[m]; a[m] at A[a_off[m]] (+ units for the other buffer) and
+delta[m] at Dl[a_off[m]] for m >= 1 (a[0] is read from the data).
 """
 import math
 
@@ -26,7 +39,7 @@ import numpy as np
 from numba import njit
 
 from fastbp._config import JIT
-from fastbp.kernels import scalar
+from fastbp.kernels import loop_tiles, scalar, vmath
 from fastbp.kernels.codes import SIGMOID, SOFTMAX
 
 _u = np.uint64  # unsigned offsets: no negative-index wraparound, which blocks vectorizing
@@ -49,213 +62,186 @@ def _offsets(sizes):
 
 
 @njit(**JIT)
-def _forward_sample(params, w, S, s, A, o, n_in, n_out):
-    """z_i = b_i + sum_j W_ij S[s + j] into A[o + i], one sample: the equation of
-    loop_layers._forward_layer_plain with n = 1 (the activation follows separately). W at
-    params[w:], b right after it. Rows in blocks of 4, read-only: it vectorizes."""
-    b = w + n_out * n_in
-    full = n_out - n_out % _u(4)
-    for i in range(_u(0), full, _u(4)):
-        r0 = w + i * n_in
-        r1, r2, r3 = r0 + n_in, r0 + _u(2) * n_in, r0 + _u(3) * n_in
-        z0, z1, z2, z3 = params[b + i], params[b + i + _u(1)], params[b + i + _u(2)], params[b + i + _u(3)]
-        for j in range(n_in):  # contiguous in W and S
-            x = S[s + j]
-            z0 += params[r0 + j] * x
-            z1 += params[r1 + j] * x
-            z2 += params[r2 + j] * x
-            z3 += params[r3 + j] * x
-        A[o + i], A[o + i + _u(1)], A[o + i + _u(2)], A[o + i + _u(3)] = z0, z1, z2, z3
-    for i in range(full, n_out):
-        acc = params[b + i]
-        r = w + i * n_in
-        for j in range(n_in):
-            acc += params[r + j] * S[s + j]
-        A[o + i] = acc
+def _sgd(w, v, g, scale, l2, lr, momentum, nesterov, one):
+    """One weight's update, as loop._update computes it for a batch: the penalized mean
+    gradient scale * g + l2 * w, then scalar.sgd_step; returns (w, v)."""
+    return scalar.sgd_step(w, scalar.penalized_gradient(g, w, scale, l2), v, lr, momentum,
+                           nesterov, one)
 
 
 @njit(**JIT)
-def _fused_delta_update(params, w, S, s, Dl, o, n_in, n_out, d_prev, lr, c, use_bias,
-                        propagate):
-    """One layer, one sample, plain SGD: if propagate, Dl[d_prev + j] = sum_i W_ij delta_i
-    (forward-pass weights), then W_ij <- scalar.sgd_decay_step(W_ij, c, -lr delta_i,
-    S[s + j]) and b_i <- b_i - lr delta_i. delta at Dl[o:], the layer's input at S[s:]."""
-    b = w + n_out * n_in
-    if propagate:
-        for j in range(n_in):
-            Dl[d_prev + j] = 0
-    full = n_out - n_out % _u(4) if n_in < _u(16) else _u(0)  # 4 rows per loop: short rows only
-    for i in range(_u(0), full, _u(4)):
-        r0 = w + i * n_in
-        r1, r2, r3 = r0 + n_in, r0 + _u(2) * n_in, r0 + _u(3) * n_in
-        d0, d1, d2, d3 = Dl[o + i], Dl[o + i + _u(1)], Dl[o + i + _u(2)], Dl[o + i + _u(3)]
-        e0, e1, e2, e3 = -lr * d0, -lr * d1, -lr * d2, -lr * d3
-        for j in range(n_in):
-            w0, w1, w2, w3 = params[r0 + j], params[r1 + j], params[r2 + j], params[r3 + j]
-            if propagate:
-                Dl[d_prev + j] += w0 * d0 + w1 * d1 + w2 * d2 + w3 * d3
-            x = S[s + j]
-            params[r0 + j] = scalar.sgd_decay_step(w0, c, e0, x)
-            params[r1 + j] = scalar.sgd_decay_step(w1, c, e1, x)
-            params[r2 + j] = scalar.sgd_decay_step(w2, c, e2, x)
-            params[r3 + j] = scalar.sgd_decay_step(w3, c, e3, x)
-        if use_bias:
-            params[b + i] += e0
-            params[b + i + _u(1)] += e1
-            params[b + i + _u(2)] += e2
-            params[b + i + _u(3)] += e3
-    for i in range(full, n_out):
-        r = w + i * n_in
-        d = Dl[o + i]
-        e = -lr * d
-        if propagate:
-            for j in range(n_in):
-                wt = params[r + j]
-                Dl[d_prev + j] += wt * d
-                params[r + j] = scalar.sgd_decay_step(wt, c, e, S[s + j])
-        else:
-            for j in range(n_in):
-                params[r + j] = scalar.sgd_decay_step(params[r + j], c, e, S[s + j])
-        if use_bias:
-            params[b + i] += e
-
-
-@njit(**JIT)
-def _fused_update_forward(params, w, S, s, s_next, Dl, A, o, n_in, n_out, lr, c, use_bias):
-    """Layer 1: the plain-SGD update of _fused_delta_update for the sample at S[s:], and in
-    the same sweep the next sample's z[1] = b + W S[s_next:] with the updated W and b,
-    into A[o:]."""
-    b = w + n_out * n_in
-    full = n_out - n_out % _u(4) if n_in < _u(16) else _u(0)
-    for i in range(_u(0), full, _u(4)):
-        r0 = w + i * n_in
-        r1, r2, r3 = r0 + n_in, r0 + _u(2) * n_in, r0 + _u(3) * n_in
-        e0, e1 = -lr * Dl[o + i], -lr * Dl[o + i + _u(1)]
-        e2, e3 = -lr * Dl[o + i + _u(2)], -lr * Dl[o + i + _u(3)]
-        if use_bias:
-            params[b + i] += e0
-            params[b + i + _u(1)] += e1
-            params[b + i + _u(2)] += e2
-            params[b + i + _u(3)] += e3
-        z0, z1, z2, z3 = params[b + i], params[b + i + _u(1)], params[b + i + _u(2)], params[b + i + _u(3)]
-        for j in range(n_in):
-            x, x_next = S[s + j], S[s_next + j]
-            w0 = scalar.sgd_decay_step(params[r0 + j], c, e0, x)
-            w1 = scalar.sgd_decay_step(params[r1 + j], c, e1, x)
-            w2 = scalar.sgd_decay_step(params[r2 + j], c, e2, x)
-            w3 = scalar.sgd_decay_step(params[r3 + j], c, e3, x)
-            params[r0 + j], params[r1 + j], params[r2 + j], params[r3 + j] = w0, w1, w2, w3
-            z0 += w0 * x_next
-            z1 += w1 * x_next
-            z2 += w2 * x_next
-            z3 += w3 * x_next
-        A[o + i], A[o + i + _u(1)], A[o + i + _u(2)], A[o + i + _u(3)] = z0, z1, z2, z3
-    for i in range(full, n_out):
-        r = w + i * n_in
-        e = -lr * Dl[o + i]
-        if use_bias:
-            params[b + i] += e
-        z = params[b + i]
-        for j in range(n_in):
-            wt = scalar.sgd_decay_step(params[r + j], c, e, S[s + j])
-            params[r + j] = wt
-            z += wt * S[s_next + j]
-        A[o + i] = z
-
-
-@njit(**JIT)
-def _fused_delta_update_momentum(params, velocity, w, S, s, Dl, o, n_in, n_out, d_prev, lr,
-                                 momentum, nesterov, l2, use_bias, propagate):
-    """_fused_delta_update with momentum: each weight through scalar.sgd_step from its
-    penalized gradient delta_i S[s + j] + l2 W_ij, velocity laid out like params."""
+def _delta_update_rows(params, V, w, S, s, Dl, o, n_in, n_out, d_prev, scale, lr, momentum,
+                       nesterov, l2):
+    """Backward sweep of one layer (m >= 2) over W (n_out, n_in) at params[w:] (velocity V
+    laid out alike): Dl[d_prev + j] = sum_i W_ij delta_i, i in order, with the weights of
+    the forward pass (each read before its update), and W_ij updated from the gradient
+    delta_i S[s + j]. delta at Dl[o:]; biases are left to _update_forward_cols."""
     one = params.dtype.type(1)
-    b = w + n_out * n_in
-    if propagate:
-        for j in range(n_in):
-            Dl[d_prev + j] = 0
+    with_v = momentum != one - one
+    for j in range(n_in):
+        Dl[d_prev + j] = 0
+    plain = not with_v and l2 == one - one and scale == one
     for i in range(n_out):
         r = w + i * n_in
         d = Dl[o + i]
-        for j in range(n_in):
-            wt = params[r + j]
-            if propagate:
-                Dl[d_prev + j] += wt * d
-            params[r + j], velocity[r + j] = scalar.sgd_step(
-                wt, scalar.penalized_gradient(d * S[s + j], wt, one, l2), velocity[r + j], lr,
-                momentum, nesterov, one)
-        if use_bias:
-            params[b + i], velocity[b + i] = scalar.sgd_step(
-                params[b + i], d, velocity[b + i], lr, momentum, nesterov, one)
+        if plain:  # what _sgd computes when scale * g + 0 * w is g: one multiply-add
+            for j in range(n_in):
+                wt = params[r + j]
+                Dl[d_prev + j] = vmath.madd(wt, d, Dl[d_prev + j])
+                params[r + j] = vmath.madd(-lr, d * S[s + j], wt)
+        elif with_v:
+            for j in range(n_in):
+                wt = params[r + j]
+                Dl[d_prev + j] = vmath.madd(wt, d, Dl[d_prev + j])
+                params[r + j], V[r + j] = _sgd(wt, V[r + j], d * S[s + j], scale, l2, lr,
+                                               momentum, nesterov, one)
+        else:
+            for j in range(n_in):
+                wt = params[r + j]
+                Dl[d_prev + j] = vmath.madd(wt, d, Dl[d_prev + j])
+                params[r + j] = _sgd(wt, wt, d * S[s + j], scale, l2, lr, momentum, nesterov,
+                                     one)[0]
 
 
 @njit(**JIT)
-def fused_online_epoch(params, velocity, A, Dl, X, Y, SW, order, sizes, acts, loss, lr,
+def _update_forward_cols(params, WT, VT, V, w, S, s, Dl, o, n_in, n_out, scale, lr, momentum,
+                         nesterov, l2, use_bias, update, forward, S_next, s_next, A, z):
+    """Forward sweep of one layer over W^T (n_in, n_out) at WT[w:] (velocity VT alike): if
+    update, W^T_ji from the gradient delta_i S[s + j] and the biases (params[w + n_out
+    n_in:], velocity in V) from delta_i, delta at Dl[o:]; then, if forward, the next
+    sample's A[z + i] = b_i + sum_j W^T_ji S_next[s_next + j], j in order, with the updated
+    weights."""
+    one = params.dtype.type(1)
+    with_v = momentum != one - one
+    b = w + n_out * n_in
+    if update and use_bias:  # as loop._update: biases take scale * g, unpenalized
+        for i in range(n_out):
+            params[b + i], V[b + i] = scalar.sgd_step(params[b + i], scale * Dl[o + i],
+                                                      V[b + i], lr, momentum, nesterov, one)
+    if forward:
+        for i in range(n_out):
+            A[z + i] = params[b + i]
+    plain = not with_v and l2 == one - one and scale == one
+    for j in range(n_in):
+        r = w + j * n_out
+        x = S[s + j]
+        if update and plain:  # as in _delta_update_rows
+            for i in range(n_out):
+                WT[r + i] = vmath.madd(-lr, Dl[o + i] * x, WT[r + i])
+        elif update and with_v:
+            for i in range(n_out):
+                WT[r + i], VT[r + i] = _sgd(WT[r + i], VT[r + i], Dl[o + i] * x, scale, l2, lr,
+                                            momentum, nesterov, one)
+        elif update:
+            for i in range(n_out):
+                wt = WT[r + i]
+                WT[r + i] = _sgd(wt, wt, Dl[o + i] * x, scale, l2, lr, momentum, nesterov,
+                                 one)[0]
+        if forward:
+            xn = S_next[s_next + j]
+            for i in range(n_out):
+                A[z + i] = vmath.madd(WT[r + i], xn, A[z + i])
+
+
+@njit(**JIT)
+def _forward_rest(params, WT, A, a_off, D, w_off, acts, buf, one):
+    """Layers 2..L of a sample whose z[1] is in buffer ``buf`` (activated here too)."""
+    L = D.shape[0] - 1
+    scalar.activate_row(A, buf + a_off[1], D[1], acts[0], one)
+    for m in range(2, L + 1):
+        _update_forward_cols(params, WT, WT, params, w_off[m], A, buf, A, _u(0), D[m - 1],
+                             D[m], one, one, one - one, False, one - one, False, False, True,
+                             A, buf + a_off[m - 1], A, buf + a_off[m])
+        scalar.activate_row(A, buf + a_off[m], D[m], acts[m - 1], one)
+
+
+@njit(**JIT)
+def fused_online_epoch(params, velocity, Dl, X, Y, SW, order, sizes, acts, loss, lr,
                        momentum, nesterov, l2, use_bias, stats):
-    """train_epoch for batch size 1 and SGD: per sample, forward, cost, output delta, then
-    per layer from L down the fused backward pass and update. Arguments as train_epoch's;
-    A and Dl need sum(D) elements; stats as train_epoch's. A sample's weight w scales its
-    cost; its update is the mean gradient of a batch of one, w g / w = g, and none at w = 0.
+    """train_epoch for batch size 1 and SGD, bit for bit what the batch path computes for
+    batches of one sample (module docstring). Arguments as train_epoch's; Dl needs sum(D)
+    elements; stats as train_epoch's. A sample of weight w scales its output delta by w
+    and its update by 1 / w, as a batch of one does; a weight of 0 makes no update.
     Returns the number of updates made."""
     one = params.dtype.type(1)
     L = sizes.shape[0] - 1
     D, w_off, a_off = _offsets(sizes)
+    units = a_off[L] + D[L]  # one sample's activations; the second buffer follows
     D0, DL, oL = D[0], D[L], a_off[L]
     code_out = acts[L - 1]
     binary = code_out == SIGMOID
+    weighted = SW.shape[0] > 0
+    with_v = momentum != one - one
     X_flat = X.reshape(X.size)  # the data in place: a[0] of sample r at X_flat[r * D0:]
-    plain = momentum == 0
-    c = one - lr * l2  # plain SGD: w <- w c - lr delta x
     n = order.shape[0]
     updates = 0
     if n == 0:
         return updates
-    _forward_sample(params, w_off[1], X_flat, _u(order[0]) * D0, A, a_off[1], D0, D[1])
+    A = np.empty(2 * units, params.dtype)  # two samples' activations, alternating
+    # W^T of every layer (and the velocity's), in sync with W while the call runs; W[1]
+    # itself is written back at the end.
+    WT = np.empty_like(params)
+    VT = np.empty_like(params) if with_v else WT
+    for m in range(1, L + 1):
+        loop_tiles.transpose(WT, w_off[m], params, w_off[m], D[m], D[m - 1])
+        if with_v:
+            loop_tiles.transpose(VT, w_off[m], velocity, w_off[m], D[m], D[m - 1])
+    # The first sample's forward pass; later ones come from the previous sample's sweeps.
+    cur = _u(0)
+    _update_forward_cols(params, WT, WT, params, w_off[1], X_flat, _u(0), Dl, _u(0), D0, D[1],
+                         one, one, one - one, False, one - one, False, False, True,
+                         X_flat, _u(order[0]) * D0, A, cur + a_off[1])
+    _forward_rest(params, WT, A, a_off, D, w_off, acts, cur, one)
     for k in range(n):
         r = order[k]
-        xs = _u(r) * D0
-        # z[1] of this sample is in A already: from the sweep that updated layer 1.
-        scalar.activate_row(A, a_off[1], D[1], acts[0], one)
-        for m in range(2, L + 1):
-            _forward_sample(params, w_off[m], A, a_off[m - 1], A, a_off[m], D[m - 1], D[m])
-            scalar.activate_row(A, a_off[m], D[m], acts[m - 1], one)
-        cost = scalar.row_cost(A, oL, Y, r, DL, binary, loss)
+        nxt = units - cur
+        cost = scalar.row_cost(A, cur + oL, Y, r, DL, binary, loss)
         if not math.isfinite(cost):
             stats[2] = 1.0
-            return updates
-        weight = SW[r] if SW.shape[0] else 1.0
+            break
+        weight = SW[r] if weighted else 1.0
         stats[0] += cost * weight
         stats[1] += 1
         stats[3] += weight
         has_next = k + 1 < n
         xs_next = _u(order[k + 1]) * D0 if has_next else _u(0)
-        if weight == 0:
+        update = weight > 0
+        scale = one / params.dtype.type(weight) if update else one
+        if update:
+            updates += 1
+            if code_out == SOFTMAX:
+                scalar.output_delta_row(Dl, oL, A, cur + oL, Y, r, DL, code_out, loss, one)
+            else:  # its elementwise case, inlined (see loop.output_delta)
+                for i in range(DL):
+                    Dl[oL + i] = scalar.output_delta_term(A[cur + oL + i], Y[r, i], code_out,
+                                                          loss, one)
+            if weighted:
+                for i in range(DL):
+                    Dl[oL + i] *= SW[r]
+            for m in range(L, 1, -1):
+                _delta_update_rows(params, velocity, w_off[m], A, cur + a_off[m - 1], Dl,
+                                   a_off[m], D[m - 1], D[m], a_off[m - 1], scale, lr,
+                                   momentum, nesterov, l2)
+                code, d, a = acts[m - 2], a_off[m - 1], cur + a_off[m - 1]
+                for j in range(D[m - 1]):
+                    Dl[d + j] *= scalar.derivative(code, A[a + j], one)
+        # Layer by layer: this sample's update of W^T (and the biases), fused with the next
+        # sample's forward pass.
+        _update_forward_cols(params, WT, VT, velocity, w_off[1], X_flat, _u(r) * D0, Dl,
+                             a_off[1], D0, D[1], scale, lr, momentum, nesterov, l2, use_bias,
+                             update, has_next, X_flat, xs_next, A, nxt + a_off[1])
+        if has_next:
+            scalar.activate_row(A, nxt + a_off[1], D[1], acts[0], one)
+        for m in range(2, L + 1):
+            _update_forward_cols(params, WT, VT, velocity, w_off[m], A, cur + a_off[m - 1],
+                                 Dl, a_off[m], D[m - 1], D[m], scale, lr, momentum, nesterov,
+                                 l2, use_bias, update, has_next, A, nxt + a_off[m - 1], A,
+                                 nxt + a_off[m])
             if has_next:
-                _forward_sample(params, w_off[1], X_flat, xs_next, A, a_off[1], D0, D[1])
-            continue
-        updates += 1
-        if code_out == SOFTMAX:
-            scalar.output_delta_row(Dl, oL, A, oL, Y, r, DL, code_out, loss, one)
-        else:  # its elementwise case, inlined (see loop.output_delta)
-            for i in range(DL):
-                Dl[oL + i] = scalar.output_delta_term(A[oL + i], Y[r, i], code_out, loss, one)
-        for m in range(L, 0, -1):
-            below = m > 1  # layer m's input: a[m-1] in A, or the sample itself for m = 1
-            S, s = (A, a_off[m - 1]) if below else (X_flat, xs)
-            if not plain:
-                _fused_delta_update_momentum(params, velocity, w_off[m], S, s, Dl, a_off[m],
-                                             D[m - 1], D[m], a_off[m - 1], lr, momentum,
-                                             nesterov, l2, use_bias, below)
-            elif below:
-                _fused_delta_update(params, w_off[m], S, s, Dl, a_off[m], D[m - 1], D[m],
-                                    a_off[m - 1], lr, c, use_bias, True)
-            elif has_next:
-                _fused_update_forward(params, w_off[1], X_flat, xs, xs_next, Dl, A, a_off[1],
-                                      D0, D[1], lr, c, use_bias)
-            else:
-                _fused_delta_update(params, w_off[1], X_flat, xs, Dl, a_off[1], D0, D[1],
-                                    _u(0), lr, c, use_bias, False)
-            if below:
-                scalar.derivative_row(Dl, A, a_off[m - 1], D[m - 1], acts[m - 2], one)
-        if not plain and has_next:
-            _forward_sample(params, w_off[1], X_flat, xs_next, A, a_off[1], D0, D[1])
+                scalar.activate_row(A, nxt + a_off[m], D[m], acts[m - 1], one)
+        cur = nxt
+    # W[1] (and its velocity) lived in W^T during the call.
+    loop_tiles.transpose(params, w_off[1], WT, w_off[1], D0, D[1])
+    if with_v:
+        loop_tiles.transpose(velocity, w_off[1], VT, w_off[1], D0, D[1])
     return updates

@@ -12,6 +12,7 @@ The per-parameter pieces (``penalized_gradient``, ``sgd_step``, ``adam_step``) a
 arithmetic, so the vectorized backend applies them to whole NumPy arrays as well.
 """
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba.extending import overload, register_jitable
@@ -190,29 +191,52 @@ def output_delta_term(a, y, code, loss, one):
 @register_jitable
 def penalized_gradient(g_sum, w, scale, l2):
     """The gradient of a weight under the objective with L2: scale * g_sum + l2 * w
-    (scale = 1 / batch size). Biases are not penalized: their gradient is scale * g_sum."""
-    return scale * g_sum + l2 * w
+    (scale = 1 / batch size), with l2 * w fused in. Biases are not penalized: their
+    gradient is scale * g_sum. (With l2 = 0 and scale = 1 it is g_sum exactly.)"""
+    return vmath.madd(l2, w, scale * g_sum)
+
+
+class Step(NamedTuple):
+    """The scalars of the t-th update (t from 1): the optimizer's hyperparameters, with
+    Adam's bias corrections folded in. ``step_constants`` makes them in float64 from the
+    hyperparameter array, ``in_dtype`` in the working dtype. Adam's 1 - beta is computed
+    in float64 and then rounded (in float32, 1 - float32(0.999) is 1.3e-5 off 0.001: a
+    float32 fit would follow another Adam than its float64 twin)."""
+    lr: float          # learning rate (RPROP: unused, its steps are per connection)
+    momentum: float    # SGD
+    nesterov: bool
+    l2: float          # L2 penalty on the weights
+    step_size: float   # Adam: lr / (1 - beta1^t)
+    beta1: float
+    beta2: float
+    decay1: float      # 1 - beta1
+    decay2: float      # 1 - beta2
+    sqrt_bc2: float    # sqrt(1 - beta2^t)
+    eps: float
+    eta_minus: float   # RPROP
+    eta_plus: float
+    step_min: float
+    step_max: float
 
 
 @register_jitable
 def step_constants(hyper, t):
-    """The scalars of the t-th update (t from 1), in float64, from the hyperparameter array
-    (slots H_* of fastbp.kernels.codes): (lr, momentum, nesterov, l2, Adam's step_size,
-    beta1, beta2, sqrt_bc2, eps, RPROP's eta_minus, eta_plus, step_min, step_max), with
-    Adam's bias corrections step_size = lr / (1 - beta1^t), sqrt_bc2 = sqrt(1 - beta2^t)."""
+    """Step of the t-th update, in float64, from the hyperparameter array (slots H_* of
+    fastbp.kernels.codes)."""
     bc1 = 1.0 - hyper[H_BETA1] ** t
     bc2 = 1.0 - hyper[H_BETA2] ** t
-    return (hyper[H_LR], hyper[H_MOMENTUM], hyper[H_NESTEROV] != 0, hyper[H_L2],
-            hyper[H_LR] / bc1, hyper[H_BETA1], hyper[H_BETA2], math.sqrt(bc2), hyper[H_EPS],
-            hyper[H_ETA_MINUS], hyper[H_ETA_PLUS], hyper[H_STEP_MIN], hyper[H_STEP_MAX])
+    return Step(hyper[H_LR], hyper[H_MOMENTUM], hyper[H_NESTEROV] != 0, hyper[H_L2],
+                hyper[H_LR] / bc1, hyper[H_BETA1], hyper[H_BETA2], 1.0 - hyper[H_BETA1],
+                1.0 - hyper[H_BETA2], math.sqrt(bc2), hyper[H_EPS], hyper[H_ETA_MINUS],
+                hyper[H_ETA_PLUS], hyper[H_STEP_MIN], hyper[H_STEP_MAX])
 
 
 @register_jitable
-def sgd_decay_step(w, c, e, x):
-    """Plain SGD with L2 on one weight of an online update, w - lr (delta x + l2 w), written
-    w c + e x with c = 1 - lr l2 and e = -lr delta hoisted per row: one multiply and one
-    fused multiply-add per weight, where the penalized form takes three operations."""
-    return w * c + e * x
+def in_dtype(k, dt):
+    """Step k with every number converted by dt (the working dtype's type)."""
+    return Step(dt(k.lr), dt(k.momentum), k.nesterov, dt(k.l2), dt(k.step_size), dt(k.beta1),
+                dt(k.beta2), dt(k.decay1), dt(k.decay2), dt(k.sqrt_bc2), dt(k.eps),
+                dt(k.eta_minus), dt(k.eta_plus), dt(k.step_min), dt(k.step_max))
 
 
 @register_jitable
@@ -220,9 +244,9 @@ def sgd_step(w, g, v, lr, momentum, nesterov, one):
     """SGD as torch.optim.SGD; returns (w, v). v <- momentum * v + g; w <- w - lr * v, or
     with Nesterov w <- w - lr * (g + momentum * v); without momentum w <- w - lr * g."""
     if momentum != one - one:
-        v = momentum * v + g
-        g = g + momentum * v if nesterov else v
-    return w - lr * g, v
+        v = vmath.madd(momentum, v, g)
+        g = vmath.madd(momentum, v, g) if nesterov else v
+    return vmath.madd(-lr, g, w), v
 
 
 def sqrt(x):
@@ -237,13 +261,13 @@ def _sqrt_compiled(x):
 
 
 @register_jitable
-def adam_step(w, g, m, v, step_size, beta1, beta2, sqrt_bc2, eps, one):
+def adam_step(w, g, m, v, k):
     """Adam as torch.optim.Adam; returns (w, m, v). m <- beta1 m + (1 - beta1) g,
     v <- beta2 v + (1 - beta2) g^2, w <- w - step_size * m / (sqrt(v) / sqrt_bc2 + eps)
-    with step_size = lr / (1 - beta1^t), sqrt_bc2 = sqrt(1 - beta2^t)."""
-    m = beta1 * m + (one - beta1) * g
-    v = beta2 * v + (one - beta2) * g * g
-    return w - step_size * m / (sqrt(v) / sqrt_bc2 + eps), m, v
+    with k (a Step) holding step_size = lr / (1 - beta1^t), sqrt_bc2 = sqrt(1 - beta2^t)."""
+    m = vmath.madd(k.beta1, m, k.decay1 * g)
+    v = vmath.madd(k.beta2, v, k.decay2 * g * g)
+    return vmath.madd(-k.step_size, m / (sqrt(v) / k.sqrt_bc2 + k.eps), w), m, v
 
 
 @register_jitable
@@ -268,14 +292,13 @@ def rprop_step(w, g, prev, step, eta_minus, eta_plus, step_min, step_max, one):
 
 
 @register_jitable
-def optimizer_step(opt, w, g, s0, s1, lr, momentum, nesterov, step_size, beta1, beta2,
-                   sqrt_bc2, eps, eta_minus, eta_plus, step_min, step_max, one):
-    """One parameter's update from its gradient g (L2 already added); returns (w, s0, s1),
-    the optimizer state being SGD: (velocity, unused); Adam: (m, v); RPROP: (previous
-    gradient, step size)."""
+def optimizer_step(opt, w, g, s0, s1, k, one):
+    """One parameter's update from its gradient g (L2 already added) with the constants k
+    (a Step in the working dtype); returns (w, s0, s1), the optimizer state being SGD:
+    (velocity, unused); Adam: (m, v); RPROP: (previous gradient, step size)."""
     if opt == ADAM:
-        return adam_step(w, g, s0, s1, step_size, beta1, beta2, sqrt_bc2, eps, one)
+        return adam_step(w, g, s0, s1, k)
     if opt == RPROP:
-        return rprop_step(w, g, s0, s1, eta_minus, eta_plus, step_min, step_max, one)
-    w, s0 = sgd_step(w, g, s0, lr, momentum, nesterov, one)
+        return rprop_step(w, g, s0, s1, k.eta_minus, k.eta_plus, k.step_min, k.step_max, one)
+    w, s0 = sgd_step(w, g, s0, k.lr, k.momentum, k.nesterov, one)
     return w, s0, s1

@@ -149,9 +149,9 @@ def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
     through np.where."""
     dt = params.dtype.type
     steps[0] += 1
-    (lr, momentum, nesterov, l2, step_size, beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus,
-     step_min, step_max) = (dt(c) if k != 2 else c
-                            for k, c in enumerate(scalar.step_constants(hyper, int(steps[0]))))
+    c = scalar.in_dtype(scalar.step_constants(hyper, int(steps[0])), dt)
+    lr, momentum, nesterov, l2 = c.lr, c.momentum, c.nesterov, c.l2
+    eta_minus, eta_plus, step_min, step_max = c.eta_minus, c.eta_plus, c.step_min, c.step_max
     one = dt(1)
     if opt == SGD and momentum == 0 and l2 == 0 and use_bias:
         params -= (lr * dt(scale)) * grad  # plain SGD: the whole buffer in one pass
@@ -165,8 +165,7 @@ def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
                 continue
             g = dt(scale) * g_sum if is_bias else scalar.penalized_gradient(g_sum, w, dt(scale), l2)
             if opt == ADAM:
-                w[...], s0[...], s1[...] = scalar.adam_step(w, g, s0, s1, step_size, beta1, beta2,
-                                                            sqrt_bc2, eps, one)
+                w[...], s0[...], s1[...] = scalar.adam_step(w, g, s0, s1, c)
             elif opt == RPROP:
                 direction = g * s0
                 s1 *= np.where(direction > 0, eta_plus, np.where(direction < 0, eta_minus, one))

@@ -15,19 +15,19 @@ tolerance the backends are held to (rtol 2e-4). Outside the clamps exp gives 1.2
 sigmoid 0 or 1 and tanh -1 or 1, as libm does; a NaN input stays NaN, so diverged
 training is still detected.
 
-The float32 kernels are compiled without "reassoc" (JIT_EXACT): with it, LLVM may fold
-the two-constant range reduction x - n*C1 - n*C2 into x - n*(C1 + C2) and lose about
-20 ulp. Fastmath flags are per instruction, so they survive inlining into a kernel
-compiled with reassoc.
+Like every kernel they are compiled without "reassoc" (fastbp._config): with it, LLVM
+may fold the two-constant range reduction x - n*C1 - n*C2 into x - n*(C1 + C2) and lose
+about 20 ulp.
 """
 import math
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from fastbp._config import JIT_EXACT
+from fastbp._config import JIT
 
 
 @intrinsic
@@ -57,21 +57,21 @@ _P3, _P4, _P5 = _f32(4.1665795894e-2), _f32(1.6666665459e-1), _f32(5.0000001201e
 _HALF, _ONE = _f32(0.5), _f32(1.0)
 
 
-@njit(**JIT_EXACT)
+@njit(**JIT)
 def exp32(x0):
     """exp(x0) for a float32: 2^n * p(r), x0 = n ln 2 + r, |r| <= ln2 / 2."""
     x = min(max(x0, _EXP_LO), _EXP_HI)
-    n = np.floor(x * _LOG2E + _HALF)
-    x = x - n * _LN2_HI
-    x = x - n * _LN2_LO
+    n = np.floor(madd(x, _LOG2E, _HALF))
+    x = madd(-n, _LN2_HI, x)
+    x = madd(-n, _LN2_LO, x)
     z = x * x
     y = _P0
-    y = y * x + _P1
-    y = y * x + _P2
-    y = y * x + _P3
-    y = y * x + _P4
-    y = y * x + _P5
-    y = y * z + x + _ONE
+    y = madd(y, x, _P1)
+    y = madd(y, x, _P2)
+    y = madd(y, x, _P3)
+    y = madd(y, x, _P4)
+    y = madd(y, x, _P5)
+    y = madd(y, z, x) + _ONE
     e = y * _bits_as_float32((np.int32(n) + np.int32(127)) << np.int32(23))
     # A NaN input stays NaN, which the clamp above would have hidden (a select: it
     # vectorizes, and unlike adding x0 - x0 it leaves +-inf to the clamp).
@@ -88,24 +88,59 @@ _B0, _B2 = _f32(4.89352518554385e-03), _f32(2.26843463243900e-03)
 _B4, _B6 = _f32(1.18534705686654e-04), _f32(1.19825839466702e-06)
 
 
-@njit(**JIT_EXACT)
+@njit(**JIT)
 def tanh32(x0):
     """tanh(x0) for a float32."""
     x = min(max(x0, -_TANH_CLAMP), _TANH_CLAMP)
     x2 = x * x
-    p = x2 * _A13 + _A11
-    p = x2 * p + _A9
-    p = x2 * p + _A7
-    p = x2 * p + _A5
-    p = x2 * p + _A3
-    p = x2 * p + _A1
-    q = x2 * _B6 + _B4
-    q = x2 * q + _B2
-    q = x2 * q + _B0
+    p = madd(x2, _A13, _A11)
+    p = madd(x2, p, _A9)
+    p = madd(x2, p, _A7)
+    p = madd(x2, p, _A5)
+    p = madd(x2, p, _A3)
+    p = madd(x2, p, _A1)
+    q = madd(x2, _B6, _B4)
+    q = madd(x2, q, _B2)
+    q = madd(x2, q, _B0)
     r = x * p / q
     # NaN stays NaN; +-inf (an overflowed pre-activation) gives +-1 through the clamp, as
     # libm's tanh does (adding x0 - x0 would have made it NaN).
     return r if abs(x0) >= _TANH_TINY else x0
+
+
+# -- a fused multiply-add where the source asks for one -------------------------------------
+
+def madd(a, b, c):
+    """a * b + c, fused into one rounding on the CPU (llvm.fmuladd: one FMA instruction
+    wherever the CPU has FMA) -- in every compiled context alike, because the source asks
+    for it here rather than leaving it to fast-math contraction (fastbp._config). Two
+    roundings in NumPy (the vectorized reference), the GPU's own contraction under CUDA."""
+    return a * b + c
+
+
+@intrinsic
+def _fmuladd(typingctx, a, b, c):
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+
+    def codegen(context, builder, signature, args):
+        t = context.get_value_type(a)
+        name = f"llvm.fmuladd.f{a.bitwidth}"
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(t, [t, t, t]), name)
+        return builder.call(fn, args)
+    return a(a, b, c), codegen
+
+
+@overload(madd, target="cpu")
+def _madd_cpu(a, b, c):
+    if isinstance(a, types.Float) and a == b == c:
+        return lambda a, b, c: _fmuladd(a, b, c)
+    return lambda a, b, c: a * b + c
+
+
+@overload(madd, target="cuda")
+def _madd_cuda(a, b, c):
+    return lambda a, b, c: a * b + c
 
 
 # -- what kernels call: dispatched on the target and the dtype ------------------------------
