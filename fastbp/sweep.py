@@ -18,7 +18,9 @@ and the chunks' results are put back in grid order: the same numbers as a local 
 """
 import itertools
 import math
+import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,7 +28,7 @@ import numpy as np
 from fastbp import _parallel, _validate
 from fastbp.network import Network
 from fastbp.kernels import codes
-from fastbp._session import _threads
+from fastbp._session import _interrupts_at_safe_points, _threads
 from fastbp.trainer import History, Trainer
 
 # Keywords of Network (besides layer_sizes) and of Trainer (besides net); "seed" is both.
@@ -39,6 +41,52 @@ KEYS = ("layer_sizes", "seed") + NETWORK_KEYS + TRAINER_KEYS
 # of them cannot share a compiled call.
 STRUCTURE_KEYS = ("layer_sizes", "activations", "loss", "dtype", "bias", "schedule",
                   "batch_size", "optimizer", "backend", "threads")
+# The only settings whose validity depends on each other (nesterov needs momentum, momentum
+# needs SGD; the activations must fit the layers and the loss the output): their values
+# are checked in every combination, every other key's values one by one.
+_INTERACTING = (("momentum", "nesterov", "optimizer"), ("layer_sizes", "activations", "loss"))
+
+# Memory: the share of the available memory a sweep may use for the arrays of the models
+# it trains at once, and what each model costs besides its arrays (its Network, Trainer,
+# History and generator as Python objects).
+_WORKSPACE_SHARE = 0.25
+_MODEL_OVERHEAD = 4096
+
+
+class Grid(Sequence):
+    """The settings of a grid's models, one dict per model, made when asked for: model i
+    of ``itertools.product`` order of the values, keys in the order given, without a list
+    of every combination (a grid of 10^6 models costs nothing until it trains)."""
+
+    def __init__(self, grid):
+        self.keys = list(grid)
+        self.values = [list(v) for v in grid.values()]
+        self._count = math.prod(len(v) for v in self.values)
+
+    def __len__(self):
+        return self._count
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self._count))]
+        i = int(i)
+        if i < 0:
+            i += self._count
+        if not 0 <= i < self._count:
+            raise IndexError(f"model {i} of a grid of {self._count}")
+        setting = {}
+        for key, values in zip(reversed(self.keys), reversed(self.values)):
+            i, k = divmod(i, len(values))
+            setting[key] = values[k]
+        return {key: setting[key] for key in self.keys}
+
+    def __eq__(self, other):
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    def __repr__(self):
+        return f"Grid({dict(zip(self.keys, self.values))!r}: {self._count} models)"
 
 
 @dataclass
@@ -46,13 +94,16 @@ class SweepResult:
     """The models of a sweep, in grid order (``itertools.product`` of the grid's values, keys
     in the order given).
 
-    settings : list of dict -- model i's grid values
-    history : list of History -- what its fit recorded (``diverged`` set where it diverged)
-    networks : list of Network -- its trained network
+    settings : sequence of dict -- model i's grid values
+    history : list of History -- what its fit recorded (``diverged`` set where it diverged;
+        ``interrupted`` in the partial result of an interrupted sweep)
+    networks : list of Network -- its trained network (None for a model an interrupted
+        sweep never started)
     trainers : list of Trainer -- its trainer, with the optimizer state, to resume from
+        (None where the network is)
     """
 
-    settings: list = field(default_factory=list)
+    settings: Sequence = field(default_factory=list)
     history: list = field(default_factory=list)
     networks: list = field(default_factory=list)
     trainers: list = field(default_factory=list)
@@ -99,6 +150,11 @@ class Sweep:
     **fixed
         The settings every model shares: any keyword of ``Network`` or ``Trainer``.
 
+    Every value is checked here (each combination of the few settings that constrain each
+    other, every other value once), without building the grid's models: a grid of a
+    million models is checked in milliseconds, and ``settings`` is a :class:`Grid` that
+    makes each model's dict when asked for it.
+
     Examples
     --------
     >>> sweep = Sweep([64, 32, 10], activations=["tanh", "softmax"], loss="cross_entropy",
@@ -133,18 +189,37 @@ class Sweep:
                 raise ValueError("'layer_sizes' is both a fixed setting and a grid key")
             fixed["layer_sizes"] = list(layer_sizes)
         self.fixed, self.grid = fixed, {k: list(v) for k, v in grid.items()}
-        self.settings = [dict(zip(self.grid, values))
-                         for values in itertools.product(*self.grid.values())]
-        # Build every model once now: a bad value fails here, before any training.
-        for s in self.settings:
-            self._model(s)
+        self.settings = Grid(self.grid)
+        # A bad value fails here, before any training.
+        for probe in self._probes():
+            self._model(probe, allocate=False)
 
-    def _model(self, setting):
-        """(Network, Trainer) of one model, made exactly as a single run makes them."""
+    def _probes(self):
+        """Settings that between them hold every value of the grid, and every combination
+        of the values of settings that constrain each other (_INTERACTING)."""
+        first = {k: v[0] for k, v in self.grid.items()}
+        seen = set()
+        for keys in _INTERACTING:
+            keys = [k for k in keys if k in self.grid]
+            for values in itertools.product(*(self.grid[k] for k in keys)):
+                seen.update(keys)
+                yield {**first, **dict(zip(keys, values))}
+        for key, values in self.grid.items():
+            if key not in seen:
+                for value in values:
+                    yield {**first, key: value}
+
+    def _model(self, setting, allocate=True):
+        """(Network, Trainer) of one model, made exactly as a single run makes them; with
+        allocate=False a model with the same checks and no parameters of real size (for
+        checking settings only)."""
         kw = {**self.fixed, **setting}
         seed = kw.get("seed")
-        net = Network(kw["layer_sizes"], seed=seed,
-                      **{k: kw[k] for k in NETWORK_KEYS if k in kw})
+        net_kw = {k: kw[k] for k in NETWORK_KEYS if k in kw}
+        if allocate:
+            net = Network(kw["layer_sizes"], seed=seed, **net_kw)
+        else:  # the same checks, no random draw (the seed is checked by the Trainer)
+            net = Network.zeros(kw["layer_sizes"], **net_kw)
         trainer = Trainer(net, seed=seed, **{k: kw[k] for k in TRAINER_KEYS if k in kw})
         return net, trainer
 
@@ -161,56 +236,182 @@ class Sweep:
         model: a diverged model stops with its last finite weights, the others go on).
         client : dask.distributed.Client, optional
             Train on the cluster instead: models in chunks of ``chunk_size`` (default:
-            spread evenly over the workers' threads), one task per chunk.
+            spread evenly over the workers' threads), one task per chunk. The workers must
+            have fastbp installed; a closed client, workers without fastbp, or a cluster
+            that has lost all its workers for ``_WORKERS_LOST_S`` seconds raise
+            RuntimeError.
+        chunk_size : int, optional
+            Locally: at most this many models of a group train at once (default: as many
+            as fit in a quarter of the available memory).
+
+        Raises
+        ------
+        MemoryError
+            Before any training, when the trained models alone (each one's network and
+            optimizer state, which the result keeps) would not fit in the available
+            memory; the message gives the sizes.
+        KeyboardInterrupt
+            Ctrl-C stops the sweep after the epoch (or model) running: the exception's
+            ``result`` is a SweepResult of every model in grid order, each with the epochs
+            it finished (``history[i].interrupted``; models never started have empty
+            histories and no network).
         """
         epochs = _validate.positive_int("epochs", epochs)
         if patience is not None:
             patience = _validate.positive_int("patience", patience)
+        if chunk_size is not None:
+            chunk_size = _validate.positive_int("chunk_size", chunk_size)
         # The checks of every structure's networks, before any training: bad data raises
         # here (models of one structure check alike).
-        for s in {self._structure(s): s for s in self.settings}.values():
-            net, _ = self._model(s)
+        groups = self._groups()
+        for first in (members[0] for members in groups.values()):
+            net, _ = self._model(self.settings[first], allocate=False)
             Xc, _ = net._inputs(X)
             net._targets(y, Xc.shape[0])
             _validate.as_sample_weight(sample_weight, Xc.shape[0], net.dtype)
             if validation_data is not None:
                 _validation(net, validation_data)
+        plan = self._plan(groups, Xc.shape[0], chunk_size)
         args = (X, y, epochs, validation_data, patience, sample_weight)
-        if client is not None:
-            parts = _run_on_cluster(self, client, args, chunk_size)
-        else:
-            bar = _bar(epochs * len(self.settings)) if progress else None
-            try:
-                parts = self._fit_indices(range(len(self.settings)), *args, bar=bar)
-            finally:
-                if bar is not None:
-                    bar.close()
+        out = {}
+        try:
+            with _interrupts_at_safe_points() as check:
+                if client is not None:
+                    _run_on_cluster(self, client, args, chunk_size, out, check)
+                else:
+                    bar = _bar(epochs * len(self.settings)) if progress else None
+                    try:
+                        for indices in plan:
+                            self._fit_indices(indices, *args, bar=bar, out=out, check=check)
+                    finally:
+                        if bar is not None:
+                            bar.close()
+        except KeyboardInterrupt as exc:
+            exc.result = self._result(out, partial=True)
+            raise
+        return self._result(out)
+
+    def _result(self, out, partial=False):
         result = SweepResult(settings=self.settings)
         for i in range(len(self.settings)):
-            net, trainer, history = parts[i]
+            if i in out:
+                net, trainer, history = out[i]
+            else:
+                net, trainer, history = None, None, History(interrupted=partial)
+            if partial:
+                history.interrupted = True
             result.networks.append(net)
             result.trainers.append(trainer)
             result.history.append(history)
         return result
 
+    def _groups(self):
+        """{structure: [model indices]}, in grid order within each group: from the digits
+        of the model indices in the grid's structure keys, without making every model's
+        settings (a million-model grid is grouped in milliseconds)."""
+        index = np.arange(len(self.settings), dtype=np.int64)
+        keys = self.settings.keys
+        radices = [len(v) for v in self.settings.values]
+        strides = [math.prod(radices[k + 1:]) for k in range(len(keys))]
+        digits = {key: index // stride % radix
+                  for key, stride, radix in zip(keys, strides, radices)
+                  if key in STRUCTURE_KEYS}
+        if not digits:
+            return {self._structure(self.settings[0]): index.tolist()}
+        combos = np.stack(list(digits.values()), axis=1)
+        unique, which = np.unique(combos, axis=0, return_inverse=True)
+        groups = {}
+        for g, combo in enumerate(unique):
+            setting = self.settings[int(index[which.ravel() == g][0])]
+            members = index[which.ravel() == g].tolist()
+            groups.setdefault(self._structure(setting), []).extend(members)
+        for members in groups.values():
+            members.sort()
+        return groups
+
+    def _plan(self, groups, n_samples, chunk_size):
+        """The chunks of model indices that train at once, after checking that the trained
+        models fit in memory (MemoryError if not)."""
+        available = _available_memory()
+        keep, chunks = 0, []
+        for members in groups.values():
+            net, trainer = self._model(self.settings[members[0]], allocate=False)
+            per_model, workspace = _model_bytes(net, trainer, n_samples)
+            keep += per_model * len(members)
+            size = chunk_size or max(1, int(available * _WORKSPACE_SHARE // max(1, workspace)))
+            chunks += [members[k:k + size] for k in range(0, len(members), size)]
+        if available and keep > 0.8 * available:
+            raise MemoryError(
+                f"this sweep of {len(self.settings):,} models would keep "
+                f"{_gib(keep)} of networks and optimizer states in its result, more than "
+                f"the {_gib(available)} of memory available; sweep fewer models at once "
+                "(split the grid), or smaller networks")
+        return chunks
+
     def _fit_indices(self, indices, X, y, epochs, validation_data, patience, sample_weight,
-                     bar=None):
-        """{index: (net, trainer, history)} for these models, group by group."""
+                     bar=None, out=None, check=None):
+        """{index: (net, trainer, history)} for these models, group by group (into
+        ``out``, model by model as they finish, so an interrupted sweep keeps them)."""
+        out = {} if out is None else out
+        check = check or (lambda: None)
         groups = {}
         for i in indices:
             groups.setdefault(self._structure(self.settings[i]), []).append(i)
-        out = {}
         for members in groups.values():
             models = [self._model(self.settings[i]) for i in members]
+            for i, (net, trainer) in zip(members, models):
+                out[i] = (net, trainer, History())  # started: an interrupt keeps them
             if models[0][1].kernels.__name__.endswith(".loop"):
                 histories = _fit_group(models, X, y, epochs, validation_data, patience,
-                                       sample_weight, bar)
+                                       sample_weight, bar, check,
+                                       [out[i][2] for i in members])
             else:
-                histories = [_fit_one(trainer, X, y, epochs, validation_data, patience,
-                                      sample_weight, bar) for _, trainer in models]
+                histories = []
+                for i, (_, trainer) in zip(members, models):
+                    histories.append(_fit_one(trainer, X, y, epochs, validation_data,
+                                              patience, sample_weight, bar))
+                    out[i] = (*out[i][:2], histories[-1])
+                    check()
             for i, (net, trainer), history in zip(members, models, histories):
                 out[i] = (net, trainer, history)
         return out
+
+
+def _gib(n):
+    """Bytes, as people read them."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _available_memory():
+    """Bytes of memory available to this process (Linux: MemAvailable), or 0 unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+def _model_bytes(net, trainer, n_samples):
+    """(bytes the result keeps per model, bytes a model's arrays take while it trains)."""
+    b, P = net.dtype.itemsize, net.n_params
+    units, d_out = int(net._sizes.sum()), int(net._sizes[-1])
+    keep = 3 * P * b + _MODEL_OVERHEAD  # params and the (2, P) optimizer state
+    rows = trainer.kernels.workspace_rows(trainer._batch_size(n_samples))
+    # Stacked params, state, grad, the epoch's snapshot of them, the best epoch's params;
+    # A and Dl, costs, targets, weights; the sample order; gemm's work array.
+    work = (9 * P + 2 * rows * units + rows * (d_out + 1)) * b + 8 * (rows + n_samples)
+    from fastbp.kernels import loop_gemm
+    w = loop_gemm.work_for(net._sizes, net.params[:1], rows)
+    return keep, work + (0 if w is None else w.nbytes)
 
 
 def _validation(net, validation_data):
@@ -235,9 +436,11 @@ def _fit_one(trainer, X, y, epochs, validation_data, patience, sample_weight, ba
     return history
 
 
-def _fit_group(models, X, y, epochs, validation_data, patience, sample_weight, bar):
+def _fit_group(models, X, y, epochs, validation_data, patience, sample_weight, bar, check,
+               histories):
     """The models of one structure on the loop backend: each epoch of all of them in one
-    loop.sweep_epoch call. Returns their histories."""
+    loop.sweep_epoch call, filling ``histories``; ``check`` after each epoch may raise
+    KeyboardInterrupt, with every model at the end of an epoch. Returns the histories."""
     nets = [net for net, _ in models]
     trainers = [trainer for _, trainer in models]
     net0, tr0 = models[0]
@@ -262,60 +465,72 @@ def _fit_group(models, X, y, epochs, validation_data, patience, sample_weight, b
     Yb = np.empty((K, rows, Yc.shape[1]), dtype)
     Sb = np.empty((K, rows if len(sw) else 0), dtype)
     stats = np.zeros((K, 4))
-    orders = np.empty((K, n), np.int64)
+    orders = np.zeros((K, n), np.int64)
     hyper = np.stack([tr._hyper(tr.learning_rate) for tr in trainers])
     active = np.ones(K, bool)
-    histories = [History() for _ in range(K)]
     best = [math.inf] * K
     best_params = [None] * K
     opt = codes.OPTIMIZERS[tr0.optimizer]
-    for epoch in range(epochs):
-        snapshot = params.copy(), state.copy(), steps.copy()
-        for i, tr in enumerate(trainers):
-            if active[i]:
-                # rng.permutation(n)'s draws, as Trainer.fit makes them, in compiled code.
-                k.next_order(orders[i], tr.rng, tr.shuffle)
-                lr = tr._rate(tr.epoch)  # checked: a finite number >= 0
-                hyper[i, codes.H_LR] = lr
-                histories[i].learning_rate.append(lr)
-        started = time.perf_counter()
-        with _threads(tr0.threads), _parallel.parallel_guard():
-            k.sweep_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, Xc, Yc, sw, orders,
-                          active, batch_size, net0._sizes, net0.act_codes, net0.loss_code, opt,
-                          hyper, net0.bias, stats)
-        seconds = (time.perf_counter() - started) / max(1, int(active.sum()))
+
+    def write_back():
         for i, (net, tr) in enumerate(models):
-            if not active[i]:
-                continue
-            h = histories[i]
-            if stats[i, 2] or not np.isfinite(params[i]).all():
-                # Diverged: back to the weights before this epoch; the others go on.
-                params[i], state[i], steps[i] = snapshot[0][i], snapshot[1][i], snapshot[2][i]
-                h.learning_rate.pop()
-                h.diverged, active[i] = True, False
-                continue
-            h.seconds.append(seconds)
-            h.loss.append(float(stats[i, 0] / stats[i, 3]))
-            if val is not None:
-                net.params[...] = params[i]
-                h.val_loss.append(net.loss(*val, backend="loop"))
-            monitored = (h.val_loss or h.loss)[-1]
-            tr.epoch += 1
-            tr.monitored.append(monitored)
-            if monitored < best[i]:
-                best[i], h.best_epoch = monitored, epoch
-                if patience is not None:
-                    best_params[i] = params[i].copy()
-            if patience is not None and epoch - h.best_epoch >= patience:
-                h.stopped_early, active[i] = True, False
-                params[i] = best_params[i]
-        if bar is not None:
-            bar.update(K)
-        if not active.any():
-            break
-    for i, (net, tr) in enumerate(models):
-        net.params[...] = params[i]
-        tr.state[...], tr.steps[...] = state[i], steps[i]
+            net.params[...] = params[i]
+            tr.state[...], tr.steps[...] = state[i], steps[i]
+
+    with _threads(tr0.threads), _parallel.parallel_guard():
+        # Compile (or load) the sweep's kernels on no active model: not timed.
+        k.sweep_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, Xc, Yc, sw, orders,
+                      np.zeros(K, bool), batch_size, net0._sizes, net0.act_codes,
+                      net0.loss_code, opt, hyper, net0.bias, stats)
+    try:
+        for epoch in range(epochs):
+            snapshot = params.copy(), state.copy(), steps.copy()
+            for i, tr in enumerate(trainers):
+                if active[i]:
+                    # rng.permutation(n)'s draws, as Trainer.fit makes them, in compiled code.
+                    k.next_order(orders[i], tr.rng, tr.shuffle)
+                    lr = tr._rate(tr.epoch)  # checked: a finite number >= 0
+                    hyper[i, codes.H_LR] = lr
+                    histories[i].learning_rate.append(lr)
+            started = time.perf_counter()
+            with _threads(tr0.threads), _parallel.parallel_guard():
+                k.sweep_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, Xc, Yc, sw,
+                              orders, active, batch_size, net0._sizes, net0.act_codes,
+                              net0.loss_code, opt, hyper, net0.bias, stats)
+            seconds = (time.perf_counter() - started) / max(1, int(active.sum()))
+            for i, (net, tr) in enumerate(models):
+                if not active[i]:
+                    continue
+                h = histories[i]
+                if stats[i, 2] or not np.isfinite(params[i]).all():
+                    # Diverged: back to the weights before this epoch; the others go on.
+                    params[i], state[i], steps[i] = (snapshot[0][i], snapshot[1][i],
+                                                     snapshot[2][i])
+                    h.learning_rate.pop()
+                    h.diverged, active[i] = True, False
+                    continue
+                h.seconds.append(seconds)
+                h.loss.append(float(stats[i, 0] / stats[i, 3]))
+                if val is not None:
+                    net.params[...] = params[i]
+                    h.val_loss.append(net.loss(*val, backend="loop"))
+                monitored = (h.val_loss or h.loss)[-1]
+                tr.epoch += 1
+                tr.monitored.append(monitored)
+                if monitored < best[i]:
+                    best[i], h.best_epoch = monitored, epoch
+                    if patience is not None:
+                        best_params[i] = params[i].copy()
+                if patience is not None and epoch - h.best_epoch >= patience:
+                    h.stopped_early, active[i] = True, False
+                    params[i] = best_params[i]
+            if bar is not None:
+                bar.update(K)
+            if not active.any():
+                break
+            check()
+    finally:
+        write_back()  # every model as its last finished epoch left it
     return histories
 
 
@@ -329,19 +544,82 @@ def _fit_chunk(sweep, indices, args):
     return sweep._fit_indices(indices, *args)
 
 
-def _run_on_cluster(sweep, client, args, chunk_size):
-    """Chunks of models as dask tasks; returns {index: (net, trainer, history)}."""
+# A cluster with no workers for this long fails the sweep (tasks would wait forever); the
+# futures are polled this often (also for Ctrl-C).
+_WORKERS_LOST_S = 30.0
+_POLL_S = 0.5
+
+
+def _worker_version():
+    """Run on each worker before any task: sent by reference to this module, so a worker
+    without fastbp fails to even unpickle it, as it would fail every task."""
+    from fastbp import __version__
+    return __version__
+
+
+def _reason(error):
+    """What a worker's error says (distributed wraps it as Exception('Kind("text")'))."""
+    text = str(error.args[0]) if getattr(error, "args", None) else repr(error)
+    return text.replace('"', "").replace("\\'", "'")
+
+
+def _check_cluster(client):
+    """RuntimeError unless the client is open and every worker runs this fastbp."""
+    status = getattr(client, "status", "running")
+    if status != "running":
+        raise RuntimeError(f"Sweep.fit: the Dask client is {status}; pass an open "
+                           "dask.distributed.Client")
+    if not client.nthreads():
+        raise RuntimeError("Sweep.fit: the Dask cluster has no workers")
+    from fastbp import __version__
+    found = client.run(_worker_version, on_error="return")
+    missing = {w: v for w, v in found.items() if v != __version__}
+    if missing:
+        shown = ", ".join(f"{w} ({'fastbp ' + v if isinstance(v, str) else _reason(v)})"
+                          for w, v in list(missing.items())[:3])
+        raise RuntimeError(f"Sweep.fit: {len(missing)} of the cluster's {len(found)} workers "
+                           f"cannot run fastbp {__version__}: {shown}; install this fastbp "
+                           "on every worker")
+
+
+def _run_on_cluster(sweep, client, args, chunk_size, out, check):
+    """Chunks of models as dask tasks, their results put into ``out`` as they come back.
+    Fails (RuntimeError) on a task's error, or when the cluster has had no workers for
+    _WORKERS_LOST_S; ``check`` (Ctrl-C) is polled while waiting, and cancels the rest."""
+    import distributed
+    _check_cluster(client)
     n_models = len(sweep.settings)
     if chunk_size is None:
         workers = max(1, sum(client.nthreads().values()))
         chunk_size = -(-n_models // workers)
-    chunk_size = _validate.positive_int("chunk_size", chunk_size)
     # Models of one structure stay together within a chunk where they can.
-    order = sorted(range(n_models), key=lambda i: sweep._structure(sweep.settings[i]))
+    order = [i for members in sweep._groups().values() for i in members]
     chunks = [order[i:i + chunk_size] for i in range(0, n_models, chunk_size)]
     futures = client.map(_fit_chunk, [sweep] * len(chunks), chunks, [args] * len(chunks),
                          pure=False)
-    out = {}
-    for part in client.gather(futures):
-        out.update(part)
-    return out
+    pending, lost_since = set(futures), None
+    try:
+        while pending:
+            try:
+                done, pending = distributed.wait(pending, timeout=_POLL_S,
+                                                 return_when="FIRST_COMPLETED")
+            except (TimeoutError, distributed.TimeoutError):
+                done = set()
+            for future in done:
+                if future.status != "finished":
+                    error = future.exception() if future.status == "error" else None
+                    raise RuntimeError(f"Sweep.fit: a task on the Dask cluster failed "
+                                       f"({future.status}): {error!r}") from error
+                out.update(future.result())
+            if client.nthreads():
+                lost_since = None
+            elif lost_since is None:
+                lost_since = time.monotonic()
+            elif time.monotonic() - lost_since > _WORKERS_LOST_S:
+                raise RuntimeError(f"Sweep.fit: the Dask cluster has had no workers for "
+                                   f"{_WORKERS_LOST_S:.0f} s (lost all workers); "
+                                   f"{len(pending)} of {len(futures)} tasks never finished")
+            check()
+    finally:
+        if pending:
+            client.cancel(list(pending))

@@ -147,3 +147,145 @@ def test_dask_cluster_gives_the_local_result():
     for a, b, ha, hb in zip(remote.networks, local.networks, remote.history, local.history):
         np.testing.assert_array_equal(a.params, b.params)
         assert ha.loss == hb.loss
+
+
+# -- grids of any size: checked cheaply, trained in chunks that fit, refused when they cannot
+
+def test_a_million_model_grid_is_checked_without_building_its_models(monkeypatch):
+    made = []
+    real = fastbp.Network.__init__
+    monkeypatch.setattr(fastbp.Network, "__init__",
+                        lambda self, *a, **k: (made.append(1), real(self, *a, **k))[1])
+    grid = {"learning_rate": [0.01 * (k + 1) for k in range(100)], "seed": list(range(100)),
+            "momentum": [0.0, 0.5, 0.9], "l2": [0.0, 1e-4, 1e-3, 1e-2] * 25}
+    sweep = fastbp.Sweep(SIZES, grid=grid, **FIXED)
+    assert len(sweep.settings) == 100 * 100 * 3 * 100 == 3_000_000
+    assert not made, "no model's network is built (nor its weights drawn) to check a grid"
+    import itertools
+    k = 1_234_567
+    want = next(itertools.islice(itertools.product(*grid.values()), k, None))
+    assert sweep.settings[k] == dict(zip(grid, want))
+    assert sweep.settings[-1] == {key: v[-1] for key, v in grid.items()}
+    assert len(sweep._groups()) == 1
+
+
+@pytest.mark.parametrize("grid, fixed, match", [
+    ({"learning_rate": [0.1] * 1000 + [-1.0]}, {}, "learning_rate"),
+    ({"momentum": [0.0, 0.9], "nesterov": [False, True]}, {}, "nesterov"),
+    ({"optimizer": ["sgd", "adam"], "momentum": [0.0, 0.5]}, {}, "momentum"),
+    ({"seed": list(range(500)) + [-3]}, {}, "seed"),
+    ({"layer_sizes": [[3, 4], [3, 6, 4]]}, {"activations": ["tanh", "softmax"]}, "activations"),
+])
+def test_any_bad_value_of_a_grid_fails_before_training(grid, fixed, match):
+    kw = dict(FIXED, **fixed)
+    sizes = None if "layer_sizes" in grid else SIZES
+    with pytest.raises((ValueError, TypeError), match=match):
+        fastbp.Sweep(sizes, grid=grid, **kw)
+
+
+def test_models_train_in_chunks_that_fit_with_the_same_result(monkeypatch):
+    from fastbp import sweep as sweep_module
+    X, y = data(30, 3, 4, seed=11, labels=True)
+    sweep = fastbp.Sweep(SIZES, grid={"learning_rate": [0.05, 0.1, 0.2], "seed": [0, 1, 2]},
+                         schedule="minibatch", batch_size=8, **FIXED)
+    whole = sweep.fit(X, y, epochs=2)
+    by_two = sweep.fit(X, y, epochs=2, chunk_size=2)
+    # Memory for the arrays of about three models at a time: the plan cuts the group.
+    per_model = sweep_module._model_bytes(*sweep._model(sweep.settings[0], allocate=False),
+                                          30)[1]
+    monkeypatch.setattr(sweep_module, "_available_memory", lambda: 1 << 30)
+    monkeypatch.setattr(sweep_module, "_WORKSPACE_SHARE", 3.5 * per_model / (1 << 30))
+    plan = sweep._plan(sweep._groups(), 30, None)
+    assert [len(c) for c in plan] == [3, 3, 3]
+    small = sweep.fit(X, y, epochs=2)
+    for run in (by_two, small):
+        for a, b, ha, hb in zip(run.networks, whole.networks, run.history, whole.history):
+            np.testing.assert_array_equal(a.params, b.params)
+            assert ha.loss == hb.loss
+
+
+def test_a_sweep_that_cannot_fit_in_memory_is_refused_naming_the_size(monkeypatch):
+    from fastbp import sweep as sweep_module
+    monkeypatch.setattr(sweep_module, "_available_memory", lambda: 50 << 20)
+    X, y = data(10, 3, 4, seed=12, labels=True)
+    sweep = fastbp.Sweep([3, 400, 4], grid={"seed": list(range(5000))}, **FIXED)
+    with pytest.raises(MemoryError, match=r"5,000 models would keep 2[0-9.]+ MiB .* 50.0 MiB"):
+        sweep.fit(X, y, epochs=1)
+
+
+def test_ctrl_c_keeps_every_finished_epoch_on_the_exception(monkeypatch):
+    """SIGINT in the middle of an epoch's compiled call: the sweep stops after that epoch
+    and the exception's result holds every model as it was then, each equal to a fit of
+    that many epochs."""
+    import signal
+    from fastbp.kernels import loop
+    X, y = data(40, 3, 4, seed=13, labels=True)
+    calls = []
+    real = loop.sweep_epoch
+
+    def interrupted_epoch(*args):
+        active = args[13]
+        calls.append(active.any())  # the first call, on no model, only compiles
+        if sum(calls) == 3:
+            signal.raise_signal(signal.SIGINT)  # arrives while the third epoch runs
+        return real(*args)
+
+    monkeypatch.setattr(loop, "sweep_epoch", interrupted_epoch)
+    grid = {"learning_rate": [0.05, 0.1], "seed": [0, 1]}
+    sweep = fastbp.Sweep(SIZES, grid=grid, schedule="minibatch", batch_size=8, **FIXED)
+    with pytest.raises(KeyboardInterrupt) as info:
+        sweep.fit(X, y, epochs=10)
+    result = info.value.result
+    assert len(result) == 4
+    for i, setting in enumerate(result.settings):
+        history = result.history[i]
+        assert history.interrupted and history.epochs == 3
+        net, single = _single(setting, dict(FIXED, schedule="minibatch", batch_size=8), X, y, 3)
+        np.testing.assert_array_equal(result.networks[i].params, net.params)
+        assert history.loss == single.loss
+
+
+def test_a_closed_dask_client_is_named():
+    distributed = pytest.importorskip("distributed")
+    X, y = data(10, 3, 4, seed=14, labels=True)
+    sweep = fastbp.Sweep(SIZES, grid={"seed": [0, 1]}, **FIXED)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        client = distributed.Client(cluster)
+        client.close()
+        with pytest.raises(RuntimeError, match="client is closed"):
+            sweep.fit(X, y, epochs=1, client=client)
+
+
+def test_workers_without_fastbp_fail_at_once_naming_the_cause():
+    import pathlib
+    distributed = pytest.importorskip("distributed")
+    X, y = data(10, 3, 4, seed=15, labels=True)
+    sweep = fastbp.Sweep(SIZES, grid={"seed": [0, 1]}, **FIXED)
+    blocker = str(pathlib.Path(__file__).parent / "data" / "dask_worker_without_fastbp.py")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, preload=[blocker]) as cluster, \
+            distributed.Client(cluster) as client:
+        with pytest.raises(RuntimeError, match="cannot run fastbp .*ModuleNotFoundError.No module named 'fastbp'"):
+            sweep.fit(X, y, epochs=1, client=client)
+
+
+def test_a_cluster_that_loses_its_workers_fails_in_bounded_time(monkeypatch):
+    from fastbp import sweep as sweep_module
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setattr(sweep_module, "_WORKERS_LOST_S", 1.0)
+    X, y = data(10, 3, 4, seed=16, labels=True)
+    sweep = fastbp.Sweep(SIZES, grid={"seed": [0, 1]}, **FIXED)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        real_map = client.map
+
+        def map_then_lose_workers(*args, **kw):
+            futures = real_map(*args, **kw)
+            client.retire_workers(close_workers=True)  # every worker gone, tasks pending
+            return futures
+
+        monkeypatch.setattr(client, "map", map_then_lose_workers)
+        with pytest.raises(RuntimeError, match="no workers for 1 s"):
+            sweep.fit(X, y, epochs=1, client=client)
