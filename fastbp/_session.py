@@ -67,6 +67,23 @@ class _Session:
         self.stats = k.empty(4, np.float64)
         self.stats_host = np.zeros(4)
         self.check_interrupt = _no_interrupt
+        self._compiled = set()
+
+    def compile(self, epochs_per_call=False):
+        """Compile, or load from Numba's cache, the kernels that run() (or, with
+        epochs_per_call, run_epochs()) will call, before anything is timed: History.seconds
+        is training alone. Once per session and kind of call; backends that compile
+        nothing ahead (vectorized, cuda) have no ``compile_for``."""
+        k, net, tr = self.kernels, self.net, self.trainer
+        if epochs_per_call in self._compiled or not hasattr(k, "compile_for"):
+            return
+        self._compiled.add(epochs_per_call)
+        with _threads(self.threads), _parallel.parallel_guard():
+            k.compile_for(self.params, self.state, self.steps, self.grad, self.A, self.Dl,
+                          self.cost, self.Yb, self.Sb, self.X, self.Y, self.SW,
+                          self.batch_size, self.sizes, net.act_codes, net.loss_code,
+                          codes.OPTIMIZERS[tr.optimizer], self.hyper, net.bias, tr.rng,
+                          tr.shuffle, epochs_per_call)
 
     def _sync(self):
         """Bring parameters and optimizer state back into the Network and the Trainer."""
@@ -132,8 +149,8 @@ class _Session:
     def run_epochs(self, rates):
         """len(rates) epochs in one compiled call (kernels.train_epochs), shuffling with the
         trainer's generator; returns (sums of weighted costs, sums of weights) per epoch,
-        (epochs,) float64 each, and the seconds per epoch (the call's share) -- bit for bit
-        what epoch-by-epoch ``run`` calls give. If an epoch diverges, puts parameters, optimizer state, update count
+        (epochs,) float64 each, and the seconds per epoch (the call's share, compiling
+        excluded) -- bit for bit what epoch-by-epoch ``run`` calls give. If an epoch diverges, puts parameters, optimizer state, update count
         and generator back where the call started and returns None: the caller replays
         those epochs one by one, and so diverges exactly as epoch-by-epoch training does.
         """
@@ -142,6 +159,7 @@ class _Session:
                     tr.rng.bit_generator.state)
         history = np.zeros((len(rates), 4))
         order = np.empty(self.X.shape[0], np.int64)
+        self.compile(epochs_per_call=True)
         started = time.perf_counter()
         with _threads(self.threads), _parallel.parallel_guard():
             done = k.train_epochs(self.params, self.state, self.steps, self.grad, self.A,

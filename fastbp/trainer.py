@@ -44,7 +44,8 @@ class History:
     loss : mean per-sample cost of the samples seen in the epoch, each computed in the
         forward pass that produced its gradient (no L2 term).
     val_loss : mean per-sample cost on ``validation_data`` after the epoch (empty without it).
-    seconds : wall time of each epoch's training, validation excluded.
+    seconds : wall time of each epoch's training; validation, and compiling or loading the
+        kernels from Numba's cache on a first run, excluded.
     learning_rate : the rate the lr_schedule gave each epoch.
     best_epoch : index into these lists of the epoch with the lowest monitored loss
         (val_loss if given), -1 before any epoch. The lists count from 0, messages count
@@ -498,6 +499,7 @@ class Trainer:
             session.hyper[codes.H_LR] = lr
             start = self._snapshot()
             starts = [starts[0], *starts[1:][-1:], start]
+            session.compile()  # not timed: History.seconds is training alone
             started = time.perf_counter()
             on_chunk = None if bar is None else (
                 lambda k, running: (bar.update(k), bar.set_postfix(loss=f"{running:.4g}")))

@@ -10,6 +10,7 @@ samples per second and GFLOP/s at 6 FLOP per weight per sample (DESIGN.md §4).
 """
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -96,18 +97,21 @@ def _fastbp_contender(backend, net0, schedule, n, threads=None):
 
 
 def _prepare(make, X, y):
-    """(epoch function, rows to time) of a contender, after a warm-up. An epoch function
-    may return its own seconds; else the call is timed. A contender that would take longer
-    than _SECONDS_PER_TIMING per epoch is timed on a prefix of the data."""
+    """(epoch function, rows to time) of a contender, warmed up on exactly what will be
+    timed. An epoch function may return its own seconds; else the call is timed. A
+    contender that would take longer than _SECONDS_PER_TIMING per epoch is timed on a
+    prefix of the data: a short run on 64 rows estimates its speed, then one epoch on the
+    rows to be timed loads every kernel those rows take (a batch of 256, a full batch, the
+    threaded kernels...), which 64 rows would not."""
     epoch, _ = make()
+    k = min(len(X), 64)
     start = time.perf_counter()
-    epoch(X[:min(len(X), 64)], y[:min(len(X), 64)])  # compile / warm up
-    epoch(X[:min(len(X), 64)], y[:min(len(X), 64)])
-    per_sample = (time.perf_counter() - start) / (2 * min(len(X), 64))
+    epoch(X[:k], y[:k])
+    per_sample = (time.perf_counter() - start) / k
     m = len(X)
     if per_sample * m > _SECONDS_PER_TIMING:
-        m = max(256, int(_SECONDS_PER_TIMING / per_sample))
-        m = min(m, len(X))
+        m = min(len(X), max(256, int(_SECONDS_PER_TIMING / per_sample)))
+    epoch(X[:m], y[:m])  # the timed kernels, warm
     return epoch, m
 
 
@@ -194,6 +198,13 @@ def plot(rows, path):
 
 def main(args):
     from fastbp.bench import suites
+    if getattr(args, "plot", None):
+        try:
+            import matplotlib  # noqa: F401  (checked before minutes of benchmarks)
+        except ImportError:
+            print("fastbp bench: --plot needs matplotlib (pip install matplotlib, or "
+                  "fastbp[bench])", file=sys.stderr)
+            return 2
     suite = getattr(args, "suite", "nets")
     if suite != "nets":
         return suites.main(args)
