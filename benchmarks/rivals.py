@@ -21,7 +21,7 @@ import math
 import os
 import pathlib
 
-from fastbp.bench import suites
+from fastbp.bench import harness, suites
 
 # asv installs fastbp into its own environment: the data travel with the benchmarks.
 FANN_DIR = pathlib.Path(__file__).resolve().parent / "fann-data"
@@ -46,7 +46,7 @@ def _require_fann():
 
 
 def _speedup_over_fann(trials, epochs):
-    best = suites.best_of(trials, epochs, REPEAT)
+    best = harness.best_of(trials, epochs, REPEAT)
     return best["fann"][0] / best["fastbp"][0]
 
 
@@ -59,7 +59,7 @@ class FannData:
     def setup(self, name):
         _require_fann()
         from fastbp.bench import fann
-        X, Y = suites._fann_set(name, FANN_DIR)
+        X, Y = suites.fann_set(name, FANN_DIR)
         self.Y = Y
         net0 = suites.fann_style_network([X.shape[1], 32, Y.shape[1]])
         rp = suites.RPROP
@@ -68,7 +68,7 @@ class FannData:
                                           learning_rate=rp["initial_step"], etas=rp["etas"],
                                           step_sizes=rp["step_sizes"], shuffle=False, seed=0),
             "fann": suites.fann_trial(net0, X, Y, fann.FANN_TRAIN_RPROP, rprop=rp)}
-        suites._check_same_start(self.trials, Y)
+        harness.check_same_start(self.trials, Y)
         for trial in self.trials.values():
             trial(2)  # compile outside the timings
 
@@ -84,8 +84,8 @@ class FannData:
 
     def track_final_mse_fastbp_over_fann(self, name):
         """fastbp's final training MSE / FANN's: near 1 when both did the same work."""
-        best = suites.best_of(self.trials, FANN_EPOCHS, 1, warmup_epochs=1)
-        out = {k: suites.mse(v[1], self.Y) for k, v in best.items()}
+        best = harness.best_of(self.trials, FANN_EPOCHS, 1, warmup_epochs=1)
+        out = {k: harness.mse(v[1], self.Y) for k, v in best.items()}
         return out["fastbp"] / out["fann"] if out["fann"] > 0 else math.nan
     track_final_mse_fastbp_over_fann.unit = "ratio"
 
@@ -113,7 +113,7 @@ class Tiny:
         self.trials = {"fastbp": suites.fastbp_trial(net0, X, Y, schedule=schedule,
                                                      learning_rate=0.7, shuffle=False, seed=0),
                        "fann": suites.fann_trial(net0, X, Y, algorithm, learning_rate=0.7)}
-        suites._check_same_start(self.trials, Y)
+        harness.check_same_start(self.trials, Y)
         for trial in self.trials.values():
             trial(2)
 
@@ -166,7 +166,7 @@ class SweepScaling:
         self.trials["sweep"](SWEEP_EPOCHS)
 
     def track_efficiency(self, *params):
-        best = suites.best_of(self.trials, SWEEP_EPOCHS, REPEAT, warmup_epochs=1)
+        best = harness.best_of(self.trials, SWEEP_EPOCHS, REPEAT, warmup_epochs=1)
         return best["one by one"][0] / (self.threads * best["sweep"][0])
     track_efficiency.unit = "ratio"
 
@@ -175,6 +175,6 @@ class SweepScaling:
             return math.nan  # scikit-learn is not installed
         trials = dict(self.trials, sklearn=self.sklearn)
         del trials["one by one"]
-        best = suites.best_of(trials, SWEEP_EPOCHS, REPEAT, warmup_epochs=1)
+        best = harness.best_of(trials, SWEEP_EPOCHS, REPEAT, warmup_epochs=1)
         return best["sklearn"][0] / best["sweep"][0]
     track_speedup_over_sklearn.unit = "x"

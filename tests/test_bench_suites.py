@@ -7,7 +7,7 @@ import pytest
 
 import fastbp
 from fastbp.bench import fann as _fann
-from fastbp.bench import suites
+from fastbp.bench import harness, machine, suites
 from fastbp.datasets import load_fann
 from fastbp.cli import main as cli_main
 
@@ -39,11 +39,11 @@ def test_fann_data_folder_says_where_the_sets_come_from():
 
 
 def test_feature_strings_for_the_other_vector_widths_and_the_machine_line():
-    flags = suites.avx2_features().split(",")
+    flags = machine.avx2_features().split(",")
     assert flags and not [f for f in flags if f.startswith(("+avx512", "+avx10"))]
-    assert suites.zmm_features().endswith(",-prefer-256-bit")
-    assert suites.vector_bits() in (0, 128, 256, 512)
-    lines = suites.machine_info(1)
+    assert machine.zmm_features().endswith(",-prefer-256-bit")
+    assert machine.vector_bits() in (0, 128, 256, 512)
+    lines = machine.machine_info(1)
     assert lines[0].startswith("CPU:") and "Numba code:" in lines[0] and "-bit vectors" in lines[0]
 
 
@@ -86,7 +86,7 @@ def test_contenders_refuse_different_starting_weights(fann_lib):
     trials = {"fastbp": suites.fastbp_trial(net0, X, Y, schedule="fullbatch"),
               "fann": suites.fann_trial(other, X, Y, _fann.FANN_TRAIN_BATCH)}
     with pytest.raises(RuntimeError, match="same weights"):
-        suites._check_same_start(trials, Y)
+        harness.check_same_start(trials, Y)
 
 
 def test_tiny_suite_prints_a_table(fann_lib, capsys):

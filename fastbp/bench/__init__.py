@@ -2,11 +2,19 @@
 ``benchmarks/`` and ``benchmarks/gpu_vs_torch.py`` share the table of networks and
 schedules below. Nothing here is imported by ``import fastbp``.
 
-Modules: ``compare`` (the side-by-side timing behind ``fastbp bench``), ``torch_rival``
-(the same network and SGD in PyTorch) and ``fann`` (the FANN C library through ctypes).
-"""
-import time
+Modules, each importing only those after it (and this table):
 
+- ``compare``: ``fastbp bench``'s options and entry point, and its default table, the
+  nets and schedules above timed one epoch at a time against NumPy, PyTorch and FANN;
+- ``suites``: ``fastbp bench --suite fann-data | tiny | sweep``, whole training calls of
+  fastbp against FANN, against itself one model at a time and against scikit-learn;
+- ``harness``: thread pinning, the matrix-product peak, alternating timings and the
+  trials protocol the suites share;
+- ``machine``: the CPU, the code Numba generates for it and the versions, printed above
+  every table;
+- ``torch_rival`` (the same network and SGD in PyTorch) and ``fann`` (the FANN C library
+  through ctypes).
+"""
 import numpy as np
 
 NETS = {  # name: (layer sizes, samples per epoch)
@@ -47,18 +55,3 @@ def problem(sizes, n, dtype="float32", seed=0):
 def flop_per_sample(net):
     """6 FLOP per weight per training sample (DESIGN.md section 4)."""
     return 6 * sum(W.size for W in net.weights)
-
-
-def settle(seconds=0.25):
-    """Pause before a contender's timing when contenders alternate on several threads: the
-    idle threads of the previous one (OpenBLAS for about 0.1 s, OpenMP and TBB too)
-    spin-wait after its last parallel call and would take cores from the next. On one
-    thread (compare.set_threads pins Numba, BLAS and PyTorch alike) there is nothing to
-    wait for, and a pause would only let the core clock down before a short timing (a
-    1 ms online epoch of 64-32-10 then reads 30% slow)."""
-    import numba
-
-    from fastbp import _parallel
-    _parallel.ensure_layer()
-    if numba.get_num_threads() > 1:
-        time.sleep(seconds)

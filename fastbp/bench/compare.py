@@ -16,7 +16,9 @@ import time
 import numpy as np
 
 from fastbp.bench import (NETS, SCHEDULES, batch_size, flop_per_sample, network, problem,
-                          settle, trainer_options)
+                          suites, trainer_options)
+from fastbp.bench.harness import alternate, matmul_peak, set_threads
+from fastbp.bench.machine import machine_info
 
 # fastbp's backends, then the rivals that run when installed: PyTorch, and the FANN C
 # library (through ctypes, fastbp.bench.fann).
@@ -27,7 +29,8 @@ _SECONDS_PER_TIMING = 0.5
 
 
 def add_options(parser):
-    from fastbp.bench import suites
+    """The options of ``fastbp bench``: the suites' (suites.add_options), then the nets
+    table's."""
     suites.add_options(parser)
     parser.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
     parser.add_argument("--schedules", nargs="+", default=None, metavar="S",
@@ -42,40 +45,6 @@ def add_options(parser):
     parser.add_argument("--repeat", type=int, default=3, help="timings per contender, best counts")
     parser.add_argument("--plot", metavar="FILE.png",
                         help="draw the loop / vectorized speed-up against batch size (matplotlib)")
-
-
-def set_threads(threads):
-    """Pin Numba, BLAS (through threadpoolctl when installed) and PyTorch to ``threads``."""
-    import numba
-
-    from fastbp import _parallel
-    _parallel.ensure_layer()  # before Numba starts its threads, or it settles on OpenMP
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    limited = "unchanged (install threadpoolctl to pin it)"
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(threads)
-        limited = str(threads)
-    except ImportError:
-        pass
-    try:
-        import torch
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
-    return limited
-
-
-def matmul_peak(dtype, seconds=0.3):
-    """Measured GFLOP/s of a 512 x 512 x 512 NumPy matrix product (BLAS), best of a few."""
-    rng = np.random.default_rng(0)
-    a, b = rng.random((512, 512)).astype(dtype), rng.random((512, 512)).astype(dtype)
-    best, deadline = np.inf, time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * 512 ** 3 / best / 1e9
 
 
 def _fastbp_contender(backend, net0, schedule, n, threads=None):
@@ -118,18 +87,17 @@ def _prepare(make, X, y):
 def _time_all(makes, X, y, repeat):
     """{contender: best seconds per sample} over ``repeat`` rounds of one-epoch timings,
     the contenders alternating within each round so that a noisy neighbour hurts all."""
-    prepared = {who: _prepare(make, X, y) for who, make in makes.items()}
-    best = {who: np.inf for who in prepared}
-    for _ in range(repeat):
-        for who, (epoch, m) in prepared.items():
-            if len(prepared) > 1:
-                settle()
+    def timing(epoch, m):
+        def call():
             start = time.perf_counter()
             seconds = epoch(X[:m], y[:m])
             if seconds is None:
                 seconds = time.perf_counter() - start
-            best[who] = min(best[who], seconds / m)
-    return best
+            return seconds / m
+        return call
+    prepared = {who: _prepare(make, X, y) for who, make in makes.items()}
+    runs = alternate({who: timing(epoch, m) for who, (epoch, m) in prepared.items()}, repeat)
+    return {who: min(per_sample, default=np.inf) for who, per_sample in runs.items()}
 
 
 def run(nets, schedules, contenders, threads, dtype, repeat, out=print):
@@ -197,7 +165,6 @@ def plot(rows, path):
 
 
 def main(args):
-    from fastbp.bench import suites
     if getattr(args, "plot", None):
         try:
             import matplotlib  # noqa: F401  (checked before minutes of benchmarks)
@@ -210,7 +177,7 @@ def main(args):
         return suites.main(args)
     limited = set_threads(args.threads)
     peak = matmul_peak(args.dtype)
-    for line in suites.machine_info(args.threads, args.dtype):
+    for line in machine_info(args.threads, args.dtype):
         print(line)
     print(f"BLAS threads: {limited}")
     print(f"NumPy {args.dtype} matrix product peak: {peak:.1f} GFLOP/s")

@@ -21,19 +21,23 @@ Every timing is a whole training call as a user makes it (``Trainer.fit(X, y, ep
 ``Sweep(...).fit``, ``fann_train_on_data``, ``GridSearchCV.fit``); setting up networks
 and data is not timed, compilation never is (a warm-up run comes first). Contenders
 alternate, each timed ``--repeat`` times; the best counts, so a noisy neighbour hurts all
-alike.
+alike (fastbp.bench.harness).
+
+This module holds the suites: their options, data, contenders and tables; ``main`` runs
+the one named by ``--suite`` after the machine lines of fastbp.bench.machine.
+``python -m fastbp.bench.suites --avx2-features | --zmm-features`` prints that module's
+values for NUMBA_CPU_FEATURES (benchmarks/RESULTS.md runs it so).
 """
 import itertools
 import math
-import os
 import pathlib
-import platform
 import time
 import warnings
 
 import numpy as np
 
-from fastbp.bench import settle
+from fastbp.bench.harness import best_of, check_same_start, geomean, mse, set_threads
+from fastbp.bench.machine import machine_info
 from fastbp.datasets import load_fann
 
 SUITES = ("nets", "fann-data", "tiny", "sweep")
@@ -69,138 +73,6 @@ def add_options(parser):
                         "repository's benchmarks/fann-data)")
 
 
-# -- machine -------------------------------------------------------------------------
-
-
-def _cpuinfo():
-    try:
-        text = pathlib.Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine(), set()
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                  if line.startswith("model name")), platform.machine())
-    flags = next((set(line.split(":", 1)[1].split()) for line in text.splitlines()
-                  if line.startswith("flags")), set())
-    return model, flags
-
-
-def _width(features):
-    """The widest x86 vector ISA in a set of feature names (cpuinfo flags or LLVM's)."""
-    if "avx512f" in features:
-        return "AVX-512"
-    if "avx2" in features:
-        return "AVX2"
-    return "SSE or other"
-
-
-def _dot(a, b):
-    s = a[0] - a[0]
-    for i in range(a.size):
-        s += a[i] * b[i]
-    return s
-
-
-def vector_bits():
-    """Width in bits of the vectors Numba's code uses here: a float32 dot product loop is
-    compiled (not cached) and its assembly read. On AVX-512 machines LLVM often prefers
-    256-bit vectors (its ``prefer-256-bit`` tuning, e.g. for Skylake-X to Rocket Lake), so
-    the ISA alone does not say the width."""
-    import re
-
-    import numba
-
-    from fastbp import _config
-    # The kernels' flags, but compiled afresh: code loaded from Numba's cache has no
-    # assembly to read.
-    JIT = dict(_config.JIT, cache=False)
-    dot = numba.njit(**JIT)(_dot)
-    a = np.ones(64, np.float32)
-    dot(a, a)
-    asm = dot.inspect_asm(dot.signatures[0])
-    for bits, register in ((512, "zmm"), (256, "ymm"), (128, "xmm")):
-        if re.search(register + r"\d", asm):
-            return bits
-    return 0
-
-
-def numba_target():
-    """(cpu name, vector ISA, where they come from) of the code Numba generates."""
-    import llvmlite.binding as ll
-    import numba
-    name = numba.config.CPU_NAME or ll.get_host_cpu_name()
-    if numba.config.CPU_FEATURES is not None:
-        flat, source = numba.config.CPU_FEATURES, "NUMBA_CPU_FEATURES"
-    else:
-        flat, source = ll.get_host_cpu_features().flatten(), "host features"
-    enabled = {f[1:] for f in flat.split(",") if f.startswith("+")}
-    if numba.config.CPU_NAME:
-        source = f"NUMBA_CPU_NAME, {source}"
-    return name, _width(enabled), source
-
-
-def avx2_features():
-    """The host's LLVM feature string with every AVX-512 (and AVX10, AMX) feature turned
-    off: ``NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES=<this>`` makes Numba emit AVX2 code
-    on an AVX-512 machine."""
-    import llvmlite.binding as ll
-    out = []
-    for f in ll.get_host_cpu_features().flatten().split(","):
-        if f[1:].startswith(("avx512", "avx10", "amx", "evex512")):
-            f = "-" + f[1:]
-        out.append(f)
-    return ",".join(out)
-
-
-def zmm_features():
-    """The host's LLVM feature string plus ``-prefer-256-bit``: with
-    ``NUMBA_CPU_FEATURES=<this>`` an AVX-512 machine whose LLVM tuning prefers 256-bit
-    vectors gets 512-bit (zmm) ones."""
-    import llvmlite.binding as ll
-    return ll.get_host_cpu_features().flatten() + ",-prefer-256-bit"
-
-
-def _version(distribution):
-    """An installed distribution's version (without importing it), or None."""
-    from importlib import metadata
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _fann_version():
-    try:
-        from fastbp.bench import fann
-        fann.load()
-    except ImportError:
-        return None
-    import subprocess
-    try:
-        out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "libfann2"],
-                             capture_output=True, text=True, timeout=10)
-        return f"2.2 (libfann2 {out.stdout.strip()})" if out.returncode == 0 else "2.2"
-    except (OSError, subprocess.SubprocessError):
-        return "2.2"
-
-
-def machine_info(threads, dtype="float32"):
-    """Lines describing the machine, the code Numba generates, threads and versions."""
-    import numba
-    model, flags = _cpuinfo()
-    name, width, source = numba_target()
-    versions = [f"Python {platform.python_version()}"] + [
-        f"{label} {v}" for label, v in (
-            ("fastbp", _version("fastbp")), ("numpy", np.__version__),
-            ("numba", numba.__version__), ("FANN", _fann_version()),
-            ("torch", _version("torch")), ("scikit-learn", _version("scikit-learn"))) if v]
-    return [f"CPU: {model}, {os.cpu_count()} logical CPUs, {_width(flags)} "
-            f"(/proc/cpuinfo flags); Numba code: {name}, {width} ({source}), "
-            f"{vector_bits()}-bit vectors",
-            f"threads {threads}; dtype {dtype}; "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-            ", ".join(versions)]
-
-
 # -- data ----------------------------------------------------------------------------
 
 
@@ -209,7 +81,7 @@ def fann_data_dir():
     return pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "fann-data"
 
 
-def _fann_set(name, directory=None, dtype="float32"):
+def fann_set(name, directory=None, dtype="float32"):
     directory = pathlib.Path(directory) if directory else fann_data_dir()
     path = directory / f"{name}.train"
     if not path.exists():
@@ -232,8 +104,7 @@ def quadrants(n, dtype="float32", seed=0):
 
 
 # -- contenders ----------------------------------------------------------------------
-# A trial(epochs) builds a fresh copy of a contender from net0 (not timed), trains it for
-# `epochs` epochs in one call (timed) and returns (seconds, outputs on X after training).
+# Trials as fastbp.bench.harness defines them: trial(epochs) -> (seconds, outputs on X).
 
 
 def fann_style_network(sizes, dtype="float32", seed=0):
@@ -286,39 +157,18 @@ def fann_trial(net0, X, Y, algorithm, learning_rate=0.7, rprop=None):
     return trial
 
 
-def best_of(trials, epochs, repeat, warmup_epochs=2):
-    """{name: (best seconds, outputs of the last trial)}: one warm-up run each (compiles),
-    then ``repeat`` rounds, the contenders alternating within each round."""
-    for trial in trials.values():
-        trial(warmup_epochs)
-    best = {name: (math.inf, None) for name in trials}
-    for _ in range(repeat):
-        for name, trial in trials.items():
-            if len(trials) > 1:
-                settle()
-            seconds, out = trial(epochs)
-            best[name] = (min(best[name][0], seconds), out)
-    return best
-
-
-def mse(out, Y):
-    """FANN's MSE: the mean of (y - a)^2 over samples and outputs."""
-    return float(np.mean((np.asarray(out, np.float64) - Y) ** 2))
-
-
-def _check_same_start(trials, Y, tol=1e-4):
-    """Every contender's untrained network gives net0's outputs (same initial weights)."""
-    outs = {name: trial.initial() for name, trial in trials.items()}
-    first = next(iter(outs.values()))
-    for name, out in outs.items():
-        if not np.allclose(out, first, rtol=tol, atol=tol):
-            raise RuntimeError(f"{name} does not start from the same weights")
-    return mse(first, Y)
-
-
-def _geomean(values):
-    values = [v for v in values if v > 0 and math.isfinite(v)]
-    return math.exp(sum(map(math.log, values)) / len(values)) if values else math.nan
+def fastbp_against_fann(net0, X, Y, epochs, repeat, fastbp_options, algorithm,
+                        **fann_options):
+    """fastbp's trial (``Trainer(**fastbp_options)``) against FANN's (``algorithm``,
+    ``**fann_options``), both from net0's weights (checked), timed alternating, best of
+    ``repeat``: returns (MSE at the start, {contender: best seconds},
+    {contender: MSE after training})."""
+    trials = {"fastbp": fastbp_trial(net0, X, Y, **fastbp_options),
+              "fann": fann_trial(net0, X, Y, algorithm, **fann_options)}
+    start_mse = check_same_start(trials, Y)
+    best = best_of(trials, epochs, repeat)
+    return (start_mse, {k: v[0] for k, v in best.items()},
+            {k: mse(v[1], Y) for k, v in best.items()})
 
 
 # -- fann-data -----------------------------------------------------------------------
@@ -332,28 +182,28 @@ def run_fann_data(sets=FANN_SETS, epochs=FANN_EPOCHS, repeat=3, dtype="float32",
     out(f"{'set':>10} {'net':>9} {'n':>5} | {'fastbp s':>9} {'FANN s':>9} {'FANN/fastbp':>11}"
         f" | {'MSE start':>9} {'fastbp':>9} {'FANN':>9}")
     for name in sets:
-        X, Y = _fann_set(name, directory, dtype)
+        X, Y = fann_set(name, directory, dtype)
         sizes = [X.shape[1], 32, Y.shape[1]]
-        net0 = fann_style_network(sizes, dtype)
-        trials = {
-            "fastbp": fastbp_trial(net0, X, Y, schedule="fullbatch", optimizer="rprop",
-                                   learning_rate=RPROP["initial_step"], etas=RPROP["etas"],
-                                   step_sizes=RPROP["step_sizes"], shuffle=False, seed=0),
-            "fann": fann_trial(net0, X, Y, fann.FANN_TRAIN_RPROP, rprop=RPROP),
-        }
-        start_mse = _check_same_start(trials, Y)
-        best = best_of(trials, epochs, repeat)
+        start_mse, seconds, final = fastbp_against_fann(
+            fann_style_network(sizes, dtype), X, Y, epochs, repeat,
+            dict(schedule="fullbatch", optimizer="rprop", learning_rate=RPROP["initial_step"],
+                 etas=RPROP["etas"], step_sizes=RPROP["step_sizes"], shuffle=False, seed=0),
+            fann.FANN_TRAIN_RPROP, rprop=RPROP)
         row = dict(set=name, net="-".join(map(str, sizes)), n=len(X), epochs=epochs,
-                   seconds={k: v[0] for k, v in best.items()},
-                   mse={k: mse(v[1], Y) for k, v in best.items()}, mse_start=start_mse)
-        row["ratio"] = row["seconds"]["fann"] / row["seconds"]["fastbp"]
+                   seconds=seconds, mse=final, mse_start=start_mse)
+        row["ratio"] = seconds["fann"] / seconds["fastbp"]
         rows.append(row)
-        out(f"{name:>10} {row['net']:>9} {row['n']:>5} | {row['seconds']['fastbp']:9.4f} "
-            f"{row['seconds']['fann']:9.4f} {row['ratio']:10.2f}x | {start_mse:9.5f} "
-            f"{row['mse']['fastbp']:9.5f} {row['mse']['fann']:9.5f}")
+        out(_fann_data_line(row))
     out(f"geometric mean FANN/fastbp over {len(rows)} sets: "
-        f"{_geomean([r['ratio'] for r in rows]):.2f}x  ({epochs} epochs, best of {repeat})")
+        f"{geomean([r['ratio'] for r in rows]):.2f}x  ({epochs} epochs, best of {repeat})")
     return rows
+
+
+def _fann_data_line(row):
+    seconds, final = row["seconds"], row["mse"]
+    return (f"{row['set']:>10} {row['net']:>9} {row['n']:>5} | {seconds['fastbp']:9.4f} "
+            f"{seconds['fann']:9.4f} {row['ratio']:10.2f}x | {row['mse_start']:9.5f} "
+            f"{final['fastbp']:9.5f} {final['fann']:9.5f}")
 
 
 # -- tiny ----------------------------------------------------------------------------
@@ -382,27 +232,28 @@ def run_tiny(xor_epochs=XOR_EPOCHS, repeat=3, dtype="float32", out=print,
     out(f"{'case':>10} {'schedule':>9} {'epochs':>7} | {'fastbp':>10} {'FANN':>10} "
         f"{'FANN/fastbp':>11} | {'MSE fastbp':>10} {'FANN':>8}")
     for label, sizes, X, Y, schedule, epochs, unit in tiny_cases(xor_epochs, dtype):
-        net0 = fann_style_network(sizes, dtype)
         algorithm = {"online": fann.FANN_TRAIN_INCREMENTAL,
                      "fullbatch": fann.FANN_TRAIN_BATCH}[schedule]
-        trials = {"fastbp": fastbp_trial(net0, X, Y, schedule=schedule,
-                                         learning_rate=learning_rate, shuffle=False, seed=0),
-                  "fann": fann_trial(net0, X, Y, algorithm, learning_rate=learning_rate)}
-        _check_same_start(trials, Y)
-        best = best_of(trials, epochs, repeat)
+        _, seconds, final = fastbp_against_fann(
+            fann_style_network(sizes, dtype), X, Y, epochs, repeat,
+            dict(schedule=schedule, learning_rate=learning_rate, shuffle=False, seed=0),
+            algorithm, learning_rate=learning_rate)
         per = epochs * (len(X) if unit == "sample" else 1)
         scale, what = (1e6, "us/epoch") if unit == "epoch" else (1e9, "ns/sample")
-        cost = {k: v[0] / per * scale for k, v in best.items()}
-        row = dict(case=label, schedule=schedule, epochs=epochs, n=len(X), unit=what,
-                   cost=cost, ratio=cost["fann"] / cost["fastbp"],
-                   mse={k: mse(v[1], Y) for k, v in best.items()})
-        rows.append(row)
-        out(f"{label:>10} {schedule:>9} {epochs:>7} | {cost['fastbp']:7.2f} {what[:2]} "
-            f"{cost['fann']:7.2f} {what[:2]} {row['ratio']:10.2f}x | "
-            f"{row['mse']['fastbp']:10.5f} {row['mse']['fann']:8.5f}")
+        cost = {k: s / per * scale for k, s in seconds.items()}
+        rows.append(dict(case=label, schedule=schedule, epochs=epochs, n=len(X), unit=what,
+                         cost=cost, ratio=cost["fann"] / cost["fastbp"], mse=final))
+        out(_tiny_line(rows[-1]))
     out(f"us = microseconds per epoch ({len(xor_data()[0])} samples), ns = nanoseconds per "
         f"sample ({TINY_SAMPLES} samples); best of {repeat}")
     return rows
+
+
+def _tiny_line(row):
+    cost, unit = row["cost"], row["unit"][:2]
+    return (f"{row['case']:>10} {row['schedule']:>9} {row['epochs']:>7} | "
+            f"{cost['fastbp']:7.2f} {unit} {cost['fann']:7.2f} {unit} {row['ratio']:10.2f}x | "
+            f"{row['mse']['fastbp']:10.5f} {row['mse']['fann']:8.5f}")
 
 
 # -- sweep ---------------------------------------------------------------------------
@@ -550,7 +401,6 @@ def run_sweep(schedules=("online", "16"), epochs=SWEEP_EPOCHS, threads=1, repeat
 
 def main(args):
     """Run the suite named by ``args.suite`` (not "nets": compare.main runs that)."""
-    from fastbp.bench.compare import set_threads
     limited = set_threads(args.threads)
     for line in machine_info(args.threads, args.dtype):
         print(line)
@@ -572,12 +422,8 @@ def main(args):
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # NUMBA_CPU_FEATURES values: see fastbp.bench.machine
     import sys
-    if sys.argv[1:] == ["--avx2-features"]:
-        print(avx2_features())
-    elif sys.argv[1:] == ["--zmm-features"]:
-        print(zmm_features())
-    else:
-        print("usage: python -m fastbp.bench.suites --avx2-features | --zmm-features\n"
-              "(values for NUMBA_CPU_FEATURES; the suites run as fastbp bench --suite)")
+
+    from fastbp.bench import machine
+    raise SystemExit(machine.main(sys.argv[1:], prog="python -m fastbp.bench.suites"))

@@ -22,7 +22,8 @@ def torch_mlp(net0, device="cpu"):
 
 def torch_contender(net0, schedule):
     """The bench's PyTorch contender: net0's network and plain SGD at rate 0.01, a Python
-    loop over batches as PyTorch trains (see ``compare._time`` for ``make``)."""
+    loop over batches as PyTorch trains; ``make()`` returns (epoch(X, y), None), as
+    ``compare.run`` takes its contenders."""
     import torch
     model = torch_mlp(net0)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
