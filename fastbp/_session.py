@@ -1,5 +1,5 @@
 """How a fit runs on a backend: the arrays of one fit where the kernels want them and its
-epochs in compiled calls (``_Session``), the thread count a fit gets (``auto_threads``,
+epochs in compiled calls (``Session``), the thread count a fit gets (``auto_threads``,
 ``_threads``) and the points where Ctrl-C may stop it. ``Trainer`` (trainer.py) decides
 what to train; this module runs it."""
 import contextlib
@@ -41,7 +41,7 @@ def auto_threads(batch_rows, sizes):
     return max(1, min(avail, (os.cpu_count() or avail) - busy))
 
 
-class _Session:
+class Session:
     """The arrays of one ``fit`` or ``step``, where the backend's kernels want them (on the
     GPU for cuda): data, parameters, optimizer state and workspaces, allocated once."""
 
@@ -52,8 +52,8 @@ class _Session:
         self.X, self.Y, self.SW = k.to_device(X), k.to_device(Y), k.to_device(sw)
         self.params, self.state = k.to_device(net.params), k.to_device(trainer.state)
         self.steps = k.to_device(trainer.steps)
-        self.hyper = trainer._hyper(trainer.learning_rate)
-        self.sizes = net._sizes  # the network's own (read by the kernels, never exposed)
+        self.hyper = trainer.hyperparameters()
+        self.sizes = np.array(net.layer_sizes, np.int64)  # writable: one kernel specialization
         self.threads = (trainer.threads if trainer.threads is not None
                         else auto_threads(k.workspace_rows(batch_size), self.sizes))
         units = int(self.sizes.sum())
@@ -78,7 +78,7 @@ class _Session:
         if epochs_per_call in self._compiled or not hasattr(k, "compile_for"):
             return
         self._compiled.add(epochs_per_call)
-        with _threads(self.threads), _parallel.parallel_guard():
+        with numba_threads(self.threads), _parallel.parallel_guard():
             k.compile_for(self.params, self.state, self.steps, self.grad, self.A, self.Dl,
                           self.cost, self.Yb, self.Sb, self.X, self.Y, self.SW,
                           self.batch_size, self.sizes, net.act_codes, net.loss_code,
@@ -103,7 +103,7 @@ class _Session:
         """
         if snapshot is None:
             snapshot = self.net.params.copy(), self.trainer.state.copy(), self.trainer.steps.copy()
-        with _threads(self.threads), _parallel.parallel_guard():
+        with numba_threads(self.threads), _parallel.parallel_guard():
             return self._run(order, on_chunk, snapshot)
 
     def _run(self, order, on_chunk, snapshot):
@@ -122,9 +122,7 @@ class _Session:
             seen += int(stats[1])
             weight += stats[3]
             if stats[2] or not np.isfinite(net.params).all():
-                net.params[...], tr.state[...], tr.steps[...] = snapshot[:3]
-                self.params = k.to_device(net.params)
-                self.state, self.steps = k.to_device(tr.state), k.to_device(tr.steps)
+                self._roll_back(snapshot)
                 raise FloatingPointError(
                     f"the loss is not finite after {seen} samples; "
                     "training diverged (try a smaller learning_rate)")
@@ -134,11 +132,17 @@ class _Session:
                 try:  # Ctrl-C within an epoch: back to its start, so nothing is half-recorded
                     self.check_interrupt()
                 except KeyboardInterrupt:
-                    net.params[...], tr.state[...], tr.steps[...] = snapshot[:3]
-                    self.params = k.to_device(net.params)
-                    self.state, self.steps = k.to_device(tr.state), k.to_device(tr.steps)
+                    self._roll_back(snapshot)
                     raise
         return float(total), float(weight)
+
+    def _roll_back(self, snapshot):
+        """Parameters, optimizer state and update count back to the snapshot's, on the host
+        and on the backend."""
+        k, net, tr = self.kernels, self.net, self.trainer
+        net.params[...], tr.state[...], tr.steps[...] = snapshot[:3]
+        self.params = k.to_device(net.params)
+        self.state, self.steps = k.to_device(tr.state), k.to_device(tr.steps)
 
 
     @property
@@ -161,7 +165,7 @@ class _Session:
         order = np.empty(self.X.shape[0], np.int64)
         self.compile(epochs_per_call=True)
         started = time.perf_counter()
-        with _threads(self.threads), _parallel.parallel_guard():
+        with numba_threads(self.threads), _parallel.parallel_guard():
             done = k.train_epochs(self.params, self.state, self.steps, self.grad, self.A,
                                   self.Dl, self.cost, self.Yb, self.Sb, self.X, self.Y, self.SW,
                                   order, tr.rng, tr.shuffle, np.asarray(rates, np.float64),
@@ -181,7 +185,7 @@ def _no_interrupt():
 
 
 @contextlib.contextmanager
-def _interrupts_at_safe_points():
+def interrupts_at_safe_points():
     """Ctrl-C during a fit raises KeyboardInterrupt only where the network, the trainer's
     counts and the History agree (the ``check`` this yields): never between a compiled
     call and the recording of what it did. Compiled code does not see signals anyway, so
@@ -207,7 +211,7 @@ def _interrupts_at_safe_points():
 
 
 @contextlib.contextmanager
-def _threads(count):
+def numba_threads(count):
     """Numba's thread count for the calling thread set to ``count`` (None: left as it is;
     a Trainer passes its own, or auto_threads's, count)."""
     if count is None:
@@ -221,3 +225,6 @@ def _threads(count):
         yield
     finally:
         numba.set_num_threads(before)
+
+
+_threads = numba_threads  # the old name, until fastbp/_estimator_base.py moves to the new one

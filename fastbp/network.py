@@ -158,10 +158,15 @@ class Network:
 
     # -- evaluation -------------------------------------------------------------------
 
-    def _inputs(self, X, name="X"):
+    def as_inputs(self, X, name="X"):
+        """(X, single): inputs as every method of the network takes them, checked -- an
+        (n, D[0]) C-contiguous array of the network's dtype -- and whether X was one 1-D
+        sample. Bad input raises ValueError/TypeError naming ``name``."""
         return _validate.as_inputs(X, int(self._sizes[0]), self.dtype, name=name)
 
-    def _targets(self, Y, n, name="Y"):
+    def as_targets(self, Y, n, name="Y"):
+        """Targets for n samples as the kernels take them, checked: (n, D[L]) of the
+        network's dtype; 1-D class labels one-hot encoded for a softmax output."""
         softmax = self.activations[-1] == "softmax"
         return _validate.as_targets(Y, n, int(self._sizes[-1]), labels_ok=softmax,
                                     probabilities=self.loss_name == "cross_entropy",
@@ -210,7 +215,7 @@ class Network:
         ndarray (n, D[L]), or (D[L],) when X is one 1-D sample.
         """
         kernels = backends.get(backend)
-        X, single = self._inputs(X)
+        X, single = self.as_inputs(X)
         out = np.empty((X.shape[0], int(self._sizes[-1])), self.dtype)
         for lo, hi, a_out in self._passes(kernels, X):
             out[lo:hi] = a_out
@@ -223,8 +228,8 @@ class Network:
         Y is ``(n, D[L])``; for a softmax output also 1-D integer class labels.
         """
         kernels = backends.get(backend)
-        X, _ = self._inputs(X)
-        Y = self._targets(Y, X.shape[0])
+        X, _ = self.as_inputs(X)
+        Y = self.as_targets(Y, X.shape[0])
         sw = _validate.as_sample_weight(sample_weight, X.shape[0], self.dtype)
         cost = np.empty(X.shape[0], np.float64)
         for _ in self._passes(kernels, X, Y, cost=cost):
@@ -241,8 +246,8 @@ class Network:
         bias gradients are zero, as the biases are not parameters of the model.
         """
         kernels = backends.get(backend)
-        X, _ = self._inputs(X)
-        Y = self._targets(Y, X.shape[0])
+        X, _ = self.as_inputs(X)
+        Y = self.as_targets(Y, X.shape[0])
         sw = _validate.as_sample_weight(sample_weight, X.shape[0], self.dtype)
         grad = np.zeros_like(self.params)
         for _ in self._passes(kernels, X, Y, grad=grad, sw=sw):
@@ -306,13 +311,13 @@ class Network:
         the class); for one sigmoid unit, y is (n,) or (n, 1) in [0, 1] (``y >= 0.5`` is
         class 1).
         """
-        X, _ = self._inputs(X)
+        X, _ = self.as_inputs(X)
         n = X.shape[0]
         if self.is_classifier:
-            Y = self._targets(y, n, name="y")
+            Y = self.as_targets(y, n, name="y")
             truth = (Y[:, 0] >= 0.5) if Y.shape[1] == 1 else Y.argmax(axis=1)
             return float(np.mean(self.predict(X, backend=backend) == truth))
-        Y = self._targets(y, n, name="y").astype(np.float64)
+        Y = self.as_targets(y, n, name="y").astype(np.float64)
         out = self.forward(X, backend=backend).astype(np.float64)
         resid = ((Y - out) ** 2).sum(axis=0)
         total = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
@@ -337,9 +342,10 @@ class Network:
         as ``/dev/null``) or a socket, OSError; both name the path and what is there, and
         leave it as it is.
         """
-        write_npz(path, self._state())
+        write_npz(path, self.arrays())
 
-    def _state(self):
+    def arrays(self):
+        """The named arrays ``save`` writes (a trainer's file adds its own to them)."""
         return dict(format=np.array(_FORMAT), version=np.array(_FORMAT_VERSION),
                     sizes=self._sizes, activations=np.array(self.activations),
                     loss=np.array(self.loss_name), dtype=np.array(self.dtype.name),
@@ -359,10 +365,12 @@ class Network:
         the file when it is truncated, corrupt or not a fastbp network.
         """
         with NpzReader(path) as reader:
-            return cls._from_reader(reader)
+            return cls.from_reader(reader)
 
     @classmethod
-    def _from_reader(cls, reader):
+    def from_reader(cls, reader):
+        """The network in an open NpzReader (``load``; ``Trainer.load`` reads its own entries
+        after it), every entry checked before it is read."""
         what = "fastbp network file"
         with reader.checking(what):
             if reader.text("format") != _FORMAT:

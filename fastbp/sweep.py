@@ -28,8 +28,9 @@ import numpy as np
 from fastbp import _parallel, _validate
 from fastbp.network import Network
 from fastbp.kernels import codes
-from fastbp._session import _interrupts_at_safe_points, _threads
-from fastbp.trainer import History, Trainer
+from fastbp._session import interrupts_at_safe_points, numba_threads
+from fastbp.history import EpochLog, History
+from fastbp.trainer import Trainer
 
 # Keywords of Network (besides layer_sizes) and of Trainer (besides net); "seed" is both.
 NETWORK_KEYS = ("activations", "loss", "dtype", "bias")
@@ -266,8 +267,8 @@ class Sweep:
         groups = self._groups()
         for first in (members[0] for members in groups.values()):
             net, _ = self._model(self.settings[first], allocate=False)
-            Xc, _ = net._inputs(X)
-            net._targets(y, Xc.shape[0])
+            Xc, _ = net.as_inputs(X)
+            net.as_targets(y, Xc.shape[0])
             _validate.as_sample_weight(sample_weight, Xc.shape[0], net.dtype)
             if validation_data is not None:
                 _validation(net, validation_data)
@@ -275,7 +276,7 @@ class Sweep:
         args = (X, y, epochs, validation_data, patience, sample_weight)
         out = {}
         try:
-            with _interrupts_at_safe_points() as check:
+            with interrupts_at_safe_points() as check:
                 if client is not None:
                     _run_on_cluster(self, client, args, chunk_size, out, check)
                 else:
@@ -403,14 +404,14 @@ def _available_memory():
 def _model_bytes(net, trainer, n_samples):
     """(bytes the result keeps per model, bytes a model's arrays take while it trains)."""
     b, P = net.dtype.itemsize, net.n_params
-    units, d_out = int(net._sizes.sum()), int(net._sizes[-1])
+    units, d_out = sum(net.layer_sizes), net.layer_sizes[-1]
     keep = 3 * P * b + _MODEL_OVERHEAD  # params and the (2, P) optimizer state
-    rows = trainer.kernels.workspace_rows(trainer._batch_size(n_samples))
+    rows = trainer.kernels.workspace_rows(trainer.batch_rows(n_samples))
     # Stacked params, state, grad, the epoch's snapshot of them, the best epoch's params;
     # A and Dl, costs, targets, weights; the sample order; gemm's work array.
     work = (9 * P + 2 * rows * units + rows * (d_out + 1)) * b + 8 * (rows + n_samples)
     from fastbp.kernels import loop_gemm
-    w = loop_gemm.work_for(net._sizes, net.params[:1], rows)
+    w = loop_gemm.work_for(net.layer_sizes, net.params[:1], rows)
     return keep, work + (0 if w is None else w.nbytes)
 
 
@@ -419,8 +420,8 @@ def _validation(net, validation_data):
         X_val, Y_val = validation_data
     except (TypeError, ValueError):
         raise ValueError("validation_data must be a pair (X_val, Y_val)") from None
-    X_val, _ = net._inputs(X_val)
-    return X_val, net._targets(Y_val, X_val.shape[0])
+    X_val, _ = net.as_inputs(X_val)
+    return X_val, net.as_targets(Y_val, X_val.shape[0])
 
 
 def _fit_one(trainer, X, y, epochs, validation_data, patience, sample_weight, bar):
@@ -446,14 +447,15 @@ def _fit_group(models, X, y, epochs, validation_data, patience, sample_weight, b
     net0, tr0 = models[0]
     k = tr0.kernels
     K, P = len(models), net0.n_params
-    Xc, _ = net0._inputs(X)
-    Yc = net0._targets(y, Xc.shape[0])
+    Xc, _ = net0.as_inputs(X)
+    Yc = net0.as_targets(y, Xc.shape[0])
     sw = _validate.as_sample_weight(sample_weight, Xc.shape[0], net0.dtype)
     val = None if validation_data is None else _validation(net0, validation_data)
     n = Xc.shape[0]
-    batch_size = tr0._batch_size(n)
+    batch_size = tr0.batch_rows(n)
     rows = k.workspace_rows(batch_size)
-    units = int(net0._sizes.sum())
+    sizes = np.array(net0.layer_sizes, np.int64)  # writable: one kernel specialization
+    units = int(sizes.sum())
     dtype = net0.dtype
     # The group's arrays, model k in row k.
     params = np.stack([net.params for net in nets])
@@ -466,10 +468,9 @@ def _fit_group(models, X, y, epochs, validation_data, patience, sample_weight, b
     Sb = np.empty((K, rows if len(sw) else 0), dtype)
     stats = np.zeros((K, 4))
     orders = np.zeros((K, n), np.int64)
-    hyper = np.stack([tr._hyper(tr.learning_rate) for tr in trainers])
+    hyper = np.stack([tr.hyperparameters() for tr in trainers])
     active = np.ones(K, bool)
-    best = [math.inf] * K
-    best_params = [None] * K
+    logs = [EpochLog(tr, h, patience) for tr, h in zip(trainers, histories)]
     opt = codes.OPTIMIZERS[tr0.optimizer]
 
     def write_back():
@@ -477,10 +478,10 @@ def _fit_group(models, X, y, epochs, validation_data, patience, sample_weight, b
             net.params[...] = params[i]
             tr.state[...], tr.steps[...] = state[i], steps[i]
 
-    with _threads(tr0.threads), _parallel.parallel_guard():
+    with numba_threads(tr0.threads), _parallel.parallel_guard():
         # Compile (or load) the sweep's kernels on no active model: not timed.
         k.sweep_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, Xc, Yc, sw, orders,
-                      np.zeros(K, bool), batch_size, net0._sizes, net0.act_codes,
+                      np.zeros(K, bool), batch_size, sizes, net0.act_codes,
                       net0.loss_code, opt, hyper, net0.bias, stats)
     try:
         for epoch in range(epochs):
@@ -489,41 +490,30 @@ def _fit_group(models, X, y, epochs, validation_data, patience, sample_weight, b
                 if active[i]:
                     # rng.permutation(n)'s draws, as Trainer.fit makes them, in compiled code.
                     k.next_order(orders[i], tr.rng, tr.shuffle)
-                    lr = tr._rate(tr.epoch)  # checked: a finite number >= 0
-                    hyper[i, codes.H_LR] = lr
-                    histories[i].learning_rate.append(lr)
+                    hyper[i, codes.H_LR] = tr.next_rate()  # checked: a finite number >= 0
             started = time.perf_counter()
-            with _threads(tr0.threads), _parallel.parallel_guard():
+            with numba_threads(tr0.threads), _parallel.parallel_guard():
                 k.sweep_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, Xc, Yc, sw,
-                              orders, active, batch_size, net0._sizes, net0.act_codes,
+                              orders, active, batch_size, sizes, net0.act_codes,
                               net0.loss_code, opt, hyper, net0.bias, stats)
             seconds = (time.perf_counter() - started) / max(1, int(active.sum()))
             for i, (net, tr) in enumerate(models):
                 if not active[i]:
                     continue
-                h = histories[i]
                 if stats[i, 2] or not np.isfinite(params[i]).all():
                     # Diverged: back to the weights before this epoch; the others go on.
                     params[i], state[i], steps[i] = (snapshot[0][i], snapshot[1][i],
                                                      snapshot[2][i])
-                    h.learning_rate.pop()
-                    h.diverged, active[i] = True, False
+                    histories[i].diverged, active[i] = True, False
                     continue
-                h.seconds.append(seconds)
-                h.loss.append(float(stats[i, 0] / stats[i, 3]))
+                val_loss = None
                 if val is not None:
                     net.params[...] = params[i]
-                    h.val_loss.append(net.loss(*val, backend="loop"))
-                monitored = (h.val_loss or h.loss)[-1]
-                tr.epoch += 1
-                tr.monitored.append(monitored)
-                if monitored < best[i]:
-                    best[i], h.best_epoch = monitored, epoch
-                    if patience is not None:
-                        best_params[i] = params[i].copy()
-                if patience is not None and epoch - h.best_epoch >= patience:
-                    h.stopped_early, active[i] = True, False
-                    params[i] = best_params[i]
+                    val_loss = net.loss(*val, backend="loop")
+                if logs[i].record(float(hyper[i, codes.H_LR]), float(stats[i, 0] / stats[i, 3]),
+                                  seconds, val_loss, params[i]):
+                    logs[i].stop_early(params[i])
+                    active[i] = False
             if bar is not None:
                 bar.update(K)
             if not active.any():

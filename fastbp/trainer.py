@@ -5,14 +5,13 @@ import math
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from fastbp import _validate, backends, schedules
 from fastbp.kernels import codes
-from fastbp._session import _Session, _interrupts_at_safe_points
+from fastbp._session import Session, interrupts_at_safe_points
 from fastbp._npz import NpzReader, write_npz
+from fastbp.history import EpochLog, History
 from fastbp.network import Network
 
 SCHEDULES = ("online", "minibatch", "fullbatch")
@@ -35,41 +34,6 @@ _SAMPLES_PER_FIT_CALL = 1 << 21
 _SATURATION_EPOCHS = 5
 # What a schedule's rate may be for the rates of many epochs to be checked in one pass.
 _PLAIN_NUMBERS = {float, int, np.float64, np.float32, np.float16, np.int64, np.int32}
-
-
-@dataclass
-class History:
-    """What ``Trainer.fit`` records, one entry per epoch.
-
-    loss : mean per-sample cost of the samples seen in the epoch, each computed in the
-        forward pass that produced its gradient (no L2 term).
-    val_loss : mean per-sample cost on ``validation_data`` after the epoch (empty without it).
-    seconds : wall time of each epoch's training; validation, and compiling or loading the
-        kernels from Numba's cache on a first run, excluded.
-    learning_rate : the rate the lr_schedule gave each epoch.
-    best_epoch : index into these lists of the epoch with the lowest monitored loss
-        (val_loss if given), -1 before any epoch. The lists count from 0, messages count
-        epochs from 1: ``best_epoch == 2`` is the third epoch, "epoch 3" in messages.
-    stopped_early : True when early stopping or the callback ended training.
-    diverged : True when training stopped because the loss was no longer finite (in a
-        Sweep; Trainer.fit raises FloatingPointError instead).
-    interrupted : True when the fit ended by an exception (KeyboardInterrupt,
-        FloatingPointError): the lists hold the epochs completed before it. The exception
-        carries this History as ``exc.history``; ``trainer.history`` is it too.
-    """
-
-    loss: list = field(default_factory=list)
-    val_loss: list = field(default_factory=list)
-    seconds: list = field(default_factory=list)
-    learning_rate: list = field(default_factory=list)
-    best_epoch: int = -1
-    stopped_early: bool = False
-    diverged: bool = False
-    interrupted: bool = False
-
-    @property
-    def epochs(self):
-        return len(self.loss)
 
 
 class Trainer:
@@ -240,7 +204,11 @@ class Trainer:
         """SGD momentum buffer, laid out like ``net.params`` (row 0 of ``state``)."""
         return self.state[0]
 
-    def _hyper(self, lr):
+    def hyperparameters(self, lr=None):
+        """The (N_HYPER,) float64 array of this trainer's hyperparameters that the kernels
+        take (slots fastbp.kernels.codes.H_*), with learning rate ``lr`` (default: the
+        trainer's own)."""
+        lr = self.learning_rate if lr is None else lr
         h = np.zeros(codes.N_HYPER)
         h[codes.H_LR], h[codes.H_MOMENTUM] = lr, self.momentum
         h[codes.H_NESTEROV], h[codes.H_L2] = float(self.nesterov), self.l2
@@ -249,7 +217,9 @@ class Trainer:
         h[codes.H_STEP_MIN], h[codes.H_STEP_MAX] = self.step_sizes
         return h
 
-    def _batch_size(self, n):
+    def batch_rows(self, n):
+        """Samples per update when training on n samples: 1 online, batch_size (at most n)
+        in mini-batches, n in full batch."""
         return {"online": 1, "minibatch": min(self.batch_size, n), "fullbatch": n}[self.schedule]
 
     def step(self, X, Y, sample_weight=None):
@@ -262,11 +232,11 @@ class Trainer:
 
     def _step(self, X, Y, sample_weight):
         self._check_ready()
-        X, _ = self.net._inputs(X)
-        Y = self.net._targets(Y, X.shape[0])
+        X, _ = self.net.as_inputs(X)
+        Y = self.net.as_targets(Y, X.shape[0])
         n = X.shape[0]
         sw = _validate.as_sample_weight(sample_weight, n, self.net.dtype)
-        total, weight = _Session(self, X, Y, sw, n).run(np.arange(n, dtype=np.int64))
+        total, weight = Session(self, X, Y, sw, n).run(np.arange(n, dtype=np.int64))
         return total / weight
 
     def save(self, path):
@@ -291,7 +261,7 @@ class Trainer:
                      trainer_epoch=np.array(self.epoch),
                      trainer_monitored=np.array(self.monitored, np.float64),
                      trainer_rng=np.array(json.dumps(self.rng.bit_generator.state)))
-        write_npz(path, {**self.net._state(), **extra})
+        write_npz(path, {**self.net.arrays(), **extra})
 
     @classmethod
     def load(cls, path, backend=None):
@@ -307,7 +277,7 @@ class Trainer:
         entry has been checked, straight into the trainer's own buffer.
         """
         with NpzReader(path) as reader:
-            net = Network._from_reader(reader)
+            net = Network.from_reader(reader)
             with reader.checking("fastbp trainer file"):
                 trainer = cls._from_reader(reader, net, backend, path)
         return trainer
@@ -438,16 +408,16 @@ class Trainer:
             raise TypeError(f"callback must be callable as callback(epoch, history) or None; "
                             f"got {callback!r}")
         progress, restore_best = bool(progress), bool(restore_best)
-        X, _ = net._inputs(X)
-        Y = net._targets(Y, X.shape[0])
+        X, _ = net.as_inputs(X)
+        Y = net.as_targets(Y, X.shape[0])
         sw = _validate.as_sample_weight(sample_weight, X.shape[0], net.dtype)
         if validation_data is not None:
             if isinstance(validation_data, (str, bytes, dict)) or not hasattr(
                     validation_data, "__len__") or len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (X_val, Y_val)")
             X_val, Y_val = validation_data
-            X_val, _ = net._inputs(X_val, name="validation_data X")
-            Y_val = net._targets(Y_val, X_val.shape[0], name="validation_data Y")
+            X_val, _ = net.as_inputs(X_val, name="validation_data X")
+            Y_val = net.as_targets(Y_val, X_val.shape[0], name="validation_data Y")
         bar = _progress_bar(epochs * X.shape[0]) if progress else None  # tqdm missing: here
         # The loss before training, for the saturation warning (one forward pass; fits of
         # fewer epochs are never judged).
@@ -455,7 +425,7 @@ class Trainer:
                       if epochs >= _SATURATION_EPOCHS else None)
         self.history = history = History()
         try:
-            with _interrupts_at_safe_points() as check:
+            with interrupts_at_safe_points() as check:
                 self._fit(history, X, Y, sw, epochs, None if validation_data is None
                           else (X_val, Y_val), bar, patience, restore_best, callback, check)
         except (KeyboardInterrupt, FloatingPointError) as exc:
@@ -472,12 +442,12 @@ class Trainer:
     def _fit(self, history, X, Y, sw, epochs, validation, bar, patience, restore_best,
              callback, check):
         net, n = self.net, X.shape[0]
-        session = _Session(self, X, Y, sw, self._batch_size(n))
+        session = Session(self, X, Y, sw, self.batch_rows(n))
         session.check_interrupt = check
         fast = (session.runs_epochs and validation is None and bar is None and patience is None
                 and callback is None and not getattr(self.lr_schedule, "needs_losses", True))
         per_call = max(1, _SAMPLES_PER_FIT_CALL // n)
-        best, best_params = math.inf, None
+        log = EpochLog(self, history, patience, restore_best)
         starts = [self._snapshot()]  # fit start, then the last two epoch starts
         replay = 0  # epochs to run one by one after a many-epoch call diverged
         done = 0
@@ -489,12 +459,14 @@ class Trainer:
                     if results is None:  # diverged: replay those epochs for the exact error
                         replay = len(rates)
                     else:
-                        best = self._record_many(history, rates, *results, best)
-                        done += len(results[0])
+                        totals, weights, seconds = results
+                        with np.errstate(divide="ignore", invalid="ignore"):
+                            log.record_many(rates, totals / weights, seconds)
+                        done += len(totals)
                         starts = [starts[0]]
                         check()
                         continue
-            lr = self._rate(self.epoch)
+            lr = self.next_rate()
             order = (self.rng.permutation(n) if self.shuffle else np.arange(n)).astype(np.int64)
             session.hyper[codes.H_LR] = lr
             start = self._snapshot()
@@ -514,55 +486,24 @@ class Trainer:
             seconds = time.perf_counter() - started
             val_loss = (None if validation is None
                         else net.loss(*validation, backend=self.backend))
-            monitored = self._record(history, lr, total / weight, seconds, val_loss)
-            index = history.epochs - 1
+            stop = log.record(lr, total / weight, seconds, val_loss, net.params)
             done += 1
-            if monitored < best:
-                best, history.best_epoch = monitored, index
-                if patience is not None and restore_best:
-                    best_params = net.params.copy()
             if bar is not None:
                 bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in
                                  (("loss", history.loss), ("val_loss", history.val_loss)) if v})
-            if callback is not None and callback(index, history):
+            if callback is not None and callback(history.epochs - 1, history):
                 history.stopped_early = True
                 break
-            if patience is not None and index - history.best_epoch >= patience:
-                history.stopped_early = True
-                if best_params is not None:
-                    net.params[...] = best_params
+            if stop:
+                log.stop_early(net.params)
                 break
             check()
 
-    def _record(self, history, lr, loss, seconds, val_loss=None):
-        """One finished epoch into the History and the trainer's counts; its monitored loss."""
-        history.learning_rate.append(lr)
-        history.seconds.append(seconds)
-        history.loss.append(loss)
-        if val_loss is not None:
-            history.val_loss.append(val_loss)
-        monitored = loss if val_loss is None else val_loss
-        self.epoch += 1
-        self.monitored.append(monitored)
-        return monitored
-
-    def _record_many(self, history, rates, totals, weights, seconds, best):
-        """The epochs of one run_epochs call into the History, as _record would put them
-        one by one (for tiny networks per-epoch Python would cost more than the epochs);
-        returns the best monitored loss so far."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            losses = totals / weights
-        k = len(losses)
-        history.learning_rate.extend(rates[:k].tolist())
-        history.seconds.extend([seconds] * k)
-        history.loss.extend(losses.tolist())
-        self.monitored.extend(losses.tolist())
-        self.epoch += k
-        ranked = np.where(np.isnan(losses), np.inf, losses)  # NaN never counts as better
-        i = int(np.argmin(ranked))  # the first of equal minima, as one by one
-        if ranked[i] < best:
-            best, history.best_epoch = float(ranked[i]), history.epochs - k + i
-        return best
+    def next_rate(self):
+        """The learning rate the lr_schedule gives the next epoch (after ``epoch`` trained
+        ones), checked: a finite number >= 0, else ValueError naming the schedule. For
+        drivers that run a trainer's epochs themselves, as fastbp.Sweep does."""
+        return self._rate(self.epoch)
 
     def _rate(self, epoch):
         """The lr_schedule's rate for the epoch after ``epoch`` trained ones, checked."""

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp._session import _Session
+from fastbp._session import Session
 
 from ._util import data
 
@@ -31,8 +31,8 @@ def test_one_call_equals_epoch_by_epoch(schedule, batch_size, optimizer, options
     runs = []
     for one_call in (False, True):
         tr = _trainer(schedule, batch_size, optimizer, options, dtype)
-        Y = tr.net._targets(labels, 23)
-        session = _Session(tr, X, Y, sw, tr._batch_size(23))
+        Y = tr.net.as_targets(labels, 23)
+        session = Session(tr, X, Y, sw, tr.batch_rows(23))
         if one_call:
             totals, weights, _ = session.run_epochs(rates)
             results = list(zip(totals.tolist(), weights.tolist()))
@@ -54,7 +54,7 @@ def test_divergence_puts_everything_back_for_a_replay():
     X, Y = data(20, 3, 4, seed=3)
     net = fastbp.Network([3, 4], activations="identity", dtype="float64", seed=0)
     tr = fastbp.Trainer(net, schedule="online", learning_rate=50.0, seed=1)
-    session = _Session(tr, X, Y * 1e3, np.empty(0), 1)
+    session = Session(tr, X, Y * 1e3, np.empty(0), 1)
     before = net.params.copy(), tr.rng.bit_generator.state
     assert session.run_epochs([50.0] * 5) is None
     np.testing.assert_array_equal(net.params, before[0])

@@ -123,7 +123,7 @@ def test_update_matches_vectorized(optimizer, momentum, nesterov, use_bias, comp
         params, s, steps = net.params.copy(), state.copy(), np.array([3], np.int64)
         for grad in grads:
             kernels.update(params, s, steps, grad, np.array(net.sizes), 1 / 7,
-                           codes.OPTIMIZERS[optimizer], trainer._hyper(0.3), use_bias)
+                           codes.OPTIMIZERS[optimizer], trainer.hyperparameters(0.3), use_bias)
         results.append((params, s, steps))
     (p, s, t), (p_ref, s_ref, t_ref) = results
     what = f"after {optimizer} update, backend={compiled_backend}"

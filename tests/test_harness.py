@@ -111,7 +111,7 @@ def networks(draw, max_layers=3, work=WORK):
 
 
 def _with_threads(t, fn, *args):
-    with _session._threads(t):
+    with _session.numba_threads(t):
         return fn(*args)
 
 
@@ -157,7 +157,7 @@ def _passes(net, X, Y, sw, threads, gemm):
     A[:X.size] = X.ravel()
     Dl = np.zeros_like(A)
     grad = np.zeros_like(params)
-    with _session._threads(threads):
+    with _session.numba_threads(threads):
         loop._forward(tag, A, params, n, sizes, acts, work)
         loop.output_delta(Dl, A, Y, sw, n, sizes, acts, net.loss_code)
         loop._hidden_deltas(tag, Dl, A, params, n, sizes, acts, work)
@@ -345,7 +345,7 @@ def test_the_online_kernel_is_the_batch_path_with_batches_of_one(problem, moment
         params, state, steps = net.params.copy(), trainer.state.copy(), np.zeros(1, np.int64)
         A, Dl = np.zeros(2 * units, dtype), np.zeros(2 * units, dtype)
         stats = np.zeros(4)
-        hyper = trainer._hyper(0.05)
+        hyper = trainer.hyperparameters(0.05)
         if fused:
             loop._epoch_online(params, state, steps, A, Dl, X, Y, sw, order, net._sizes,
                                net.act_codes, net.loss_code, hyper, net.bias, stats)

@@ -461,8 +461,8 @@ def test_fit_fast_path_equals_epoch_by_epoch(schedule, optimizer, options, monke
         if per_fit_call:
             monkeypatch.setattr(trainer_module, "_SAMPLES_PER_FIT_CALL", 37 * per_fit_call)
             calls = []
-            real = trainer_module._Session.run_epochs
-            monkeypatch.setattr(trainer_module._Session, "run_epochs",
+            real = trainer_module.Session.run_epochs
+            monkeypatch.setattr(trainer_module.Session, "run_epochs",
                                 lambda self, rates: calls.append(len(rates)) or real(self, rates))
             history = tr.fit(X, labels, epochs=7)
             assert calls == [3, 3, 1]
