@@ -51,6 +51,9 @@ class Network:
         ``weights[m-1]`` is ``W[m]``, shape ``(D[m], D[m-1])``, a writable view of ``params``.
     biases : list of ndarray
         ``biases[m-1]`` is ``b[m]``, shape ``(D[m],)``, a writable view of ``params``.
+    input_scaling : fastbp.preprocessing.InputScaling or None
+        Applied to every input the network takes (``fit_input_scaling`` sets it from
+        training data); saved and loaded with the network. None: inputs as given.
 
     Examples
     --------
@@ -78,6 +81,7 @@ class Network:
         self.act_codes = np.array([codes.ACTIVATIONS[a] for a in self.activations], np.int64)
         self.loss_code = codes.LOSSES[self.loss_name]
         self._params = np.zeros(_n_params(sizes), self.dtype)
+        self._input_scaling = None
         self.initialize(rng)
 
     # -- parameters -------------------------------------------------------------------
@@ -158,11 +162,40 @@ class Network:
 
     # -- evaluation -------------------------------------------------------------------
 
+    @property
+    def input_scaling(self):
+        return vars(self).get("_input_scaling")  # (pickled before it existed: None)
+
+    @input_scaling.setter
+    def input_scaling(self, scaling):
+        from fastbp.preprocessing import InputScaling
+        if scaling is not None and not isinstance(scaling, InputScaling):
+            raise TypeError(f"input_scaling must be a fastbp.preprocessing.InputScaling or "
+                            f"None; got {type(scaling).__name__}")
+        if scaling is not None and len(scaling) != int(self._sizes[0]):
+            raise ValueError(f"input_scaling has {len(scaling)} inputs; this network has "
+                             f"{int(self._sizes[0])}")
+        self._input_scaling = scaling
+
+    def fit_input_scaling(self, X):
+        """Standardize this network's inputs from now on with the column means and
+        standard deviations of X (training data: ``preprocessing.InputScaling.fit``);
+        returns the network."""
+        from fastbp.preprocessing import InputScaling
+        X, _ = _validate.as_inputs(X, int(self._sizes[0]), np.float64)
+        self.input_scaling = InputScaling.fit(X)
+        return self
+
     def as_inputs(self, X, name="X"):
         """(X, single): inputs as every method of the network takes them, checked -- an
-        (n, D[0]) C-contiguous array of the network's dtype -- and whether X was one 1-D
-        sample. Bad input raises ValueError/TypeError naming ``name``."""
-        return _validate.as_inputs(X, int(self._sizes[0]), self.dtype, name=name)
+        (n, D[0]) C-contiguous array of the network's dtype, through ``input_scaling``
+        where set -- and whether X was one 1-D sample. Bad input raises ValueError or
+        TypeError naming ``name``."""
+        scaling = self.input_scaling
+        if scaling is None:
+            return _validate.as_inputs(X, int(self._sizes[0]), self.dtype, name=name)
+        X, single = _validate.as_inputs(X, int(self._sizes[0]), np.float64, name=name)
+        return scaling.apply(X, self.dtype), single
 
     def as_targets(self, Y, n, name="Y"):
         """Targets for n samples as the kernels take them, checked: (n, D[L]) of the
@@ -216,10 +249,15 @@ class Network:
         """
         kernels = backends.get(backend)
         X, single = self.as_inputs(X)
+        out = self._outputs(kernels, X)
+        return out[0] if single else out
+
+    def _outputs(self, kernels, X):
+        """a[L] (n, D[L]) for X already through as_inputs (scaled: never twice)."""
         out = np.empty((X.shape[0], int(self._sizes[-1])), self.dtype)
         for lo, hi, a_out in self._passes(kernels, X):
             out[lo:hi] = a_out
-        return out[0] if single else out
+        return out
 
     def loss(self, X, Y, backend="loop", sample_weight=None):
         """Mean per-sample cost over the rows of X (no regularization term): with
@@ -297,10 +335,14 @@ class Network:
         outputs)."""
         if not self.is_classifier:
             return self.forward(X, backend=backend)
-        proba = self.predict_proba(X, backend=backend)
+        return self._classes(self.forward(X, backend=backend))
+
+    def _classes(self, out):
+        """Class indices from a classifier's outputs: p >= 0.5 for one sigmoid unit, else
+        the argmax."""
         if self.activations[-1] == "sigmoid":
-            return (proba[..., 1] >= 0.5).astype(np.int64)
-        return np.argmax(proba, axis=-1).astype(np.int64)
+            return (out[..., 0] >= 0.5).astype(np.int64)
+        return np.argmax(out, axis=-1).astype(np.int64)
 
     def score(self, X, y, backend="loop"):
         """Accuracy for a classifier, else the coefficient of determination R^2 of
@@ -313,12 +355,13 @@ class Network:
         """
         X, _ = self.as_inputs(X)
         n = X.shape[0]
+        kernels = backends.get(backend)
         if self.is_classifier:
             Y = self.as_targets(y, n, name="y")
             truth = (Y[:, 0] >= 0.5) if Y.shape[1] == 1 else Y.argmax(axis=1)
-            return float(np.mean(self.predict(X, backend=backend) == truth))
+            return float(np.mean(self._classes(self._outputs(kernels, X)) == truth))
         Y = self.as_targets(y, n, name="y").astype(np.float64)
-        out = self.forward(X, backend=backend).astype(np.float64)
+        out = self._outputs(kernels, X).astype(np.float64)
         resid = ((Y - out) ** 2).sum(axis=0)
         total = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -346,10 +389,12 @@ class Network:
 
     def arrays(self):
         """The named arrays ``save`` writes (a trainer's file adds its own to them)."""
+        scaling = self.input_scaling
         return dict(format=np.array(_FORMAT), version=np.array(_FORMAT_VERSION),
                     sizes=self._sizes, activations=np.array(self.activations),
                     loss=np.array(self.loss_name), dtype=np.array(self.dtype.name),
-                    bias=np.array(self.bias), params=self._params)
+                    bias=np.array(self.bias), params=self._params,
+                    **({} if scaling is None else scaling.arrays()))
 
     @classmethod
     def load(cls, path):
@@ -388,6 +433,12 @@ class Network:
                                 dtype, reader.boolean("bias"))
             # The one large entry, last: its shape and dtype are the network's own, checked
             # before it is allocated; the array read becomes the network's buffer.
+            if reader.has("input_offset"):  # files of networks with input_scaling
+                from fastbp.preprocessing import InputScaling
+                shape, f64 = (sizes[0],), np.float64
+                net.input_scaling = InputScaling(
+                    reader.array("input_offset", kinds="f", shape=shape, dtype=f64),
+                    reader.array("input_scale", kinds="f", shape=shape, dtype=f64))
             net._params = reader.array("params", kinds="f", shape=(_n_params(sizes),),
                                        dtype=dtype)
         return net
@@ -424,6 +475,7 @@ class Network:
         net._sizes = np.array(sizes, dtype=np.int64)
         net.act_codes = np.array([codes.ACTIVATIONS[a] for a in net.activations], np.int64)
         net.loss_code = codes.LOSSES[net.loss_name]
+        net._input_scaling = None
         return net
 
 

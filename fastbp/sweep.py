@@ -416,12 +416,14 @@ def _model_bytes(net, trainer, n_samples):
 
 
 def _validation(net, validation_data):
+    """(X_val as given, Y_val as the kernels take it), both checked: Network.loss applies
+    the network's input scaling to X_val itself."""
     try:
         X_val, Y_val = validation_data
     except (TypeError, ValueError):
         raise ValueError("validation_data must be a pair (X_val, Y_val)") from None
-    X_val, _ = net.as_inputs(X_val)
-    return X_val, net.as_targets(Y_val, X_val.shape[0])
+    n = net.as_inputs(X_val)[0].shape[0]
+    return X_val, net.as_targets(Y_val, n)
 
 
 def _fit_one(trainer, X, y, epochs, validation_data, patience, sample_weight, bar):

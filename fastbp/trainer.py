@@ -408,6 +408,9 @@ class Trainer:
             raise TypeError(f"callback must be callable as callback(epoch, history) or None; "
                             f"got {callback!r}")
         progress, restore_best = bool(progress), bool(restore_best)
+        # The kernels take X through the network's input scaling; Network.loss applies it
+        # itself, so it is given the data as the caller gave them (never scaled twice).
+        raw = X
         X, _ = net.as_inputs(X)
         Y = net.as_targets(Y, X.shape[0])
         sw = _validate.as_sample_weight(sample_weight, X.shape[0], net.dtype)
@@ -416,18 +419,19 @@ class Trainer:
                     validation_data, "__len__") or len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (X_val, Y_val)")
             X_val, Y_val = validation_data
-            X_val, _ = net.as_inputs(X_val, name="validation_data X")
-            Y_val = net.as_targets(Y_val, X_val.shape[0], name="validation_data Y")
+            n_val = net.as_inputs(X_val, name="validation_data X")[0].shape[0]
+            Y_val = net.as_targets(Y_val, n_val, name="validation_data Y")
         bar = _progress_bar(epochs * X.shape[0]) if progress else None  # tqdm missing: here
         # The loss before training, for the saturation warning (one forward pass; fits of
         # fewer epochs are never judged).
-        start_loss = (net.loss(X, Y, backend=self.backend, sample_weight=sw if len(sw) else None)
+        start_loss = (net.loss(raw, Y, backend=self.backend, sample_weight=sw if len(sw) else None)
                       if epochs >= _SATURATION_EPOCHS else None)
         self.history = history = History()
         try:
             with interrupts_at_safe_points() as check:
                 self._fit(history, X, Y, sw, epochs, None if validation_data is None
-                          else (X_val, Y_val), bar, patience, restore_best, callback, check)
+                          else (X_val, Y_val), bar, patience, restore_best, callback, check,
+                          raw)
         except (KeyboardInterrupt, FloatingPointError) as exc:
             history.interrupted = True
             exc.history = history
@@ -440,7 +444,7 @@ class Trainer:
         return history
 
     def _fit(self, history, X, Y, sw, epochs, validation, bar, patience, restore_best,
-             callback, check):
+             callback, check, raw):
         net, n = self.net, X.shape[0]
         session = Session(self, X, Y, sw, self.batch_rows(n))
         session.check_interrupt = check
@@ -478,7 +482,7 @@ class Trainer:
             try:
                 total, weight = session.run(order, on_chunk, snapshot=start)
             except FloatingPointError as exc:
-                back = self._restore_sound(starts, X, Y, sw)
+                back = self._restore_sound(starts, raw, Y, sw)
                 raise FloatingPointError(
                     f"epoch {self.epoch + 1}: {exc} (learning rate {lr:g}). The network and "
                     f"the optimizer state are back where epoch {back} began.") from None
