@@ -115,8 +115,7 @@ def _delta_layer(Dl, d, A, a, params, w_next, d_next, n_here, n_next, code, one,
 @njit(**JIT)
 def _derivative_block(Dl, d, A, a, lo, hi, code, one):
     """Dl[d + k] *= act'(A[a + k]) for k = lo..hi-1."""
-    for k in range(lo, hi):
-        Dl[d + k] *= scalar.derivative(code, A[a + k], one)
+    scalar.times_derivative(Dl, d + lo, A, a + lo, hi - lo, code, one)
 
 
 # -- gradient: gW_ij += sum_s d_si * a_in_sj,  gb_i += sum_s d_si ---------------------------------

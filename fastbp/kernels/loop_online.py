@@ -222,9 +222,8 @@ def fused_online_epoch(params, velocity, Dl, X, Y, SW, order, sizes, acts, loss,
                 _delta_update_rows(params, velocity, w_off[m], A, cur + a_off[m - 1], Dl,
                                    a_off[m], D[m - 1], D[m], a_off[m - 1], scale, lr,
                                    momentum, nesterov, l2)
-                code, d, a = acts[m - 2], a_off[m - 1], cur + a_off[m - 1]
-                for j in range(D[m - 1]):
-                    Dl[d + j] *= scalar.derivative(code, A[a + j], one)
+                scalar.times_derivative(Dl, a_off[m - 1], A, cur + a_off[m - 1], D[m - 1],
+                                        acts[m - 2], one)
         # Layer by layer: this sample's update of W^T (and the biases), fused with the next
         # sample's forward pass.
         _update_forward_cols(params, WT, VT, velocity, w_off[1], X_flat, _u(r) * D0, Dl,

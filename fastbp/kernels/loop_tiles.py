@@ -27,10 +27,12 @@ The three products of a layer (W[m] (n_out, n_in) row-major, activations sample-
     gradient  gW[i, j] = gW  + sum_s d[s, i] * a_in[s, j]      lanes: inputs j
 
 A vector holds V = VECTOR_BYTES / itemsize elements; a tile is R = loop_gemm.MR rows by two
-vectors: 6 x 16 floats with AVX2 (12 ymm sums), 8 x 32 with AVX-512 (16 zmm). Edges are
-masked: loads and stores past ``width`` lanes never touch memory, and rows past ``rows``
-repeat the last row's loads and are not stored. Multiply-adds are ``llvm.fmuladd``, fused
-exactly where the plain loops' contracted ``acc += w * a`` is fused.
+vectors: 6 x 16 floats with AVX2 (12 ymm sums), 8 x 32 with AVX-512 (16 zmm). Edges cost
+nothing past the width: a tile of ``width`` lanes computes only the vectors it needs, the
+last one masked (masked loads; its lanes stored one by one, as a masked store is slow on
+some CPUs), and rows past ``rows`` repeat the last row's loads and are not stored.
+Multiply-adds are ``llvm.fmuladd``, fused exactly where the plain loops' ``vmath.madd``
+is.
 """
 import numpy as np
 from llvmlite import ir
@@ -92,69 +94,81 @@ def tile(typingctx, C, c, ldc, I, i, irs, init, A, a, ar, ak, B, b, bk, K, rows,
         zero_vec = ir.Constant(vec_t, None)
         undef = ir.Constant(vec_t, ir.Undefined)
         splat0 = ir.Constant(ir.VectorType(i32, V), [0] * V)
-
-        def splat_i64(value):
-            v = builder.insert_element(ir.Constant(ir.VectorType(i64, V), ir.Undefined), value,
-                                       ir.Constant(i32, 0))
-            return builder.shuffle_vector(v, v, splat0)
-
-        # Lane l of vector u is valid when u V + l < width.
-        width_v = splat_i64(width_)
-        masks = [builder.icmp_unsigned(
-            "<", ir.Constant(ir.VectorType(i64, V), [u * V + l for l in range(V)]), width_v)
-            for u in range(U)]
-        full = builder.icmp_unsigned("==", width_, ir.Constant(i64, U * V))
+        lane = ir.Constant(ir.VectorType(i64, V), list(range(V)))
         # Rows past ``rows`` read the last row again (in bounds) and are never stored.
         last = builder.sub(rows_, ir.Constant(i64, 1))
         row = [builder.select(builder.icmp_unsigned("<", ir.Constant(i64, r), rows_),
                               ir.Constant(i64, r), last) for r in range(R)]
-
-        def vload(ptr, u):
-            p = builder.bitcast(builder.gep(ptr, [ir.Constant(i64, u * V)]), vptr_t)
-            return builder.call(mload, [p, ir.Constant(i32, align), masks[u], zero_vec])
-
-        def vload_full(ptr, u):
-            p = builder.bitcast(builder.gep(ptr, [ir.Constant(i64, u * V)]), vptr_t)
-            return builder.load(p, align=align)
-
-        sums = [[cgutils.alloca_once_value(builder, zero_vec) for _ in range(U)]
-                for _ in range(R)]
-        with builder.if_then(builder.icmp_unsigned("!=", init_, ir.Constant(i64, 0))):
-            for r in range(R):
-                start = builder.gep(i_ptr, [builder.add(i_off, builder.mul(row[r], irs_))])
-                for u in range(U):
-                    builder.store(vload(start, u), sums[r][u])
         a_rows = [builder.gep(a_ptr, [builder.add(a_off, builder.mul(row[r], ar_))])
                   for r in range(R)]
+        # The lanes: ``full`` whole vectors, then a vector of ``rem`` lanes if rem > 0.
+        full_ = builder.udiv(width_, ir.Constant(i64, V))
+        rem = builder.urem(width_, ir.Constant(i64, V))
+        v = builder.insert_element(ir.Constant(ir.VectorType(i64, V), ir.Undefined), rem,
+                                   ir.Constant(i32, 0))
+        mask = builder.icmp_unsigned("<", lane, builder.shuffle_vector(v, v, splat0))
+        sums = [[cgutils.alloca_once_value(builder, zero_vec) for _ in range(U)]
+                for _ in range(R)]
 
-        def k_loop(load):
+        def address(ptr, u):
+            return builder.bitcast(builder.gep(ptr, [ir.Constant(i64, u * V)]), vptr_t)
+
+        def load(ptr, u, partial):
+            if partial:  # masked: lanes past the width are never read
+                return builder.call(mload, [address(ptr, u), ir.Constant(i32, align), mask,
+                                            zero_vec])
+            return builder.load(address(ptr, u), align=align)
+
+        def emit(n_full, partial):
+            """The tile for n_full whole vectors and, if partial, one of rem lanes: only
+            those vectors are loaded, multiplied and stored."""
+            kinds = [False] * n_full + [True] * partial
+            with builder.if_then(builder.icmp_unsigned("!=", init_, ir.Constant(i64, 0))):
+                for r in range(R):
+                    start = builder.gep(i_ptr, [builder.add(i_off, builder.mul(row[r], irs_))])
+                    for u, part in enumerate(kinds):
+                        builder.store(load(start, u, part), sums[r][u])
             with cgutils.for_range(builder, k_count) as loop:
                 k = loop.index
                 b_row = builder.gep(b_ptr, [builder.add(b_off, builder.mul(k, bk_))])
-                b_vec = [load(b_row, u) for u in range(U)]
+                b_vec = [load(b_row, u, part) for u, part in enumerate(kinds)]
                 ka = builder.mul(k, ak_)
                 for r in range(R):
                     x = builder.load(builder.gep(a_rows[r], [ka]))
                     x_vec = builder.shuffle_vector(
                         builder.insert_element(undef, x, ir.Constant(i32, 0)), undef, splat0)
-                    for u in range(U):
+                    for u in range(len(kinds)):
                         builder.store(builder.call(fmuladd, [x_vec, b_vec[u],
                                                              builder.load(sums[r][u])]),
                                       sums[r][u])
+            for r in range(R):
+                with builder.if_then(builder.icmp_unsigned("<", ir.Constant(i64, r), rows_)):
+                    start = builder.gep(c_ptr, [builder.add(c_off, builder.mul(
+                        ir.Constant(i64, r), ldc_))])
+                    for u, part in enumerate(kinds):
+                        value = builder.load(sums[r][u])
+                        if not part:
+                            builder.store(value, address(start, u), align=align)
+                            continue
+                        # The last lanes one by one: a masked store is slow on some CPUs.
+                        for l in range(V - 1):
+                            with builder.if_then(builder.icmp_unsigned(
+                                    "<", ir.Constant(i64, l), rem)):
+                                builder.store(builder.extract_element(
+                                    value, ir.Constant(i32, l)),
+                                    builder.gep(start, [ir.Constant(i64, u * V + l)]))
 
-        with builder.if_else(full) as (then, otherwise):
-            with then:
-                k_loop(vload_full)
-            with otherwise:
-                k_loop(vload)
-        for r in range(R):
-            with builder.if_then(builder.icmp_unsigned("<", ir.Constant(i64, r), rows_)):
-                start = builder.gep(c_ptr, [builder.add(c_off, builder.mul(ir.Constant(i64, r),
-                                                                           ldc_))])
-                for u in range(U):
-                    p = builder.bitcast(builder.gep(start, [ir.Constant(i64, u * V)]), vptr_t)
-                    builder.call(mstore, [builder.load(sums[r][u]), p,
-                                          ir.Constant(i32, align), masks[u]])
+        # One code path per shape of the lanes (n_full whole vectors, a partial one or not).
+        cases = [(f, p) for f in range(U + 1) for p in (0, 1) if 0 < f + p <= U]
+        end = builder.append_basic_block("tile.end")
+        for n_full, partial in cases:
+            here = builder.and_(
+                builder.icmp_unsigned("==", full_, ir.Constant(i64, n_full)),
+                builder.icmp_unsigned("!=" if partial else "==", rem, ir.Constant(i64, 0)))
+            with builder.if_then(here):
+                emit(n_full, partial)
+        builder.branch(end)
+        builder.position_at_end(end)
         return context.get_dummy_value()
     return sig, codegen
 

@@ -77,21 +77,35 @@ def softmax_row(a, off, n, one):
 
 
 @register_jitable
+def times_derivative(d, d_off, a, a_off, count, code, one):
+    """d[d_off + k] *= act'(z) for k < count, act' through the stored activations at
+    a[a_off + k]: one loop per activation (see activate_rows), so that it vectorizes."""
+    zero = one - one
+    d_off, a_off, count = np.uint64(d_off), np.uint64(a_off), np.uint64(count)  # (see above)
+    if code == SIGMOID:
+        for k in range(count):
+            x = a[a_off + k]
+            d[d_off + k] *= x * (one - x)
+    elif code == TANH:
+        for k in range(count):
+            x = a[a_off + k]
+            d[d_off + k] *= one - x * x
+    elif code == RELU:  # times 1 or 0, as ``derivative``: a NaN delta stays NaN
+        for k in range(count):
+            d[d_off + k] *= one if a[a_off + k] > zero else zero
+
+
+@register_jitable
 def derivative_row(d, a, off, n, code, one):
     """d *= act'(z), act' through the stored activations: in place on d[off:off + n], with
     a at the same offsets."""
-    for i in range(n):
-        d[off + i] *= derivative(code, a[off + i], one)
+    times_derivative(d, off, a, off, n, code, one)
 
 
 @register_jitable
 def activate_row(a, off, n, code, one):
     """a = act(z) in place on one sample's row a[off:off + n] (softmax included)."""
-    if code == SOFTMAX:
-        softmax_row(a, off, n, one)
-    else:
-        for i in range(n):
-            a[off + i] = activate(code, a[off + i], one)
+    activate_rows(a, off, 1, n, code, one)
 
 
 @register_jitable
@@ -99,12 +113,23 @@ def activate_rows(a, off, rows, n, code, one):
     """activate_row on ``rows`` consecutive rows of n at a[off:]: for an elementwise
     activation one flat loop (it vectorizes, and costs one call per block of samples
     rather than one per sample)."""
+    # One loop per activation: with the choice inside the loop LLVM would keep a branch
+    # per element (or compute every activation and select), and the loop would not
+    # vectorize; unsigned indices, as a signed one gets a negative-index check that
+    # keeps it scalar too.
+    off, end = np.uint64(off), np.uint64(off) + np.uint64(rows) * np.uint64(n)
     if code == SOFTMAX:
-        for s in range(rows):
-            softmax_row(a, off + s * n, n, one)
-    else:
-        for i in range(off, off + rows * n):
-            a[i] = activate(code, a[i], one)
+        for s in range(np.uint64(rows)):
+            softmax_row(a, off + s * np.uint64(n), n, one)
+    elif code == SIGMOID:
+        for i in range(off, end):
+            a[i] = vmath.sigmoid(a[i], one)
+    elif code == TANH:
+        for i in range(off, end):
+            a[i] = vmath.tanh(a[i])
+    elif code == RELU:
+        for i in range(off, end):
+            a[i] = a[i] if a[i] > one - one else one - one
 
 
 # -- costs and the output error ------------------------------------------------------------
