@@ -1,10 +1,12 @@
-"""What fastbp's scikit-learn estimators share: parameters, validation, the fit loop over a
-Trainer, fitted views, and the parameter and attribute documentation
-(``fastbp.estimators`` holds the two public classes).
+"""What fastbp's scikit-learn estimators share: the constructor, the fit loop over a
+Trainer (or the L-BFGS solver), fitting that leaves a failed refit's estimator as it was,
+and prediction. ``fastbp.estimators`` holds the two public classes; their parameters are
+checked and translated in ``_estimator_params``, ``coefs_``/``intercepts_`` live in
+``_estimator_views``, the L-BFGS solver in ``_lbfgs`` and the documentation in
+``_estimator_docs``.
 
 scikit-learn is optional for fastbp as a whole and required by the estimators only.
 """
-import numbers
 import warnings
 
 import numpy as np
@@ -12,7 +14,7 @@ import numpy as np
 try:
     import scipy.sparse as sp
     from sklearn.base import BaseEstimator, is_classifier
-    from sklearn.exceptions import ConvergenceWarning, NotFittedError
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import train_test_split
     from sklearn.utils import check_random_state
     from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
@@ -20,53 +22,29 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
     raise ImportError("fastbp.estimators (MLPClassifier, MLPRegressor) needs scikit-learn "
                       ">= 1.6; install it with `pip install scikit-learn`") from exc
 
-from fastbp import _validate, schedules
+from fastbp import _estimator_params as params
+from fastbp import _lbfgs
+from fastbp._estimator_docs import FIT_DOC, TO_ONNX_DOC, fill
+from fastbp._estimator_views import FittedViews
+from fastbp._session import numba_threads
 from fastbp.network import Network
-from fastbp._session import _threads
-from fastbp.trainer import SCHEDULES, Trainer
-
-# scikit-learn's activation names -> fastbp's ("sigmoid" is accepted as well).
-_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid",
-                "tanh": "tanh", "relu": "relu"}
-
-
-def _sgd_options(est):
-    """Trainer keywords for plain gradient descent with classical or Nesterov momentum."""
-    return dict(momentum=est.momentum,
-                nesterov=bool(est.nesterovs_momentum) and est.momentum > 0)
-
-
-def _adam_options(est):
-    """Trainer keywords for Adam."""
-    return dict(optimizer="adam", betas=(est.beta_1, est.beta_2), eps=est.epsilon)
-
-
-def _rprop_options(est):
-    """Trainer keywords for RPROP (learning_rate_init is the initial step size)."""
-    return dict(optimizer="rprop")
-
-
-# solver name -> function(estimator) -> keyword arguments for fastbp.Trainer beyond
-# those every solver shares (schedule, batch size, learning rate, l2, shuffle, seed,
-# backend). A new Trainer optimizer is one entry here, plus its parameters in __init__.
-_SOLVERS = {"sgd": _sgd_options, "adam": _adam_options, "rprop": _rprop_options}
-
-# scikit-learn's learning_rate names -> fastbp.schedules, per epoch (scikit-learn's
-# "invscaling" counts samples; "adaptive" divides by 5 after 2 epochs without a gain).
-_LEARNING_RATES = {
-    "constant": lambda est: None,
-    "invscaling": lambda est: schedules.InverseScaling(decay=1.0, power=est.power_t),
-    "adaptive": lambda est: schedules.ReduceOnPlateau(factor=0.2, patience=1,
-                                                      threshold=est.tol),
-}
+from fastbp.trainer import Trainer
 
 _SEED_HIGH = 2 ** 31 - 1
 
+# Rows of a sparse X densified at a time in predict: bounds its memory to this many rows.
+_PREDICT_ROWS = 4096
 
-class _Diverged(ValueError, FloatingPointError):
+
+class Diverged(ValueError, FloatingPointError):
     """A fit diverged. scikit-learn raises ValueError ("Solver produced non-finite
     parameter weights...") and fastbp documents FloatingPointError: this is both, so code
     written for either catches it."""
+
+
+def _diverged(detail):
+    return Diverged("Solver produced non-finite parameter weights. The input data may "
+                    f"contain large values and need to be preprocessed. ({detail})")
 
 
 def _dense(X):
@@ -91,64 +69,31 @@ def _dense(X):
             "use fewer features, or dtype='float32'") from None
 
 
-# Rows of a sparse X densified at a time in predict: bounds its memory to this many rows.
-_PREDICT_ROWS = 4096
+def stochastic_only(est):
+    """Whether ``partial_fit`` exists (``sklearn.utils.metaestimators.available_if``):
+    for every solver but "lbfgs", which optimizes over all the data at once, as in
+    scikit-learn (so ``hasattr(est, "partial_fit")`` tells)."""
+    if est.solver == "lbfgs":
+        raise AttributeError("partial_fit is only available for the stochastic solvers "
+                             "('adam', 'sgd', 'rprop'); solver='lbfgs' fits on all the "
+                             "data at once")
+    return True
 
 
-class _ParameterList(list):
-    """``coefs_`` / ``intercepts_``: a list of views into the network's parameters.
-
-    Writing into an item (``coefs_[0][...] = W``) or assigning one (``coefs_[0] = W``)
-    changes the network; the latter copies W in after a shape check. The list's length
-    is the network's number of layers and cannot change.
-    """
-
-    def __init__(self, name, views):
-        super().__init__(views)
-        self._name = name
-
-    def __setitem__(self, index, value):
-        if not isinstance(index, numbers.Integral):
-            raise TypeError(f"{self._name} items are assigned one at a time, by an "
-                            f"integer index; got {index!r}")
-        view = self[index]
-        view[...] = _checked_item(self._name, index % len(self), view, value)
-
-    def _fixed_length(self, *args, **kwargs):
-        raise TypeError(f"{self._name} holds one array per layer of network_; its length "
-                        "cannot change")
-
-    append = extend = insert = pop = remove = clear = __delitem__ = __iadd__ = _fixed_length
-    sort = reverse = _fixed_length
-
-    def __reduce__(self):
-        # pickle and copy.deepcopy give a plain list of arrays (copies, not views)
-        return list, (list(self),)
-
-
-def _checked_item(name, i, view, value):
-    """value as an array of view's shape (ValueError naming ``name[i]`` otherwise)."""
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name}[{i}] must hold real numbers; got dtype {arr.dtype}")
-    if arr.shape != view.shape:
-        raise ValueError(f"{name}[{i}] must have shape {view.shape}; got {arr.shape}")
-    return arr
-
-
-class _BaseMLP(BaseEstimator):
+class BaseMLP(FittedViews, BaseEstimator):
     """Shared fit/partial_fit machinery; the subclasses say how targets are encoded."""
 
-    # One signature for both estimators (get_params reads it). A new solver's own
-    # parameters (say beta_1, beta_2 for adam) go here and into its _SOLVERS entry.
+    # One signature for both estimators (get_params reads it; MLPClassifier adds
+    # class_weight). A new solver's own parameters (say beta_1, beta_2 for adam) go here
+    # and into its entry of _estimator_params.SOLVERS.
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=1e-4, batch_size="auto", learning_rate="constant",
                  learning_rate_init=0.001, power_t=0.5, momentum=0.9,
                  nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  max_iter=200, shuffle=True, random_state=None,
                  tol=1e-4, verbose=False, warm_start=False, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, backend="loop",
-                 dtype=None, schedule="minibatch", threads=None):
+                 validation_fraction=0.1, n_iter_no_change=10, max_fun=15000,
+                 backend="loop", dtype=None, schedule="minibatch", threads=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -171,6 +116,7 @@ class _BaseMLP(BaseEstimator):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.backend = backend
         self.dtype = dtype
         self.schedule = schedule
@@ -195,77 +141,25 @@ class _BaseMLP(BaseEstimator):
         when the network's output is not finite (a diverging fit), as scikit-learn."""
         raise NotImplementedError
 
-    # -- parameters ---------------------------------------------------------------------
+    def _class_sample_weight(self, y, incremental):
+        """Per-sample weights (float64, (n,)) that the estimator's class weights give the
+        validated targets y, or None (the regressor; a classifier without them)."""
+        return None
 
-    def _check_params(self):
-        """Validate the constructor parameters; return the derived settings as a dict.
+    # -- sample weights -----------------------------------------------------------------
 
-        Called at the start of every fit and partial_fit, before anything changes
-        (scikit-learn validates in fit, never in ``__init__`` or ``set_params``).
-        """
-        _validate.choice("solver", self.solver, _SOLVERS)
-        _validate.choice("learning_rate", self.learning_rate, _LEARNING_RATES)
-        _validate.real("power_t", self.power_t, 0.0)
-        for name in ("beta_1", "beta_2"):
-            _validate.real(name, getattr(self, name), 0.0, True, high=1.0)
-        _validate.real("epsilon", self.epsilon, 0.0, False)
-        _validate.choice("activation", self.activation, _ACTIVATIONS)
-        _validate.choice("schedule", self.schedule, SCHEDULES)
-        hidden = self.hidden_layer_sizes
-        hidden = [hidden] if isinstance(hidden, numbers.Integral) else list(hidden)
-        if any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1
-               for h in hidden):
-            raise ValueError("hidden_layer_sizes must be positive integers; got "
-                             f"{self.hidden_layer_sizes!r}")
-        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
-            if (isinstance(self.batch_size, bool)
-                    or not isinstance(self.batch_size, numbers.Integral)
-                    or self.batch_size < 1):
-                raise ValueError(f"batch_size must be 'auto' or a positive integer; got "
-                                 f"{self.batch_size!r}")
-        _validate.real("alpha", self.alpha, 0.0)
-        _validate.real("learning_rate_init", self.learning_rate_init, 0.0, False)
-        _validate.real("momentum", self.momentum, 0.0, True, high=1.0)
-        _validate.positive_int("max_iter", self.max_iter)
-        _validate.real("tol", self.tol, 0.0)
-        if not (self.n_iter_no_change == np.inf
-                or (isinstance(self.n_iter_no_change, numbers.Integral)
-                    and not isinstance(self.n_iter_no_change, bool)
-                    and self.n_iter_no_change >= 1)):
-            raise ValueError("n_iter_no_change must be a positive integer or np.inf; got "
-                             f"{self.n_iter_no_change!r}")
-        if self.early_stopping:
-            _validate.real("validation_fraction", self.validation_fraction, 0.0, False,
-                           high=1.0)
-        _validate.threads(self.threads)
-        return dict(hidden=[int(h) for h in hidden],
-                    activation=_ACTIVATIONS[self.activation],
-                    dtype=None if self.dtype is None else _validate.as_dtype(self.dtype))
-
-    def _batch_size(self, n_samples):
-        """min(200, n) for 'auto', else batch_size clipped to n (with a warning)."""
-        if isinstance(self.batch_size, str):
-            return min(200, n_samples)
-        if self.batch_size > n_samples and self.schedule == "minibatch":
-            warnings.warn(f"batch_size={self.batch_size} is larger than the {n_samples} "
-                          "training samples; it is clipped to their number", UserWarning)
-        return int(min(self.batch_size, n_samples))
-
-    def _trainer_options(self, seed):
-        """Keyword arguments of the fastbp.Trainer this estimator's parameters ask for."""
-        return dict(schedule=self.schedule, batch_size=1,  # set per call, see _fit
-                    learning_rate=self.learning_rate_init, l2=self.alpha,
-                    shuffle=bool(self.shuffle), seed=seed, backend=self.backend,
-                    threads=self.threads,
-                    lr_schedule=_LEARNING_RATES[self.learning_rate](self),
-                    **_SOLVERS[self.solver](self))
-
-    def _sample_weight(self, sample_weight, X):
-        """Weights as scikit-learn checks them, in X's dtype (as scikit-learn: the
-        weighted mean then rounds as the data do), or None."""
-        if sample_weight is None:
+    def _sample_weight(self, sample_weight, X, y, incremental):
+        """Weights as scikit-learn checks them, times the class weights, in X's dtype (as
+        scikit-learn: the weighted mean then rounds as the data do), or None. The product
+        is taken in float64 and rounded once: the weights a user would pass by hand."""
+        by_class = self._class_sample_weight(y, incremental)
+        if sample_weight is None and by_class is None:
             return None
-        sw = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+        dtype = X.dtype if by_class is None else np.float64
+        sw = (None if sample_weight is None else
+              _check_sample_weight(sample_weight, X, dtype=dtype, ensure_non_negative=True))
+        if by_class is not None:
+            sw = (by_class if sw is None else by_class * sw).astype(X.dtype)
         if not sw.any():  # scikit-learn < 1.9 lets this through; Trainer.fit does not
             raise ValueError("sample_weight is zero everywhere: there is no sample weight "
                              "to learn from")
@@ -286,26 +180,19 @@ class _BaseMLP(BaseEstimator):
             vars(self).clear()
             vars(self).update(before)
             raise
-        trainer.batch_size = targets.pop("_batch")
+        batch_size = targets.pop("_batch")
         vars(self).update(targets)  # classes_ and the label binarizer (classifier)
-        trainer.threads = self.threads  # checked by _check_params; may change between calls
         if first:
-            self.network_ = net
-            self.n_layers_ = len(net.layer_sizes)
-            self.n_outputs_ = Y.shape[1]
-            self.out_activation_ = {"sigmoid": "logistic"}.get(net.activations[-1],
-                                                              net.activations[-1])
-            self.loss_curve_ = []
-            self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_, self.best_validation_score_ = [], -np.inf
-                self.best_loss_ = None
-            else:
-                self.validation_scores_ = self.best_validation_score_ = None
-                self.best_loss_ = np.inf
+            self._start_records(net, Y.shape[1])
         # Rebuilding the Trainer after unpickling needs the arguments it was made with.
         self._trainer, self._trainer_kwargs = trainer, trainer_options
         self.n_iter_ = 0
+        if trainer is None:
+            return self._fit_lbfgs(X, Y, sw, net)
+        trainer.batch_size = batch_size
+        trainer.threads = self.threads  # checked by params.check; may change between calls
+        if self.early_stopping and self.validation_scores_ is None:  # after a fit without
+            self.validation_scores_, self.best_validation_score_ = [], -np.inf
         best = [net.params.copy()] if self.early_stopping else None
 
         def after_epoch(epoch, history):
@@ -313,16 +200,14 @@ class _BaseMLP(BaseEstimator):
 
         epochs = 1 if incremental else self.max_iter
         try:
-            with _threads(self.threads):  # also for the validation scoring
+            with numba_threads(self.threads):  # also for the validation scoring
                 history = trainer.fit(X, Y, epochs=epochs, callback=after_epoch,
                                       sample_weight=sw)
         except FloatingPointError as exc:
             detail = (f"{type(self).__name__}: {exc} The estimator was trained with "
                       f"learning_rate_init={self.learning_rate_init}.")
             if not self.early_stopping:
-                raise _Diverged("Solver produced non-finite parameter weights. The input "
-                                "data may contain large values and need to be "
-                                f"preprocessed. ({detail})") from exc
+                raise _diverged(detail) from exc
             # As scikit-learn: the diverged epoch scores NaN, the best weights are kept.
             self.n_iter_ += 1
             self.loss_curve_.append(np.nan)
@@ -347,9 +232,64 @@ class _BaseMLP(BaseEstimator):
                           ConvergenceWarning)
         return self
 
+    def _start_records(self, net, n_outputs):
+        """The fitted attributes a first fit starts from (scikit-learn's ``_initialize``);
+        "lbfgs" tracks no best loss and no validation scores."""
+        self.network_ = net
+        self.n_layers_ = len(net.layer_sizes)
+        self.n_outputs_ = n_outputs
+        self.out_activation_ = {"sigmoid": "logistic"}.get(net.activations[-1],
+                                                          net.activations[-1])
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        self.validation_scores_ = self.best_validation_score_ = self.best_loss_ = None
+        if self.solver != "lbfgs":
+            if self.early_stopping:
+                self.validation_scores_, self.best_validation_score_ = [], -np.inf
+            else:
+                self.best_loss_ = np.inf
+
+    def _fit_lbfgs(self, X, Y, sw, net):
+        """solver="lbfgs" (fastbp/_lbfgs.py): L-BFGS-B over all rows from the network's
+        weights, with scikit-learn's max_iter, max_fun and tol (gtol) and its warning;
+        each iteration's mean cost goes to ``loss_curve_`` as an epoch's would."""
+        objective = _lbfgs.Objective(net, X, Y, sw, self.alpha, self.backend)
+
+        def on_iteration(cost):
+            self.n_iter_ += 1
+            self.loss_curve_.append(cost)
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {cost:.8f}")
+
+        with numba_threads(self.threads):
+            self.n_iter_, self.loss_, result = _lbfgs.minimize(
+                objective, net.params, self.max_iter, self.max_fun, self.tol, on_iteration)
+        if not (np.isfinite(net.params).all() and np.isfinite(self.loss_)):
+            raise _diverged(f"{type(self).__name__}: L-BFGS-B stopped at a point where the "
+                            f"loss or the weights are not finite: {result.message}")
+        if result.status != 0:
+            warnings.warn(_lbfgs.convergence_message(type(self).__name__, self.n_iter_,
+                                                     result, self.max_iter, self.max_fun),
+                          ConvergenceWarning)
+        return self
+
+    def _loss_grad_lbfgs(self, packed_coef_inter, X, y, sample_weight, *workspaces):
+        """The L-BFGS objective (fastbp/_lbfgs.py) and its gradient at parameters packed
+        as scikit-learn packs them (every ``coefs_``, then every ``intercepts_``), with
+        the network's parameters set to them: the method scikit-learn's own solver calls,
+        by its name and signature, so that scikit-learn's test_gradient checks fastbp's
+        (``workspaces``, scikit-learn's buffers, are not needed)."""
+        net = self._fitted_network("_loss_grad_lbfgs")
+        order = _lbfgs.sklearn_order(net)
+        x = np.empty(net.n_params)
+        x[order] = packed_coef_inter
+        value, grad = _lbfgs.Objective(net, X, y, sample_weight, self.alpha,
+                                       self.backend)(x)
+        return value, grad[order]
+
     def _prepare_fit(self, X, y, sample_weight, incremental, binarizer):
         """Everything a fit needs before it changes the estimator (see ``_fit``)."""
-        settings = self._check_params()
+        settings = params.check(self)
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         fitted = hasattr(self, "network_")
@@ -360,7 +300,7 @@ class _BaseMLP(BaseEstimator):
         dtype = (settings["dtype"] or (np.float64, np.float32)) if first else self.network_.dtype
         X, Y, y_score, targets = self._validate_targets(
             X, y, reset=first, incremental=incremental, dtype=dtype, binarizer=binarizer)
-        sw = self._sample_weight(sample_weight, X)
+        sw = self._sample_weight(sample_weight, X, y_score, incremental)
         rng = check_random_state(self.random_state)
         if first:
             settings["dtype"] = X.dtype
@@ -368,21 +308,24 @@ class _BaseMLP(BaseEstimator):
         else:
             net = self.network_
             self._check_warm_network(net, Y.shape[1], settings)
-        if incremental and fitted:
+        lbfgs = self.solver == "lbfgs"  # no Trainer, no early-stopping split (scikit-learn)
+        if lbfgs:
+            trainer = trainer_options = None
+        elif incremental and fitted and getattr(self, "_trainer", None) is not None:
             trainer = self._trainer  # momentum (optimizer state) carries over
             trainer_options = self._trainer_kwargs
         else:
-            trainer_options = self._trainer_options(int(rng.randint(_SEED_HIGH)))
+            trainer_options = params.trainer_options(self, int(rng.randint(_SEED_HIGH)))
             trainer = Trainer(net, **trainer_options)
 
         X_val = y_val = sw_val = None
-        if self.early_stopping:
+        if self.early_stopping and not lbfgs:
             X, X_val, Y, y_score, y_val, sw, sw_val = self._split(X, Y, y_score, sw, rng)
         if sw is not None and not sw.any():
             raise ValueError("sample_weight is zero on every training sample left after "
                              "the early-stopping split")
         X, X_val = _dense(X), _dense(X_val)
-        targets["_batch"] = self._batch_size(X.shape[0])
+        targets["_batch"] = params.batch_size(self, X.shape[0])
         return (X, Y, sw, net, first, trainer, trainer_options, targets, X_val, y_val,
                 sw_val)
 
@@ -422,7 +365,7 @@ class _BaseMLP(BaseEstimator):
                 self.best_validation_score_ = score
                 best[0] = net.params.copy()
         else:
-            # None: network_ was fitted with early_stopping, which tracks no best loss
+            # None: network_ was fitted with early_stopping or lbfgs, which track no best loss
             best_loss = np.inf if self.best_loss_ is None else self.best_loss_
             improved = self.loss_ <= best_loss - self.tol
             self.best_loss_ = min(best_loss, self.loss_)
@@ -452,36 +395,9 @@ class _BaseMLP(BaseEstimator):
     # -- fitting and prediction ---------------------------------------------------------
 
     def fit(self, X, y, sample_weight=None):
-        """Train the network on (X, y) for up to ``max_iter`` epochs.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training inputs (CSR or CSC sparse matrices are densified, see Notes).
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Targets: class labels, or a 0/1 indicator matrix for multilabel
-            classification (``MLPClassifier``); real values (``MLPRegressor``).
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each sample (see Notes); None weighs all alike.
-
-        Returns
-        -------
-        self : object
-            The fitted estimator.
-
-        Raises
-        ------
-        ValueError, FloatingPointError
-            One exception of both classes when training diverges (not finite) without
-            ``early_stopping``; its message starts as scikit-learn's.
-
-        Warns
-        -----
-        ConvergenceWarning
-            When ``max_iter`` epochs ran without the stopping criterion being met, or a
-            fit with ``early_stopping`` diverged (it keeps the best epoch's weights).
-        """
         return self._fit(X, y, sample_weight, incremental=False)
+
+    fit.__doc__ = FIT_DOC
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "network_")
@@ -503,7 +419,7 @@ class _BaseMLP(BaseEstimator):
         X = validate_data(self, X, reset=False, accept_sparse=("csr", "csc"),
                           dtype=(np.float64, np.float32))
         dtype = np.result_type(X.dtype, net.dtype)
-        with _threads(self.threads):
+        with numba_threads(self.threads):
             if not sp.issparse(X):
                 return net.forward(X, backend=self.backend).astype(dtype, copy=False)
             X = X.tocsr().astype(net.dtype, copy=False)
@@ -513,236 +429,9 @@ class _BaseMLP(BaseEstimator):
                                                          backend=self.backend)
             return out
 
-    # -- fitted views -------------------------------------------------------------------
-
-    def _fitted_network(self, name):
-        if not hasattr(self, "network_"):
-            raise NotFittedError(f"{name} exists once {type(self).__name__} is fitted: it "
-                                 "is a view of network_")
-        return self.network_
-
-    def _assign(self, name, views, values):
-        values = list(values)
-        if len(values) != len(views):
-            raise ValueError(f"{name} needs {len(views)} arrays, one per layer; got "
-                             f"{len(values)}")
-        checked = [_checked_item(name, i, v, a) for i, (v, a) in enumerate(zip(views, values))]
-        for view, arr in zip(views, checked):  # all checked before any is written
-            view[...] = arr
-
-    @property
-    def coefs_(self):
-        """List of weight matrices, ``coefs_[i]`` of shape (n_in, n_out): transposed
-        views of ``network_.weights``. Writes into them, item assignment
-        (``coefs_[i] = W``) and assignment of a whole list copy into the network."""
-        return _ParameterList("coefs_", [W.T for W in self._fitted_network("coefs_").weights])
-
-    @coefs_.setter
-    def coefs_(self, values):
-        self._assign("coefs_", self.coefs_, values)
-
-    @property
-    def intercepts_(self):
-        """List of bias vectors, ``intercepts_[i]`` of shape (n_out,): views of
-        ``network_.biases``; assignable as ``coefs_``."""
-        return _ParameterList("intercepts_", self._fitted_network("intercepts_").biases)
-
-    @intercepts_.setter
-    def intercepts_(self, values):
-        self._assign("intercepts_", self.intercepts_, values)
-
-
-_PARAMETERS_DOC = """
-    Parameters
-    ----------
-    hidden_layer_sizes : int or sequence of int, default=(100,)
-        Units of each hidden layer; ``()`` gives a network without hidden layers.
-    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
-        Activation of the hidden layers (``"logistic"`` is fastbp's ``"sigmoid"``,
-        which is accepted too).
-    solver : {"adam", "sgd", "rprop"}, default="adam"
-        The optimizer of :class:`fastbp.Trainer`: Adam, gradient descent with classical
-        or Nesterov momentum, or RPROP (iRprop-; ``learning_rate_init`` is its initial
-        step size; best with ``schedule="fullbatch"``).
-    alpha : float, default=1e-4
-        L2 penalty ``(alpha / 2) * sum W**2`` added to the *mean* per-sample cost of each
-        update (fastbp's ``Trainer(l2=alpha)``); biases are not penalized. scikit-learn
-        divides its ``alpha`` by the batch size, so its ``alpha=a`` corresponds to
-        ``alpha=a / batch_size`` here.
-    batch_size : int or "auto", default="auto"
-        Samples per update of the ``"minibatch"`` schedule; ``"auto"`` is
-        ``min(200, n_samples)``. Larger values are clipped to ``n_samples``.
-    learning_rate_init : float, default=0.001
-        Step size (RPROP: initial step size). The default is scikit-learn's and suits
-        Adam; with standardized inputs and targets plain SGD often does better with 0.01
-        to 0.1 (larger steps can diverge on unscaled targets, see ``fit``).
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        Per-epoch schedule of the step size (:mod:`fastbp.schedules`): ``"invscaling"``
-        is ``learning_rate_init / (1 + epoch) ** power_t`` (scikit-learn counts samples
-        instead of epochs); ``"adaptive"`` divides it by 5 whenever two epochs in a row
-        do not improve the training loss by a relative ``tol``.
-    power_t : float, default=0.5
-        Exponent of ``"invscaling"``.
-    momentum : float, default=0.9
-        Momentum in [0, 1) of ``solver="sgd"``: ``v <- momentum * v + g``,
-        ``w <- w - learning_rate_init * v`` (for a constant step the same iterates as
-        scikit-learn's formulation).
-    nesterovs_momentum : bool, default=True
-        Use Nesterov's momentum (``solver="sgd"``; ignored when ``momentum == 0``).
-    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
-        Adam's moment decay rates and denominator term (``solver="adam"``).
-    max_iter : int, default=200
-        Maximum number of epochs (passes over the training data) per ``fit``.
-    shuffle : bool, default=True
-        Visit the samples in a new random order every epoch.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the weight initialization, the shuffling and the early-stopping split.
-        An int gives reproducible fits.
-    tol : float, default=1e-4
-        Improvement that counts: training stops when the training loss (or, with
-        ``early_stopping``, the validation score) has not improved by at least ``tol``
-        for more than ``n_iter_no_change`` consecutive epochs.
-    verbose : bool, default=False
-        Print the loss (and validation score) after every epoch.
-    warm_start : bool, default=False
-        Continue from the fitted network on the next ``fit`` instead of starting anew.
-        The optimizer state (momentum) restarts with every ``fit``; it carries over
-        between ``partial_fit`` calls.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training data, score it after every
-        epoch, stop when the score stalls (see ``tol``) and keep the weights of the best
-        epoch. Not available in ``partial_fit``.
-    validation_fraction : float, default=0.1
-        Share of the training data held out for early stopping, in (0, 1).
-    n_iter_no_change : int or np.inf, default=10
-        Epochs without an improvement of ``tol`` tolerated before stopping.
-    backend : {"loop", "vectorized", "cuda"}, default="loop"
-        fastbp kernel backend used for training and prediction.
-    dtype : {None, "float32", "float64"}, default=None
-        Precision of the network's parameters, arithmetic and predictions. None follows
-        the training data, as scikit-learn does: float32 X trains in float32, any other
-        X in float64. Inputs are converted to it; ``"float32"`` is about twice as fast.
-        Predictions come in float64 unless both the network and X are float32.
-    schedule : {"minibatch", "online", "fullbatch"}, default="minibatch"
-        Update schedule: one update per ``batch_size`` samples, per sample, or per epoch.
-    threads : int or None, default=None
-        CPU threads the ``loop`` kernels may use for this estimator's fits and
-        predictions (:class:`fastbp.Trainer`'s ``threads``); None: all of Numba's
-        threads. Results do not depend on it. Under ``n_jobs`` or a Dask cluster, where
-        several fits share the cores, ``threads=1`` avoids oversubscription.
-"""
-
-_ATTRIBUTES_DOC = """
-    loss_ : float
-        Training loss of the last epoch.
-    loss_curve_ : list of float
-        Training loss of every epoch, across warm-started fits and ``partial_fit`` calls:
-        the mean per-sample cost of the samples seen in the epoch, each computed in the
-        forward pass that produced its gradient, without the L2 term.
-    best_loss_ : float or None
-        Lowest value in ``loss_curve_``; None with ``early_stopping``.
-    validation_scores_ : list of float or None
-        Validation score after every epoch with ``early_stopping``, else None.
-    best_validation_score_ : float or None
-        Best of ``validation_scores_`` with ``early_stopping``, else None.
-    n_iter_ : int
-        Epochs run by the last ``fit`` (1 after ``partial_fit``).
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the features seen during fit, when X had string column names.
-    n_layers_ : int
-        Number of layers, input and output included.
-    n_outputs_ : int
-        Number of output units.
-    out_activation_ : str
-        Activation of the output layer.
-    network_ : fastbp.Network
-        The trained network.
-    coefs_ : list of ndarray
-        ``coefs_[i]`` has shape (n_in, n_out), scikit-learn's orientation: a transposed
-        view of ``network_.weights[i]``, which fastbp stores as (n_out, n_in). Writes
-        into the views, ``coefs_[i] = W`` and ``coefs_ = [...]`` change the network.
-    intercepts_ : list of ndarray
-        ``intercepts_[i]`` has shape (n_out,): a view of ``network_.biases[i]``,
-        assignable as ``coefs_``.
-"""
-
-_NOTES_DOC = """
-    Sparse X (CSR or CSC) is densified once per ``fit`` in the network's dtype, because
-    the loop kernels run an epoch's shuffled batches in one compiled call over a dense X;
-    ``partial_fit`` on chunks of rows bounds that memory. ``predict`` densifies 4096 rows
-    at a time.
-
-    With ``sample_weight`` every update follows the weighted mean gradient of its batch,
-    ``sum w g / sum w`` (a batch whose weights are all 0 makes no update), ``loss_curve_``
-    is the weighted mean cost and the early-stopping score is weighted. Integer weights
-    equal repeating rows only when each epoch is one full batch (``schedule="fullbatch"``,
-    or ``batch_size`` covering the data): with smaller batches repeated rows land in
-    different batches; with ``schedule="online"`` a weight only tells 0 from not 0.
-
-    Differences from scikit-learn's MLP estimators, each for a reason:
-
-    - no ``"lbfgs"`` solver (fastbp's kernels are stochastic-gradient trainers) and no
-      ``max_fun``; ``"rprop"`` is added;
-    - ``alpha`` is not divided by the batch size (nor by the sum of the weights): it is
-      ``fastbp.Trainer``'s ``l2``, and weights are scale-free (scaling all by c changes
-      nothing, where scikit-learn's penalty would change by 1/c);
-    - ``"invscaling"`` counts epochs and restarts with every ``fit`` (fastbp's schedules
-      are per epoch, as the kernels run whole epochs); ``"adaptive"`` is
-      ``ReduceOnPlateau`` and does not postpone stopping;
-    - weights start from Glorot-uniform (He-normal for relu) draws and biases at zero
-      (``fastbp.Network``'s initialization);
-    - a diverging fit without ``early_stopping`` stops at the first non-finite loss and
-      keeps the last finite weights (fastbp's Trainer checks every epoch), raising an
-      exception that is both scikit-learn's ValueError and fastbp's FloatingPointError;
-    - ``loss_curve_`` of a multi-output regressor sums the per-output costs (fastbp's
-      ``mse``), where scikit-learn averages them: ``tol`` acts on that scale;
-    - no ``t_`` attribute; ``network_`` gives the trained :class:`fastbp.Network`;
-    - for a ``y`` with one class, ``predict_proba`` has one column of ones (columns
-      follow ``classes_``), where scikit-learn returns two.
-"""
-
-# partial_fit's docstring, completed per estimator: y's description, extra parameters.
-_PARTIAL_FIT_DOC = """Train for one epoch over (X, y), continuing from the current network.
-
-        The optimizer state (momentum, Adam's moments) carries over from one call to
-        the next.
-
-        Parameters
-        ----------
-        X : {{array-like, sparse matrix}} of shape (n_samples, n_features)
-            Training inputs.
-        y : {y}
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each sample; None weighs all alike.{extra}
-
-        Returns
-        -------
-        self : {name}
-            The updated estimator.
-        """
-
-# The X parameter of predict, predict_proba and predict_log_proba.
-_PREDICT_X_DOC = """
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Inputs.
-"""
-
-
-def _class_doc(name, intro, examples, attributes=""):
-    """The numpydoc docstring of estimator ``name``: its own introduction, extra
-    attributes and examples around the sections both estimators share."""
-    other = {"MLPClassifier": "MLPRegressor", "MLPRegressor": "MLPClassifier"}[name]
-    role = {"MLPClassifier": "classification", "MLPRegressor": "regression"}[other]
-    return (intro + _PARAMETERS_DOC + "\n    Attributes\n    ----------" + attributes
-            + _ATTRIBUTES_DOC + f"""
-    See Also
-    --------
-    {other} : the {role} counterpart.
-    sklearn.neural_network.{name} : the estimator this one mirrors.
-
-    Notes
-    -----""" + _NOTES_DOC + "\n    Examples\n    --------\n" + examples)
+    @fill(TO_ONNX_DOC)
+    def to_onnx(self, path, dtype="float32", options=None, target_opset=None):
+        check_is_fitted(self)
+        from fastbp import onnx_export  # onnx and skl2onnx load on first use only
+        return onnx_export.estimator_to_onnx(self, path, dtype=dtype, options=options,
+                                             target_opset=target_opset)

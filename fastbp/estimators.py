@@ -3,17 +3,24 @@
 They wrap :class:`~fastbp.Network` and :class:`~fastbp.Trainer` behind the interface of
 ``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor`` (fit, predict, score,
 partial_fit, get_params/set_params), so fastbp drops into pipelines and grid searches.
-The machinery both share, and the documentation of their parameters, live in
-``fastbp._estimator_base``.
+The machinery both share lives in ``fastbp._estimator_base`` (and the modules it
+names), the documentation of their parameters in ``fastbp._estimator_docs``.
 
 scikit-learn is optional for fastbp as a whole and required by this module only.
 """
+import inspect
+import sys
+
 import numpy as np
 
-from fastbp._estimator_base import _PARTIAL_FIT_DOC, _PREDICT_X_DOC, _BaseMLP, _class_doc
+from fastbp._estimator_base import BaseMLP, stochastic_only
+from fastbp._estimator_docs import (CLASS_WEIGHT_DOC, PARTIAL_FIT_DOC, PREDICT_X_DOC,
+                                    class_doc, fill)
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import column_or_1d, validate_data
 
@@ -30,16 +37,28 @@ def _validated(est, X, y, reset, dtype, **kwargs):
     return X, y
 
 
-def _doc(template, **fields):
-    """A method's docstring from a shared template (one text for both estimators)."""
-    def set_doc(method):
-        method.__doc__ = template.format(**fields)
-        return method
-    return set_doc
+def _with_class_weight(cls):
+    """Class decorator: ``cls.__init__`` takes BaseMLP's parameters and, last and
+    keyword-only, ``class_weight=None``; its signature says so (get_params, clone and
+    help read it), so the shared signature is written once, in BaseMLP."""
+    shared = BaseMLP.__init__
+
+    def __init__(self, *args, class_weight=None, **kwargs):
+        shared(self, *args, **kwargs)
+        self.class_weight = class_weight
+
+    signature = inspect.signature(shared)
+    own = inspect.Parameter("class_weight", inspect.Parameter.KEYWORD_ONLY, default=None)
+    __init__.__signature__ = signature.replace(
+        parameters=[*signature.parameters.values(), own])
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = __init__
+    return cls
 
 
-class MLPClassifier(ClassifierMixin, _BaseMLP):
-    __doc__ = _class_doc("MLPClassifier", """Multilayer perceptron classifier trained by fastbp's backpropagation kernels.
+@_with_class_weight
+class MLPClassifier(ClassifierMixin, BaseMLP):
+    __doc__ = class_doc("MLPClassifier", """Multilayer perceptron classifier trained by fastbp's backpropagation kernels.
 
     A scikit-learn estimator over :class:`fastbp.Network` and :class:`fastbp.Trainer`.
     Class labels of any kind (integers, strings, ...) are mapped to ``classes_``.
@@ -53,7 +72,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
       cross-entropy; each label is predicted where its probability exceeds 0.5;
     - one class: as scikit-learn, the network is trained on a single all-zero sigmoid
       target; ``predict`` returns that class.
-    """, attributes="""
+
+    ``class_weight`` reweighs the classes as ``sample_weight`` reweighs the samples.
+    """, parameters=CLASS_WEIGHT_DOC, attributes="""
     classes_ : ndarray of shape (n_classes,)
         Class labels, in the order of the columns of ``predict_proba``.""", examples="""\
     >>> from fastbp.datasets import load_digits
@@ -64,7 +85,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     True
     """)
 
-    @_doc(_PARTIAL_FIT_DOC, name="MLPClassifier", extra="""
+    @available_if(stochastic_only)
+    @fill(PARTIAL_FIT_DOC, name="MLPClassifier", extra="""
         classes : array-like of shape (n_classes,), default=None
             All the classes the calls will ever see. Required on the first call (unless
             the estimator was fitted before), ignored if equal to ``classes_`` later.""",
@@ -89,7 +111,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         P = self._forward(X)
         return self._label_binarizer.inverse_transform(P.ravel() if P.shape[1] == 1 else P)
 
-    predict.__doc__ = "Predict class labels.\n" + _PREDICT_X_DOC + """
+    predict.__doc__ = "Predict class labels.\n" + PREDICT_X_DOC + """
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_labels)
@@ -104,7 +126,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return np.hstack([1 - P, P])
         return P
 
-    predict_proba.__doc__ = "Probability estimates.\n" + _PREDICT_X_DOC + """
+    predict_proba.__doc__ = "Probability estimates.\n" + PREDICT_X_DOC + """
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
@@ -119,7 +141,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         with np.errstate(divide="ignore"):
             return np.log(proba, out=proba)
 
-    predict_log_proba.__doc__ = "Logarithm of :meth:`predict_proba`.\n" + _PREDICT_X_DOC + """
+    predict_log_proba.__doc__ = "Logarithm of :meth:`predict_proba`.\n" + PREDICT_X_DOC + """
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
@@ -147,6 +169,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Y = binarizer.transform(y).astype(X.dtype)
         return X, Y, y, {"_label_binarizer": binarizer, "classes_": binarizer.classes_}
 
+    def _class_sample_weight(self, y, incremental):
+        if self.class_weight is None:
+            return None
+        if incremental and isinstance(self.class_weight, str):
+            raise ValueError(f"class_weight={self.class_weight!r} is not supported by "
+                             "partial_fit: it needs the class counts of all the data, "
+                             "which one call does not see; pass a dict of weights, or the "
+                             "weights as sample_weight")
+        return compute_sample_weight(self.class_weight, y)
+
     def _output(self, targets):
         multiclass = targets["_label_binarizer"].y_type_ == "multiclass"
         return ("softmax" if multiclass else "sigmoid"), "cross_entropy"
@@ -164,8 +196,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return tags
 
 
-class MLPRegressor(RegressorMixin, _BaseMLP):
-    __doc__ = _class_doc("MLPRegressor", """Multilayer perceptron regressor trained by fastbp's backpropagation kernels.
+class MLPRegressor(RegressorMixin, BaseMLP):
+    __doc__ = class_doc("MLPRegressor", """Multilayer perceptron regressor trained by fastbp's backpropagation kernels.
 
     A scikit-learn estimator over :class:`fastbp.Network` and :class:`fastbp.Trainer`:
     an ``identity`` output layer with one unit per target and the ``mse`` loss,
@@ -183,7 +215,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     (3,)
     """)
 
-    @_doc(_PARTIAL_FIT_DOC, name="MLPRegressor", extra="",
+    @available_if(stochastic_only)
+    @fill(PARTIAL_FIT_DOC, name="MLPRegressor", extra="",
           y="""array-like of shape (n_samples,) or (n_samples, n_outputs)
             Real-valued targets.""")
     def partial_fit(self, X, y, sample_weight=None):
@@ -193,7 +226,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Y = self._forward(X)
         return Y.ravel() if Y.shape[1] == 1 else Y
 
-    predict.__doc__ = "Predict the targets.\n" + _PREDICT_X_DOC + """
+    predict.__doc__ = "Predict the targets.\n" + PREDICT_X_DOC + """
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
@@ -225,3 +258,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+# skl2onnx converts pipelines holding these estimators once fastbp's converters are
+# registered: here when skl2onnx is already loaded (importing it costs seconds, so it is
+# never imported for this), else by any estimator's to_onnx or by
+# fastbp.onnx_export.register_skl2onnx().
+if "skl2onnx" in sys.modules:
+    from fastbp import onnx_export
+    onnx_export.register_skl2onnx()

@@ -478,6 +478,36 @@ class Network:
         net._input_scaling = None
         return net
 
+    # -- other formats: FANN's .net files, ONNX ---------------------------------------
+
+    @classmethod
+    def from_fann(cls, path, dtype="float32", loss="mse"):
+        """The network in a file libfann's ``fann_save`` wrote, as ``fann_run`` runs it:
+        FANN_SIGMOID, FANN_SIGMOID_SYMMETRIC and FANN_LINEAR layers become sigmoid, tanh
+        and identity, each neuron's steepness folded into its weights, FANN's bias
+        neurons the biases, FANN's input scaling ``input_scaling``. ``loss``: the
+        network's (FANN's files do not say). Anything else (shortcut or sparse networks,
+        other activations, a malformed file) raises ValueError naming the file and line.
+        See :mod:`fastbp.fann_format`."""
+        from fastbp import fann_format
+        return fann_format.read(path, lambda sizes, activations: cls.zeros(
+            sizes, activations, loss=loss, dtype=dtype))
+
+    def to_fann(self, path):
+        """Write the network as a file that libfann's ``fann_create_from_file`` loads and
+        ``fann_run`` runs with this network's outputs (``input_scaling`` as FANN's, for
+        ``fann_scale_input``); relu and softmax layers, which FANN 2.2 cannot run, raise
+        ValueError. See :mod:`fastbp.fann_format`."""
+        from fastbp import fann_format
+        fann_format.write(path, self)
+
+    def to_onnx(self, path=None, dtype=None, opset=None):
+        """The network as an ONNX model (written to ``path`` where given) whose output
+        ``Y`` is ``forward(X)``; needs ``pip install "fastbp[onnx]"``. See
+        :func:`fastbp.onnx_export.network_to_onnx`."""
+        from fastbp import onnx_export
+        return onnx_export.network_to_onnx(self, path, dtype=dtype, opset=opset)
+
 
 def _n_params(sizes):
     """P for layer sizes, refused above _MAX_PARAMS (Python integers: no overflow)."""

@@ -51,6 +51,8 @@ CHECKED = [
      None),
     (MLPRegressor(hidden_layer_sizes=(16,), max_iter=50, tol=1e-3, learning_rate_init=1e-2),
      None),
+    (MLPClassifier(hidden_layer_sizes=(8,), activation="tanh", solver="lbfgs", max_iter=50,
+                   tol=1e-3), None),
 ]
 _WHY_NOT = {id(est): why for est, why in CHECKED}
 
@@ -63,6 +65,10 @@ def _expected_failed_checks(est):
 @parametrize_with_checks([est for est, _ in CHECKED],
                          expected_failed_checks=_expected_failed_checks)
 def test_sklearn_estimator_checks(estimator, check):
+    if (getattr(check, "func", check).__name__ == "check_class_weight_classifiers"
+            and estimator.schedule == "online"):
+        pytest.skip("online updates follow each sample's gradient whatever its weight (a "
+                    "weight only tells 0 from not 0), so class weights cannot act")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.filterwarnings("ignore", "batch_size=.*clipped", UserWarning)
@@ -275,7 +281,7 @@ def test_params_clone_round_trip():
                         random_state=3)
     params = clf.get_params()
     assert params["hidden_layer_sizes"] == (7, 5) and params["schedule"] == "online"
-    assert set(params) == set(MLPRegressor().get_params())
+    assert set(params) == set(MLPRegressor().get_params()) | {"class_weight"}
     twin = clone(clf)
     assert twin is not clf and twin.get_params() == params
     assert clf.set_params(alpha=0.5, batch_size=3) is clf
@@ -448,10 +454,14 @@ def test_stopping_rules_and_convergence_warning():
     assert reg.score(X_val, y_val) == pytest.approx(reg.best_validation_score_, rel=1e-12)
 
 
-def test_warm_start_continues_training():
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
+def test_warm_start_continues_training(solver):
+    """lbfgs too goes on from the fitted weights; it ignores early_stopping (as
+    scikit-learn), and another solver goes on from its fit with a Trainer of its own."""
     X, Y = _smooth(200)
-    reg = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.02,
-                       max_iter=10, warm_start=True, random_state=0)
+    reg = MLPRegressor(hidden_layer_sizes=(8,), solver=solver, learning_rate_init=0.02,
+                       max_iter=10, warm_start=True, early_stopping=solver == "lbfgs",
+                       random_state=0)
     with pytest.warns(ConvergenceWarning):
         reg.fit(X, Y[:, 0])
     network, first = reg.network_, reg.network_.params.copy()
@@ -459,13 +469,18 @@ def test_warm_start_continues_training():
         reg.fit(X, Y[:, 0])
     assert reg.network_ is network and not np.array_equal(first, network.params)
     assert len(reg.loss_curve_) == 20 and reg.n_iter_ == 10
+    if solver == "lbfgs":
+        assert reg.validation_scores_ is None and reg.loss_curve_[19] < reg.loss_curve_[9]
+        reg.set_params(solver="sgd", early_stopping=False).partial_fit(X, Y[:, 0])
+        assert reg._trainer is not None and reg.n_iter_ == 1
     reg.set_params(hidden_layer_sizes=(9,))
     with pytest.raises(ValueError, match="warm_start=False"):
         reg.fit(X, Y[:, 0])
 
 
 @pytest.mark.parametrize("params,match", [
-    (dict(solver="lbfgs"), r"solver must be one of \['adam', 'rprop', 'sgd'\]"),
+    (dict(solver="newton"), r"solver must be one of \['adam', 'lbfgs', 'rprop', 'sgd'\]"),
+    (dict(solver="lbfgs", max_fun=0), "max_fun must be a positive integer"),
     (dict(learning_rate="optimal"), "learning_rate must be one of"),
     (dict(beta_1=1.0), "beta_1 must be a finite number"),
     (dict(activation="softplus"), "activation must be one of"),
@@ -570,17 +585,19 @@ def test_sparse_memory_is_one_dense_copy_in_fit_and_chunks_in_predict(monkeypatc
 
 # -- sample weights -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("Estimator,schedule", [(MLPClassifier, "minibatch"),
-                                                (MLPRegressor, "fullbatch")])
-def test_integer_weights_equal_repeated_rows_in_full_batch(Estimator, schedule):
-    """With one batch per epoch and float64, weight k equals the row repeated k times
-    (0: left out): the weighted mean gradient is the repeated rows' mean."""
+@pytest.mark.parametrize("Estimator,extra", [(MLPClassifier, dict(schedule="minibatch")),
+                                             (MLPRegressor, dict(schedule="fullbatch")),
+                                             (MLPClassifier, dict(solver="lbfgs"))])
+def test_integer_weights_equal_repeated_rows_in_full_batch(Estimator, extra):
+    """With one batch per epoch (or lbfgs, on all rows at once) and float64, weight k
+    equals the row repeated k times (0: left out): the weighted mean gradient is the
+    repeated rows' mean."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 3))
     y = (X[:, 0] > 0).astype(int) if Estimator is MLPClassifier else X[:, 0] * X[:, 1]
     sw = rng.integers(0, 4, 40)
-    kwargs = dict(hidden_layer_sizes=(5,), schedule=schedule, max_iter=15,
-                  n_iter_no_change=np.inf, learning_rate_init=0.01, random_state=0)
+    kwargs = dict(hidden_layer_sizes=(5,), max_iter=15, n_iter_no_change=np.inf,
+                  learning_rate_init=0.01, random_state=0, **extra)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         weighted = Estimator(**kwargs).fit(X, y, sample_weight=sw)
@@ -777,3 +794,129 @@ def test_failed_first_fit_leaves_no_fitted_attributes():
     assert not [k for k in vars(clf) if k.endswith("_") and not k.startswith("__")]
     with pytest.raises(NotFittedError):
         clf.predict(np.zeros((1, 2)))
+
+
+# -- solver="lbfgs" -------------------------------------------------------------------------
+
+def _small_digits(n=240):
+    X, y = load_digits()
+    return X[:n].astype(np.float64), y[:n]
+
+
+def test_lbfgs_objective_is_the_mean_cost_plus_the_l2_term():
+    """What L-BFGS-B minimizes, through scikit-learn's own entry point (packed as
+    scikit-learn packs coefs_ and intercepts_): the weighted mean cost over all rows plus
+    (alpha / 2) * sum W**2, and its gradient the kernels' plus alpha * W."""
+    from sklearn.preprocessing import LabelBinarizer
+    X, y = _small_digits(60)
+    Y = LabelBinarizer().fit(y).transform(y).astype(float)
+    sw = np.random.default_rng(0).uniform(0, 2, 60)
+    clf = MLPClassifier(hidden_layer_sizes=(7,), solver="lbfgs", alpha=0.3, max_iter=2,
+                        random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    net = clf.network_
+    theta = np.hstack([c.ravel() for c in clf.coefs_] + [b for b in clf.intercepts_])
+    value, grad = clf._loss_grad_lbfgs(theta * 0.5, X, Y, sw, [], [], [], [])
+    np.testing.assert_array_equal(net.params, 0.5 * net.params * 2)  # set to theta / 2
+    penalty = 0.15 * sum(float((W ** 2).sum()) for W in net.weights)
+    assert value == pytest.approx(net.loss(X, Y, sample_weight=sw) + penalty, rel=1e-12)
+    dW, db = net.gradients(X, Y, sample_weight=sw)
+    want = np.hstack([(g + 0.3 * W).T.ravel() for g, W in zip(dW, net.weights)] + db)
+    np.testing.assert_allclose(grad, want, rtol=1e-12, atol=1e-15)
+
+
+def test_lbfgs_fits_with_scikit_learns_attributes():
+    X, y = _small_digits()
+    clf = MLPClassifier(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=300,
+                        random_state=0).fit(X, y)
+    assert clf.score(X, y) == 1.0 and 0 < clf.n_iter_ < 300
+    assert len(clf.loss_curve_) == clf.n_iter_ and clf.loss_curve_[-1] == clf.loss_
+    assert clf.loss_ == pytest.approx(clf.network_.loss(X, y), rel=1e-12)  # no L2 term
+    assert clf.best_loss_ is None and clf.validation_scores_ is None
+    assert clf.best_validation_score_ is None and clf._trainer is None
+    assert not hasattr(clf, "partial_fit")
+    with pytest.raises(AttributeError, match="has no attribute 'partial_fit'") as info:
+        clf.partial_fit(X, y)
+    assert "solver='lbfgs' fits on all the data" in str(info.value.__cause__)
+    # Pickled and cloned like any fit; the same seed gives the same weights.
+    twin = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(twin.predict_proba(X), clf.predict_proba(X))
+    again = clone(clf).fit(X, y)
+    np.testing.assert_array_equal(again.network_.params, clf.network_.params)
+
+
+def test_lbfgs_stops_on_max_iter_and_max_fun_with_a_warning(capsys):
+    X, Y = _smooth(200)
+    with pytest.warns(ConvergenceWarning, match=r"lbfgs failed to converge after 3 "
+                                                r"iteration\(s\).*\(max_iter=3\)"):
+        reg = MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=3,
+                           verbose=True, random_state=0).fit(X, Y[:, 0])
+    assert reg.n_iter_ == 3 == len(reg.loss_curve_)
+    assert capsys.readouterr().out.count("Iteration") == 3
+    with pytest.warns(ConvergenceWarning, match=r"max_fun=6"):
+        reg = MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_fun=6,
+                           random_state=0).fit(X, Y[:, 0])
+    assert reg.n_iter_ <= 6
+
+
+# -- class_weight ---------------------------------------------------------------------------
+
+def _unbalanced():
+    X, y = load_digits()
+    keep = np.flatnonzero(y < 3)
+    keep = keep[(y[keep] != 2) | (np.arange(keep.size) % 4 == 0)]  # class 2: a quarter
+    return X[keep[:150]], y[keep[:150]]
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+@pytest.mark.parametrize("class_weight", ["balanced", {0: 1.0, 1: 3.0, 2: 0.5}])
+def test_class_weight_is_exactly_the_matching_sample_weight(solver, class_weight):
+    from sklearn.utils.class_weight import compute_sample_weight
+    X, y = _unbalanced()
+    sw = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    kwargs = dict(hidden_layer_sizes=(8,), solver=solver, max_iter=8, random_state=0)
+    by_class = compute_sample_weight(class_weight, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for given, same in ((None, by_class), (sw, by_class * sw)):
+            a = MLPClassifier(class_weight=class_weight, **kwargs).fit(X, y, sample_weight=given)
+            b = MLPClassifier(**kwargs).fit(X, y, sample_weight=same)
+            np.testing.assert_array_equal(a.network_.params, b.network_.params)
+            assert a.loss_curve_ == b.loss_curve_
+        plain = MLPClassifier(**kwargs).fit(X, y)
+    assert not np.array_equal(plain.network_.params, a.network_.params)
+
+
+def test_class_weight_in_partial_fit_and_multilabel():
+    from sklearn.utils.class_weight import compute_sample_weight
+    X, y = _unbalanced()
+    weights = {0: 2.0, 1: 1.0, 2: 4.0}
+    a = MLPClassifier(hidden_layer_sizes=(6,), class_weight=weights, random_state=0)
+    b = MLPClassifier(hidden_layer_sizes=(6,), random_state=0)
+    for _ in range(2):
+        a.partial_fit(X, y, classes=[0, 1, 2])
+        b.partial_fit(X, y, classes=[0, 1, 2],
+                      sample_weight=compute_sample_weight(weights, y))
+    np.testing.assert_array_equal(a.network_.params, b.network_.params)
+    with pytest.raises(ValueError, match="class_weight='balanced' is not supported by "
+                                         "partial_fit"):
+        a.set_params(class_weight="balanced").partial_fit(X, y)
+    Y = np.c_[y == 0, y == 2].astype(int)  # multilabel: a weight per label and class
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = MLPClassifier(hidden_layer_sizes=(6,), class_weight="balanced", max_iter=5,
+                          random_state=0).fit(X, Y)
+        b = MLPClassifier(hidden_layer_sizes=(6,), max_iter=5, random_state=0).fit(
+            X, Y, sample_weight=compute_sample_weight("balanced", Y))
+    np.testing.assert_array_equal(a.network_.params, b.network_.params)
+
+
+def test_class_weight_is_the_classifiers_parameter_only():
+    clf = MLPClassifier(class_weight="balanced", solver="lbfgs")
+    assert clf.get_params()["class_weight"] == "balanced"
+    assert clone(clf).class_weight == "balanced" and "class_weight" in repr(clf)
+    assert "class_weight" not in MLPRegressor().get_params()
+    with pytest.raises(TypeError):
+        MLPRegressor(class_weight="balanced")
+    assert "class_weight : dict" in MLPClassifier.__doc__

@@ -6,8 +6,8 @@ against), rewrites its one import of ``MLPClassifier, MLPRegressor`` to fastbp's
 runs it with pytest in a subprocess. Every scikit-learn test function is one test here
 (``test_sklearn_mlp[<name>]``), judged from the subprocess's JUnit report:
 
-- tests in ``EXPECTED`` as "skip" (need solver="lbfgs", or test scikit-learn's private
-  state, or a deliberate difference) are skipped in the subprocess, with their reason;
+- tests in ``EXPECTED`` as "skip" (need ``loss="poisson"``, or test scikit-learn's
+  private state) are skipped in the subprocess, with their reason;
 - tests in ``EXPECTED`` as "xfail" (known gaps in fastbp) are strict xfails: once fastbp
   fixes the gap the XPASS fails, so the entry must go;
 - every other test, including tests a newer scikit-learn adds, must pass.
@@ -28,35 +28,18 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-LBFGS = "needs solver='lbfgs', which fastbp does not implement"
 PRIVATE = "white-box test of scikit-learn's private state"
+POISSON = ("needs MLPRegressor(loss='poisson') (scikit-learn 1.7): fastbp's kernels have no "
+           "exponential output and Poisson deviance")
 
 # node-name pattern -> (kind, reason[, scikit-learn versions it applies to, a
 # specifier such as ">=1.7"]). A pattern matches the test's whole name with its
 # parameters, e.g. "test_mlp_warm_start_no_convergence[lbfgs-MLPClassifier]"; its only
 # wildcard is "*" (brackets are literal).
 EXPECTED = {
-    # (a) lbfgs
-    "test_gradient": ("skip", LBFGS + "; also calls the private _loss_grad_lbfgs "
-                              "(fastbp's gradients are checked in tests/test_gradients.py)"),
-    "test_lbfgs_classification[*": ("skip", LBFGS),
-    "test_lbfgs_regression[*": ("skip", LBFGS),
-    "test_lbfgs_classification_maxfun[*": ("skip", LBFGS + " (and its max_fun parameter)"),
-    "test_lbfgs_regression_maxfun[*": ("skip", LBFGS + " (and its max_fun parameter)"),
-    "test_multilabel_classification": ("skip", LBFGS + " for its first fit (the sgd "
-                                               "partial_fit and early-stopping parts pass)"),
-    "test_multioutput_regression": ("skip", LBFGS + " (adam misses its 0.9 score in "
-                                            "scikit-learn too)"),
-    "test_predict_proba_multilabel": ("skip", LBFGS + " (adam misses it in scikit-learn too)"),
-    "test_partial_fit_errors": ("skip", "asserts partial_fit is unavailable for "
-                                        "solver='lbfgs'"),
-    "test_sparse_matrices[*": ("skip", LBFGS + " (with adam it passes: "
-                                       "test_estimators.py::test_sparse_input_equals_dense)"),
-    "test_warm_start": ("skip", LBFGS + " (with adam it passes: "
-                                "test_estimators.py::test_warm_start_classes_message)"),
-    "test_mlp_warm_start_no_convergence[lbfgs-*": ("skip", LBFGS),
-    "test_mlp_vs_poisson_glm_equivalent[*": ("skip", LBFGS + " and loss='poisson'"),
-    # (c) deliberate differences / scikit-learn internals
+    # (a) a loss fastbp does not have
+    "test_mlp_vs_poisson_glm_equivalent[*": ("skip", POISSON, ">=1.7"),
+    # (b) deliberate differences / scikit-learn internals
     "test_fit": ("skip", PRIVATE + ": injects coefs_ and optimizer state before fit "
                          "(fastbp's update matches the worked example)"),
     "test_learning_rate_warmstart": ("skip", PRIVATE + " (_optimizer); fastbp's "
