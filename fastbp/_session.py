@@ -225,6 +225,3 @@ def numba_threads(count):
         yield
     finally:
         numba.set_num_threads(before)
-
-
-_threads = numba_threads  # the old name, until fastbp/_estimator_base.py moves to the new one
