@@ -1,6 +1,7 @@
-"""Compile every CUDA kernel of fastbp for sm_90 offline, in float32, and report its PTX and
-ptxas figures as JSON on stdout (run by tests/test_cuda_codegen.py in a process without
-NUMBA_ENABLE_CUDASIM; needs NVVM, not a GPU).
+"""Compile every CUDA kernel of fastbp for sm_90 offline, in float32 and float64, and report
+its PTX and ptxas figures as JSON on stdout (run by tests/test_cuda_codegen.py in a process
+without NUMBA_ENABLE_CUDASIM; needs NVVM, not a GPU): local memory, 64-bit divisions and
+generic float accesses in the PTX; registers, spills, stack and static shared memory.
 
 Exit status 3 with a reason on stdout where NVVM is not installed or cannot compile.
 """
@@ -21,20 +22,24 @@ def _kernels(real="float32"):
     from numba.cuda import types as nt
     from fastbp.kernels import cuda_fused as cf
     from fastbp.kernels import cuda_layers as cl
+    from fastbp.kernels import cuda_sweep as cs
     f32, f64, i64, b1 = getattr(nt, real), nt.float64, nt.int64, nt.boolean
     V, M, I, F = f32[::1], f32[:, ::1], i64[::1], f64[::1]
-    Vs = f32[:]  # a row of the (2, P) state array
-    L8 = L2 = i64[:, ::1]
+    Vs = V  # a row of the C-contiguous (2, P) state array: typed C-contiguous at launch
+    L8 = L2 = I2 = i64[:, ::1]
     hot = {
         "_forward_layer": (cl._forward_layer, (V, V, i64, i64, i64, i64, i64, i64, i64)),
         "_delta_layer": (cl._delta_layer, (V, V, V, i64, i64, i64, i64, i64, i64, i64)),
         "_grad_layer": (cl._grad_layer, (V, V, V, i64, i64, i64, i64, i64, i64, i64, i64, b1)),
         "_sum_parts": (cl._sum_parts, (V, V, L2, I, b1)),
         "_update_params": (cl._update_params, (V, f32[:, ::1], V, V, L2, I, V, i64, i64, f32,
-                                               f32, b1) + (f32,) * 10 + (b1, F)),
+                                               f32, b1) + (f32,) * 12 + (b1, F)),
         "_gather_rows": (cl._gather_rows, (V, M, V, M, M, V, I, i64, i64, i64, i64)),
         "fused_epoch": (cf.fused_epoch, (V, Vs, Vs, V, M, M, V, I, V, i64, L8, i64, b1, i64,
                                          i64, i64, i64, i64, i64, i64, F, i64, b1, F)),
+        "sweep_epoch_kernel": (cs.sweep_epoch_kernel, (M, f32[:, :, ::1], M, M, M, V, I2,
+                                                       b1[::1], f64[:, ::1], I2, f64[:, ::1],
+                                                       I2, I)),
     }
     cold = {
         "_cost_delta_rows": (cl._cost_delta_rows, (F, V, V, M, V, i64, i64, i64, i64, b1, i64)),
@@ -64,6 +69,12 @@ def _uncovered(listed):
     return missing
 
 
+def _generic_accesses(ptx):
+    """Loads and stores of floats through generic addresses (ld.f32, st.f64, ...): what an
+    access compiles to where NVVM cannot tell shared from global memory."""
+    return len(re.findall(r"\b(?:ld|st)\.f(?:32|64)\b", ptx))
+
+
 def _ptxas():
     import nvidia.cuda_nvcc as nvcc  # the nvidia-cuda-nvcc-cu12 wheel
     found = glob.glob(os.path.join(list(nvcc.__path__)[0], "bin", "ptxas*"))
@@ -79,11 +90,13 @@ def _ptxas_figures(ptxas, ptx):
                               os.path.join(tmp, "k.cubin")], capture_output=True, text=True)
     text = out.stdout + out.stderr
     regs = [int(r) for r in re.findall(r"Used (\d+) registers", text)]
+    smem = [int(b) for b in re.findall(r"(\d+) bytes smem", text)]
     spills = [int(a) + int(b) for a, b in
               re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", text)]
     stack = [int(s) for s in re.findall(r"(\d+) bytes stack frame", text)]
     return dict(registers=max(regs, default=None), spill_bytes=max(spills, default=None),
-                stack_bytes=max(stack, default=None), ptxas_rc=out.returncode)
+                stack_bytes=max(stack, default=None), static_shared=max(smem, default=0),
+                ptxas_rc=out.returncode)
 
 
 def main():
@@ -114,14 +127,22 @@ def main():
             entry = dict(hot=group == "hot", local=".local" in ptx,
                          div_s64=len(re.findall(r"\b(?:div|rem)\.s64\b", ptx)),
                          div_u64=len(re.findall(r"\b(?:div|rem)\.u64\b", ptx)),
+                         generic=_generic_accesses(ptx), shared_ld=ptx.count("ld.shared.f32"),
                          lines=ptx.count("\n"))
             if ptxas:
                 entry.update(_ptxas_figures(ptxas, ptx))
             report["kernels"][name] = entry
-    # The tests on a GPU run float64 too: every kernel must compile in it (figures not kept).
+    # The tests on a GPU run float64 too: every kernel must compile in it; its registers
+    # are kept (cuda_config's *_REGISTERS bound both dtypes), and its spills checked.
     hot64, cold64 = _kernels("float64")
     for name, (kernel, sig) in {**hot64, **cold64}.items():
-        cuda.compile_ptx(kernel.py_func, sig, cc=CC)
+        ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=CC)
+        entry = report["kernels"][name]
+        entry["local64"] = ".local" in ptx
+        if ptxas:
+            figures = _ptxas_figures(ptxas, ptx)
+            entry.update(registers64=figures["registers"], spill_bytes64=figures["spill_bytes"],
+                         stack_bytes64=figures["stack_bytes"])
     print(json.dumps(report))
 
 

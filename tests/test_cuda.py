@@ -205,7 +205,7 @@ def test_train_epoch_stops_at_a_non_finite_batch_like_loop(path, dtype):
     for kernels in (ck, loop):
         params, state = net.params.copy(), np.zeros((2, net.n_params), dtype)
         steps = np.zeros(1, np.int64)
-        hyper = fastbp.Trainer(net, learning_rate=0.5, momentum=0.9, l2=0.01)._hyper(0.5)
+        hyper = fastbp.Trainer(net, learning_rate=0.5, momentum=0.9, l2=0.01).hyperparameters(0.5)
         units = int(net.sizes.sum())
         rows = kernels.workspace_rows(3)
         stats = np.zeros(4)
@@ -309,11 +309,85 @@ def test_gradients_split_over_samples_match_vectorized(monkeypatch, dtype):
 
 
 def test_prefers_cpu_rule():
-    """The documented cases of the provisional rule."""
+    """The documented cases of the rule with the constants of issue 20's estimates: one
+    network trains faster on the CPU unless a batch is large enough for the per-layer path
+    (784-128-10 online included, where the fused epoch's one block is 5-10x slower)."""
     assert ck_config.prefers_cpu([64, 32, 10], 1)
-    assert not ck_config.prefers_cpu([784, 128, 10], 1)
-    assert not ck_config.prefers_cpu([64, 32, 10], 16)
+    assert ck_config.prefers_cpu([784, 128, 10], 1)
+    assert ck_config.prefers_cpu([64, 32, 10], 16)
+    assert not ck_config.prefers_cpu([64, 32, 10], 1024)
+    assert not ck_config.prefers_cpu([784, 128, 10], 64)
     assert not ck_config.prefers_cpu([784, 512, 512, 10], 1024)
+    cpu, gpu = ck_config.step_seconds([784, 128, 10], 1)
+    assert 20e-6 < cpu < 40e-6 and 60e-6 < gpu < 100e-6  # 31 us against 78 us
+
+
+def test_fused_max_work_is_where_the_two_gpu_paths_meet():
+    """FUSED_MAX_WORK (batch_size * P) is derived from the cost model: for a 2-layer
+    network the fused epoch's time and the per-layer path's cross between 2^17 and 2^19."""
+    def fused(work):
+        return 6 * PHASE + 6.0 * work / ck_config.FUSED_FLOPS
+
+    def per_layer(work):
+        return 9 * ck_config.LAUNCH_SECONDS + 6.0 * work / ck_config.GPU_FLOPS
+    PHASE = ck_config.PHASE_SECONDS
+    assert fused(1 << 17) < per_layer(1 << 17) and fused(1 << 19) > per_layer(1 << 19)
+    assert (1 << 17) < ck_config.FUSED_MAX_WORK < (1 << 19)
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("FUSED_THREADS", 512, r"FUSED_THREADS = 512: .* registers .* use at most 384"),
+    ("FUSED_THREADS", 48, r"FUSED_THREADS = 48: a multiple of 32"),
+    ("SWEEP_THREADS", 1024, r"SWEEP_THREADS = 1024: .* registers"),
+    ("SWEEP_THREADS", 2048, r"SWEEP_THREADS = 2048: a block holds at most 1024"),
+    ("TILE", 33, r"TILE = 33: blocks of TILE x TILE = 1089 threads"),
+    ("TILE", 26, r"TILE = 26: 676 threads x \d+ registers"),
+    ("FUSED_SHARED_BYTES", 64 * 1024, r"FUSED_SHARED_BYTES = 65536"),
+    ("SWEEP_TILE_ROWS", 3, r"SWEEP_TILE_ROWS = 3: a power of two"),
+])
+def test_tunables_that_would_not_launch_are_refused_by_name(monkeypatch, name, value, message):
+    """cuda_config.check_tunables (run at import, and when a plan is made) names the
+    tunable and why: a block's registers, threads, shared memory."""
+    ck_config.check_tunables()  # the defaults pass
+    monkeypatch.setattr(ck_config, name, value)
+    with pytest.raises(ValueError, match=message):
+        ck_config.check_tunables()
+    if name == "FUSED_THREADS" and ck.cuda is not None:
+        net = fastbp.Network([3, 4, 2])
+        with pytest.raises(ValueError, match="FUSED_THREADS"):
+            ck.fused_plan(2, net.sizes, net.act_codes, np.float32, 0)
+
+
+def test_backend_auto_picks_by_the_cost_model(monkeypatch):
+    """backend="auto": "cuda" only with a GPU (never the simulator) where prefers_cpu
+    predicts a win, else "loop"; one line says why. Other names pass through."""
+    assert backends.pick("vectorized", [3, 4, 2], 1) == ("vectorized",
+                                                        "backend='vectorized' as asked")
+    with pytest.raises(ValueError, match="backend"):
+        backends.pick("gpu", [3, 4, 2], 1)
+    if ck_config.SIMULATOR:
+        name, reason = backends.pick("auto", [784, 512, 512, 10], 1024)
+        assert name == "loop" and "simulator" in reason
+    if ck_config.cuda is None:
+        return
+
+    class GPU:
+        @staticmethod
+        def is_available():
+            return True
+    monkeypatch.setattr(ck_config, "SIMULATOR", False)
+    monkeypatch.setattr(ck_config, "cuda", GPU)
+    name, reason = backends.pick("auto", [784, 128, 10], 1)
+    assert name == "loop" and "784-128-10 in batches of 1" in reason and "CPU" in reason
+    name, reason = backends.pick("auto", [784, 512, 512, 10], 1024)
+    assert name == "cuda" and "GPU" in reason and "prefers_cpu" in reason
+
+    class NoGPU:
+        @staticmethod
+        def is_available():
+            return False
+    monkeypatch.setattr(ck_config, "cuda", NoGPU)
+    assert backends.pick("auto", [784, 512, 512, 10], 1024)[0] == "loop"
 
 
 @needs_cuda

@@ -16,6 +16,9 @@ Two ways through an epoch (``train_epoch``):
 - one fused launch per epoch (``cuda_fused.py``), for online and small batches with any
   optimizer when ``fused_plan`` allows: a single thread block runs every batch.
 
+Many models at once (``sweep_epoch``, fastbp.Sweep): one launch per epoch for K models of
+one structure, a thread block per model (``cuda_sweep.py``).
+
 Device arrays kept between calls (shapes' sizes and plans, scratch) live in
 ``cuda_config.device_cache()``, which starts afresh after ``cuda.close()``, on another
 device and in a forked child. A fit that ``cuda_config.prefers_cpu`` says would run faster
@@ -30,10 +33,12 @@ import weakref
 
 import numpy as np
 
-from fastbp.kernels import codes
+from fastbp.kernels import _checks, codes
 from fastbp.kernels import cuda_config as config
-from fastbp.kernels import cuda_fused, cuda_layers
+from fastbp.kernels import cuda_fused, cuda_layers, cuda_sweep
 from fastbp.kernels.cuda_config import cuda, launch
+# A sweep's sample orders, drawn on the host exactly as the loop backend draws them.
+from fastbp.kernels.loop import next_order  # noqa: F401
 
 
 def require():
@@ -379,7 +384,212 @@ def fused_plan(batch_size, sizes, acts, dtype, n_state):
     GPU) or a piece of one sample does not fit in shared memory."""
     if config.FUSED is False or cuda is None:
         return None
+    config.check_tunables()  # tests and benchmarks change them after import
     net = _net(sizes, acts)
     if config.FUSED is None and batch_size * net.P > config.FUSED_MAX_WORK:
         return None
     return cuda_fused.plan_for(net, batch_size, dtype, n_state)
+
+
+# -- many models at once (fastbp.Sweep) ---------------------------------------------------------
+
+def sweep_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orders, active,
+                batch_size, sizes, acts, loss, opt, hyper, use_bias, stats):
+    """One epoch of K models of one structure in one launch, as loop.sweep_epoch (same
+    arguments and layouts; model k is train_epoch on row k, its own order and
+    hyperparameters): a thread block per model (cuda_sweep.sweep_epoch_kernel), so model
+    k's result does not depend on K, on the other models or on the device, and equals its
+    K = 1 launch bit for bit. Models with active[k] false are left untouched.
+
+    params, state, steps, stats, hyper, active, orders, X, Y, SW: host arrays (copied to
+    the GPU, the outputs params, state, steps and stats copied back into them) or device
+    arrays (nothing copied: keep X, Y and orders on the device across epochs to spare the
+    transfers). grad, A, Dl, cost, Yb and Sb are the CPU backends' workspaces: not used
+    (the kernel keeps its own in shared memory and in a cached scratch array), so any rows
+    do, none included (sweep_workspace_rows); their contents are not part of the result,
+    in either backend. The sample orders come from ``next_order`` (loop's, re-exported).
+    """
+    K = int(params.shape[0])
+    _check_sweep(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orders, active,
+                 hyper, stats, batch_size, sizes, acts)
+    if K == 0:
+        return
+    net = _net(sizes, acts)
+    dtype = np.dtype(params.dtype)
+    n_state = cuda_sweep.state_rows(opt, _host(hyper))
+    dev = _on_device(params, state, steps, stats, X, Y, SW, orders, active)
+    dp, ds, dsteps, dstats, dX, dY, dSW, dorders, dactive = dev
+    dhyper = to_device(np.ascontiguousarray(hyper, np.float64)
+                       if isinstance(hyper, np.ndarray) else hyper)
+    kernel = cuda_sweep.sweep_epoch_kernel
+    for budget in (None, config.BLOCK_SHARED_BYTES):  # the second: where opting in fails
+        plan = _sweep_plan(net, batch_size, dtype, n_state, loss, opt, use_bias, budget)
+        if plan is None:  # one sample's activations exceed a block's shared memory
+            _sweep_by_model(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orders,
+                            active, batch_size, sizes, acts, loss, opt, hyper, use_bias, stats)
+            return
+        width = max(plan.scratch, 1)
+        scratch = _scratch("sweep", K * width, dtype)[:K * width].reshape(K, width)
+        args = (dp, ds, scratch, dX, dY, dSW, dorders, dactive, dhyper, dsteps, dstats,
+                plan.lay, plan.cfg)
+        if _allow_shared(kernel, args, plan.nbytes):
+            break
+    threads = sweep_threads(kernel, args, plan, K)
+    config.launch(kernel, K, threads, plan.nbytes)(*args)
+    config.device_cache()["last_sweep"] = dict(models=K, mode=plan.mode, rows=plan.rows,
+                                                threads=threads, shared_bytes=plan.nbytes)
+    for device, host in ((dp, params), (ds, state), (dsteps, steps), (dstats, stats)):
+        _back(device, host)
+
+
+def last_sweep_launch():
+    """How the last sweep_epoch launch of this context ran (models, where the parameters
+    lived, samples per piece, threads, shared bytes per block), for benchmarks and
+    diagnostics; None before the first."""
+    return config.device_cache().get("last_sweep")
+
+
+def sweep_workspace_rows(batch_size):
+    """Rows sweep_epoch needs in the workspaces A, Dl, cost, Yb and Sb: none, the sweep
+    kernel keeps its own (arrays of K rows of 0 do); workspace_rows is train_epoch's."""
+    return 0
+
+
+def _check_sweep(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orders, active,
+                 hyper, stats, batch_size, sizes, acts):
+    """loop.sweep_epoch's checks (_checks.sweep), with workspaces of any rows
+    (sweep_workspace_rows); the sample indices of orders only where orders is a host array
+    (a device array's values stay on the device)."""
+    K = int(params.shape[0])
+    on_host = isinstance(orders, np.ndarray)
+    _checks.sweep(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW,
+                  orders if on_host else np.zeros((K, 0), np.int64), active, hyper, stats,
+                  batch_size, sizes, acts, sweep_workspace_rows(batch_size))
+    if not on_host and (orders.ndim != 2 or orders.shape[0] != K
+                        or orders.shape[1] > X.shape[0]):
+        raise ValueError(f"kernel orders have shape {orders.shape}; expected ({K}, n <= "
+                         f"{X.shape[0]})")
+    if np.dtype(params.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"kernel buffer params has dtype {params.dtype}; float32 or float64")
+
+
+def sweep_budget():
+    """Shared memory per block the sweep kernel may plan with, in bytes: SWEEP_SHARED_BYTES,
+    else the device's opt-in maximum (the simulator: a block's default 48 KiB)."""
+    if config.SWEEP_SHARED_BYTES is not None:
+        return int(config.SWEEP_SHARED_BYTES)
+    if config.SIMULATOR:
+        return config.BLOCK_SHARED_BYTES
+    cache = config.device_cache()
+    if "sweep_budget" not in cache:
+        device = cuda.get_current_device()
+        optin = getattr(device, "MAX_SHARED_MEMORY_PER_BLOCK_OPTIN", 0) or 0
+        cache["sweep_budget"] = max(int(optin), config.BLOCK_SHARED_BYTES)
+    return cache["sweep_budget"]
+
+
+def _sweep_plan(net, batch_size, dtype, n_state, loss, opt, use_bias, budget=None):
+    """cuda_sweep.plan_for with this device's budget (or the one given)."""
+    config.check_tunables()
+    return cuda_sweep.plan_for(net, int(batch_size), dtype, n_state, int(loss), int(opt),
+                               bool(use_bias), sweep_budget() if budget is None else budget)
+
+
+def _compiled(kernel, args):
+    """The driver function of ``kernel`` compiled for ``args`` (compiling it if need be),
+    or None where this numba-cuda does not say."""
+    try:
+        compiled = kernel.compile(tuple(kernel.typeof_pyval(a) for a in args))
+        return compiled._codelibrary.get_cufunc()
+    except Exception:  # an unexpected numba-cuda
+        return None
+
+
+def _allow_shared(kernel, args, nbytes):
+    """Let ``kernel`` (compiled here for ``args``) take nbytes of dynamic shared memory:
+    above the default 48 KiB through the driver's MAX_DYNAMIC_SHARED_SIZE_BYTES attribute,
+    once per compiled kernel and size. False where the driver (or this numba-cuda) does
+    not allow it."""
+    if nbytes <= config.BLOCK_SHARED_BYTES or config.SIMULATOR:
+        return True
+    cufunc = _compiled(kernel, args)
+    if cufunc is None:
+        return False
+    cache = config.device_cache().setdefault("shared_opt_in", {})
+    key = (id(cufunc), nbytes)
+    if key not in cache:
+        cache[key] = _set_max_dynamic_shared(cufunc, nbytes)
+    return cache[key]
+
+
+def sweep_threads(kernel, args, plan, K):
+    """Threads per block of a sweep launch of K models: the plan's, or half of it (down to
+    one warp) where that lets one wave of blocks hold all K models and the plan's does
+    not -- a second, partial wave would leave most SMs idle while it runs. The driver's
+    occupancy calculator says how many blocks an SM holds (registers, shared memory).
+    Threads change no bit of a model's result (cuda_sweep: each sum's owner depends on the
+    lane layout, which stays min(32, threads) wide)."""
+    if config.SIMULATOR or plan.threads <= 32:
+        return plan.threads
+    cache = config.device_cache().setdefault("sweep_threads", {})
+    key = (id(plan), K)  # plans live as long as their network's cache
+    if key not in cache:
+        cache[key] = plan.threads
+        cufunc = _compiled(kernel, args)
+        try:
+            ctx = cuda.current_context()
+            sms = ctx.device.MULTIPROCESSOR_COUNT
+            threads = plan.threads
+            while threads >= 32:
+                active = ctx.get_active_blocks_per_multiprocessor(cufunc, threads, plan.nbytes)
+                if active * sms >= K:
+                    cache[key] = threads
+                    break
+                threads //= 2
+        except Exception:  # no occupancy calculator here: the plan's threads
+            pass
+    return cache[key]
+
+
+def _set_max_dynamic_shared(cufunc, nbytes):
+    """cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES) on a compiled kernel, through
+    whichever driver binding this numba-cuda has (CUkernel handles in numba-cuda >= 0.2x,
+    CUfunction handles before); True when one took it."""
+    from numba.cuda.cudadrv import driver as drv
+    binding = getattr(drv, "binding", None)
+    attr = None
+    if binding is not None and hasattr(binding, "CUfunction_attribute"):
+        attr = binding.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+    else:
+        from numba.cuda.cudadrv import enums
+        attr = enums.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+    handle = getattr(cufunc, "handle", None)
+    tries = []
+    if hasattr(drv.driver, "cuKernelSetAttribute"):
+        tries.append(lambda: drv.driver.cuKernelSetAttribute(attr, nbytes, handle,
+                                                             cufunc.device.id))
+    if hasattr(drv.driver, "cuFuncSetAttribute"):
+        tries.append(lambda: drv.driver.cuFuncSetAttribute(handle, attr, nbytes))
+    for attempt in tries:
+        try:
+            attempt()
+            return True
+        except Exception:
+            continue
+    return False
+
+
+def _sweep_by_model(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orders,
+                    active, batch_size, sizes, acts, loss, opt, hyper, use_bias, stats):
+    """sweep_epoch one model at a time through train_epoch, for networks too wide for the
+    sweep kernel's shared memory (host arrays)."""
+    host = [_host(a) for a in (params, state, steps, stats, orders, active)]
+    hp, hs, hsteps, hstats, horders, hactive = host
+    hyper, grad = _host(hyper), _host(grad)
+    for k in np.flatnonzero(hactive):
+        train_epoch(hp[k], hs[k], hsteps[k], grad[k], A[k], Dl[k], cost[k], Yb[k], Sb[k], X, Y,
+                    SW, horders[k], batch_size, sizes, acts, loss, opt, hyper[k], use_bias,
+                    hstats[k])
+    for array, h in zip((params, state, steps, stats), host[:4]):
+        if not isinstance(array, np.ndarray):
+            array.copy_to_device(h)

@@ -206,7 +206,8 @@ def _fused_forward(pb, ab, lay, m, n, red_at, lane, warp, width, n_warps, one):
 @device
 def _fused_delta(pb, ab, lay, m, n, t, T, one):
     """delta[m]_sj = act'(a_sj) * sum_i W[m+1]_ij * delta[m+1]_si, one thread per (s, j),
-    j on the lanes (W[m+1]_ij read along its rows)."""
+    j on the lanes (W[m+1]_ij read along its rows). The sum over i steps two offsets (W
+    down a column, delta along a row): a counted loop without range()'s bookkeeping."""
     n_here, n_next = _u(lay[m, _D]), _u(lay[m + 1, _D])
     w, ld, code = _u(lay[m + 1, _SW]), _u(lay[m + 1, _LD]), lay[m, _ACT]
     d, a, lda = _u(lay[m, _SD]), _u(lay[m, _SA]), _u(lay[m, _LDA])
@@ -216,8 +217,13 @@ def _fused_delta(pb, ab, lay, m, n, t, T, one):
     e_ = t  # (s, j) = divmod(e, n_here), stepped
     while e_ < n * n_here:  # a counted loop without range()'s division
         acc = one - one
-        for i in range(n_next):
-            acc += pb[w + i * ld + j] * ab[d_next + s * ld_next + i]
+        pw = w + j                      # W[m+1]_ij, i = 0, 1, ...: down column j
+        pd = d_next + s * ld_next       # delta[m+1]_si along row s
+        end = pd + n_next
+        while pd < end:
+            acc += pb[pw] * ab[pd]
+            pw += ld
+            pd += _1
         ab[d + s * lda + j] = acc * scalar.derivative(code, ab[a + s * lda + j], one)
         s, j = s + q, j + r
         if j >= n_here:
@@ -227,14 +233,23 @@ def _fused_delta(pb, ab, lay, m, n, t, T, one):
 
 @device
 def _fused_grad(ab, lay, m, n, i, j, one):
-    """sum_s delta[m]_si * a[m-1]_sj over the n samples of a piece (j = D[m-1]: the bias)."""
+    """sum_s delta[m]_si * a[m-1]_sj over the n samples of a piece (j = D[m-1]: the bias),
+    s in order; two offsets stepped by a row each (no range() bookkeeping)."""
     n_in = _u(lay[m - 1, _D])
-    d, lda = _u(lay[m, _SD]), _u(lay[m, _LDA])
-    a, ld_in = _u(lay[m - 1, _SA]), _u(lay[m - 1, _LDA])
+    lda, ld_in = _u(lay[m, _LDA]), _u(lay[m - 1, _LDA])
+    pd = _u(lay[m, _SD]) + i
+    end = pd + n * lda
     acc = one - one
-    for s in range(n):
-        x = ab[a + s * ld_in + j] if j < n_in else one
-        acc += ab[d + s * lda + i] * x
+    if j < n_in:
+        pa = _u(lay[m - 1, _SA]) + j
+        while pd < end:
+            acc += ab[pd] * ab[pa]
+            pd += lda
+            pa += ld_in
+    else:  # the bias: a column of ones
+        while pd < end:
+            acc += ab[pd]
+            pd += lda
     return acc
 
 
@@ -263,9 +278,7 @@ def _fused_grad_update(pb, gb, s0b, s1b, ab, lay, n, first, last, scale, grad_at
                     g = scalar.penalized_gradient(g, pb[p], scale, c[3]) if j < n_in else scale * g
                     v0 = s0b[s0_at + p] if has_s0 else zero
                     v1 = s1b[s1_at + p] if has_s1 else zero
-                    pb[p], v0, v1 = scalar.optimizer_step(
-                        opt, pb[p], g, v0, v1, c[0], c[1], c[2] != 0, c[4], c[5], c[6], c[7],
-                        c[8], c[9], c[10], c[11], c[12], one)
+                    pb[p], v0, v1 = scalar.optimizer_step(opt, pb[p], g, v0, v1, _step(c), one)
                     if has_s0:
                         s0b[s0_at + p] = v0
                     if has_s1:
@@ -276,12 +289,21 @@ def _fused_grad_update(pb, gb, s0b, s1b, ab, lay, n, first, last, scale, grad_at
 
 @device
 def _constants(c, hyper, t, one):
-    """c[0..12] = scalar.step_constants(hyper, t) in the working dtype (nesterov as 0/1)."""
+    """c[0..14] = the fields of scalar.step_constants(hyper, t) in the working dtype
+    (nesterov as 0/1), for the block's threads to share."""
     k = scalar.step_constants(hyper, t)
     dt = one - one
-    c[0], c[1], c[2], c[3] = k[0] + dt, k[1] + dt, one if k[2] else dt, k[3] + dt
-    c[4], c[5], c[6], c[7], c[8] = k[4] + dt, k[5] + dt, k[6] + dt, k[7] + dt, k[8] + dt
-    c[9], c[10], c[11], c[12] = k[9] + dt, k[10] + dt, k[11] + dt, k[12] + dt
+    c[0], c[1], c[2], c[3] = k.lr + dt, k.momentum + dt, one if k.nesterov else dt, k.l2 + dt
+    c[4], c[5], c[6] = k.step_size + dt, k.beta1 + dt, k.beta2 + dt
+    c[7], c[8], c[9], c[10] = k.decay1 + dt, k.decay2 + dt, k.sqrt_bc2 + dt, k.eps + dt
+    c[11], c[12], c[13], c[14] = k.eta_minus + dt, k.eta_plus + dt, k.step_min + dt, k.step_max + dt
+
+
+@device
+def _step(c):
+    """The scalar.Step that _constants wrote into c."""
+    return scalar.Step(c[0], c[1], c[2] != 0, c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10],
+                       c[11], c[12], c[13], c[14])
 
 
 @jit(cache=True)
@@ -300,7 +322,7 @@ def fused_epoch(params, state0, state1, grad, X, Y, SW, order, scales, batch_siz
     sh64 = cuda.shared.array(0, _FLOAT64)  # the same memory: costs and stop flag at costs_at
     costs = sh64[costs_at:costs_at + rows]
     stop = sh64[costs_at + rows:costs_at + rows + 1]
-    c = cuda.local.array(13, params.dtype)
+    c = cuda.local.array(15, params.dtype)
     one = params.dtype.type(1)
     t, T = _u(cuda.threadIdx.x), _u(cuda.blockDim.x)
     width = _u(min(WARP, cuda.blockDim.x))
@@ -317,9 +339,10 @@ def fused_epoch(params, state0, state1, grad, X, Y, SW, order, scales, batch_siz
             _fused_copy(sh, state0, lay, s0_at, lane, warp, width, n_warps, True)
         if s1_at >= 0:
             _fused_copy(sh, state1, lay, s1_at, lane, warp, width, n_warps, True)
-        pb, gb, s0b, s1b = sh, sh, sh, sh
-    else:
-        pb, gb, s0b, s1b = params, grad, state0, state1
+    # Each phase that reads W is called with sh itself or with the global arrays, never
+    # with a variable that may be either: NVVM then proves sh's accesses shared and emits
+    # ld.shared / st.shared for them (a pointer that may be either compiles to generic
+    # loads, which resolve their address space on every access).
     if t == _0:
         stop[0] = 0.0
     batch_cost, batch_weight = 0.0, 0.0  # thread 0's
@@ -351,7 +374,11 @@ def fused_epoch(params, state0, state1, grad, X, Y, SW, order, scales, batch_siz
                 e_ += T
             cuda.syncthreads()
             for m in range(1, L + 1):
-                _fused_forward(pb, sh, lay, m, n, r_at, lane, warp, width, n_warps, one)
+                if in_shared:
+                    _fused_forward(sh, sh, lay, m, n, r_at, lane, warp, width, n_warps, one)
+                else:
+                    _fused_forward(params, sh, lay, m, n, r_at, lane, warp, width, n_warps,
+                                   one)
                 cuda.syncthreads()
             a, d, ld = lay[L, _SA], lay[L, _SD], lay[L, _LDA]
             sr = np.int64(t)  # int64: scalar's row offsets
@@ -382,13 +409,21 @@ def fused_epoch(params, state0, state1, grad, X, Y, SW, order, scales, batch_siz
                         stop[0] = 1.0
                     batch_cost, batch_weight = 0.0, 0.0
             for m in range(L - 1, 0, -1):
-                _fused_delta(pb, sh, lay, m, n, t, T, one)
+                if in_shared:
+                    _fused_delta(sh, sh, lay, m, n, t, T, one)
+                else:
+                    _fused_delta(params, sh, lay, m, n, t, T, one)
                 cuda.syncthreads()
             cuda.syncthreads()
             if stop[0] != 0:
                 break
-            if scale != 0:
-                _fused_grad_update(pb, gb, s0b, s1b, sh, lay, n, lo == start, lo + n_i == end,
+            first, last = lo == start, lo + n_i == end
+            if scale != 0 and in_shared:
+                _fused_grad_update(sh, sh, sh, sh, sh, lay, n, first, last, scale, g_at, o0,
+                                   o1, s0_at >= 0, s1_at >= 0, opt, c, use_bias, lane, warp,
+                                   width, n_warps, one)
+            elif scale != 0:
+                _fused_grad_update(params, grad, state0, state1, sh, lay, n, first, last,
                                    scale, g_at, o0, o1, s0_at >= 0, s1_at >= 0, opt, c,
                                    use_bias, lane, warp, width, n_warps, one)
             lo += rows

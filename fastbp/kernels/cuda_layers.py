@@ -221,8 +221,8 @@ def _sum_parts(grad, parts, split, sizes, keep):
 
 @jit(cache=True)
 def _update_params(params, state, grad, parts, split, sizes, scales, b, opt, lr, momentum,
-                   nesterov, l2, step_size, beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus,
-                   step_min, step_max, use_bias, stats):
+                   nesterov, l2, step_size, beta1, beta2, decay1, decay2, sqrt_bc2, eps,
+                   eta_minus, eta_plus, step_min, step_max, use_bias, stats):
     """One optimizer step per parameter (scalar.optimizer_step, one thread each) from
     g = scale * grad (+ l2 * w for weights), scale = scales[b]: the arithmetic of
     loop._update_layer over every layer in one launch; for a layer whose gradient is still
@@ -240,10 +240,10 @@ def _update_params(params, state, grad, parts, split, sizes, scales, b, opt, lr,
         g = scale * g
     else:
         return
+    c = scalar.Step(lr, momentum, nesterov, l2, step_size, beta1, beta2, decay1, decay2,
+                    sqrt_bc2, eps, eta_minus, eta_plus, step_min, step_max)
     params[k], state[0, k], state[1, k] = scalar.optimizer_step(
-        opt, params[k], g, state[0, k], state[1, k], lr, momentum, nesterov, step_size,
-        beta1, beta2, sqrt_bc2, eps, eta_minus, eta_plus, step_min, step_max,
-        params.dtype.type(1))
+        opt, params[k], g, state[0, k], state[1, k], c, params.dtype.type(1))
 
 
 @jit(cache=True)
@@ -400,10 +400,9 @@ def launch_grads(grad, Dl, A, n, net, keep, parts, reduce=True):
 
 
 def update_args(dtype, hyper, t):
-    """The scalar arguments of _update_params after ``scale`` for the t-th update, in the
-    working dtype: scalar.step_constants (nesterov stays a bool)."""
-    dt = np.dtype(dtype).type
-    return tuple(c if k == 2 else dt(c) for k, c in enumerate(scalar.step_constants(hyper, t)))
+    """The scalar arguments of _update_params after ``opt`` for the t-th update, in the
+    working dtype: the fields of scalar.step_constants, in order."""
+    return tuple(scalar.in_dtype(scalar.step_constants(hyper, t), np.dtype(dtype).type))
 
 
 def launch_gather_rows(A, Yb, Sb, X, Y, SW, order, lo, n, net):
