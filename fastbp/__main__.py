@@ -1,3 +1,4 @@
+"""``python -m fastbp``: the same command line as ``fastbp`` (fastbp.cli)."""
 import sys
 
 from fastbp.cli import main

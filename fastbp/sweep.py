@@ -19,6 +19,7 @@ and the chunks' results are put back in grid order: the same numbers as a local 
 import itertools
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import numpy as np
 
 from fastbp import _parallel, _validate
 from fastbp.network import Network
+from fastbp.schedules import SCHEDULES as LR_SCHEDULES
 from fastbp.kernels import codes
 from fastbp._session import interrupts_at_safe_points, numba_threads
 from fastbp.history import EpochLog, History
@@ -615,3 +617,85 @@ def _run_on_cluster(sweep, client, args, chunk_size, out, check):
     finally:
         if pending:
             client.cancel(list(pending))
+
+
+# -- a grid written as text (fastbp train --sweep) ----------------------------------------
+
+# The grid text's shorthands for the list-valued layer_sizes and activations, which the
+# caller expands: "hidden" (hidden layer sizes, 64 or 64x32) and "activation" (the hidden
+# layers' activation).
+GRID_TEXT_KEYS = tuple(sorted(set(KEYS) - {"layer_sizes", "activations"}
+                              | {"activation", "hidden"}))
+# Where one lr_schedule value ends and the next begins: before a schedule's name.
+_NEXT_LR_SCHEDULE = re.compile(rf",(?=(?:{'|'.join(LR_SCHEDULES)})\b)")
+
+
+def parse_grid(text, name="grid"):
+    """A grid of settings from text: ``"learning_rate=0.01,0.1 seed=0,1,2"`` ->
+    ``{"learning_rate": [0.01, 0.1], "seed": [0, 1, 2]}`` (what ``fastbp train --sweep``
+    takes).
+
+    The text is space-separated ``KEY=V1,V2,...``. Keys are keywords of Network or
+    Trainer (``KEYS``; a dash may stand for an underscore), with two shorthands in place of
+    the list-valued ``layer_sizes`` and ``activations``, for the caller to expand:
+    ``hidden`` (hidden layer sizes such as ``64`` or ``64x32``, kept as written) and
+    ``activation`` (the hidden layers' activation). Values are read as the int, float,
+    ``true``/``false``, ``none`` or text they spell; lr_schedule values, which hold commas
+    themselves, are split before each schedule's name. Whether a value suits its key is
+    for :class:`Sweep` to check.
+
+    Parameters
+    ----------
+    text : str
+    name : str
+        What the text is called in messages (``fastbp train`` says ``--sweep``).
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` and the token: empty text, a token that is not ``KEY=V1,...``,
+        an unknown or repeated key, an empty value, a hidden value that is not layer
+        sizes.
+    """
+    tokens = text.split()
+    if not tokens:
+        raise ValueError(f"{name} is empty; give KEY=V1,V2 pairs, e.g. "
+                         "'learning_rate=0.01,0.1 seed=0,1'")
+    grid = {}
+    for token in tokens:
+        key, sep, values = token.partition("=")
+        key = key.replace("-", "_")
+        if not sep or not key or not values:
+            raise ValueError(f"{name}: {token!r} is not KEY=V1,V2,...")
+        if key not in GRID_TEXT_KEYS:
+            raise ValueError(f"{name}: {key!r} is not a keyword of Network or Trainer; "
+                             f"the grid keys are {', '.join(GRID_TEXT_KEYS)}")
+        if key in grid:
+            raise ValueError(f"{name}: {key!r} is given twice")
+        parts = (_NEXT_LR_SCHEDULE.split(values) if key == "lr_schedule"
+                 else values.split(","))
+        if not all(parts):
+            raise ValueError(f"{name}: {token!r} has an empty value")
+        grid[key] = [_grid_value(p) for p in parts]
+        if key == "hidden":
+            for value in grid[key]:
+                sizes = str(value).split("x")
+                if not all(s.isdigit() and int(s) > 0 for s in sizes):
+                    raise ValueError(f"{name}: hidden values are layer sizes such as 64 "
+                                     f"or 64x32; got {value!r}")
+    return grid
+
+
+def _grid_value(text):
+    """A value of a grid's text as the int, float, bool, None or text it spells."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text

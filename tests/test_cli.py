@@ -1,5 +1,6 @@
 """fastbp train: data files, checks before training (one line, exit code 2), threads,
-progress, early stopping, and sweeps. In-process main() calls on tiny data."""
+progress, early stopping, sweeps, scaling and task inference on raw data, --help and
+--version. In-process main() calls on tiny data."""
 import math
 import pathlib
 import re
@@ -8,9 +9,11 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import cli
+from fastbp import cli, datasets
 from fastbp.cli import main
 from fastbp.datasets import save_fann
+from fastbp.preprocessing import InputScaling
+from fastbp.sweep import parse_grid
 
 DATA = pathlib.Path(__file__).parent / "data"
 FAST = ["--epochs", "2", "--hidden", "4", "--quiet"]
@@ -201,12 +204,12 @@ def test_early_stopping_is_announced_with_its_epochs(npz, capsys):
 
 # -- sweeps (issue 10) ------------------------------------------------------------------------
 
-def test_parse_sweep():
-    assert cli.parse_sweep("learning_rate=0.01,0.1 seed=0,1,2 nesterov=true,false") == {
+def test_parse_grid():
+    assert parse_grid("learning_rate=0.01,0.1 seed=0,1,2 nesterov=true,false") == {
         "learning_rate": [0.01, 0.1], "seed": [0, 1, 2], "nesterov": [True, False]}
-    assert cli.parse_sweep("lr-schedule=step:every=2,gamma=0.5,constant") == {
+    assert parse_grid("lr-schedule=step:every=2,gamma=0.5,constant") == {
         "lr_schedule": ["step:every=2,gamma=0.5", "constant"]}
-    assert cli.parse_sweep("activation=tanh,relu") == {"activation": ["tanh", "relu"]}
+    assert parse_grid("activation=tanh,relu") == {"activation": ["tanh", "relu"]}
 
 
 @pytest.mark.parametrize("spec,message", [
@@ -237,15 +240,17 @@ def test_sweep_prints_a_table_and_saves_the_best(npz, tmp_path, capsys):
     assert sum(r.lstrip().startswith("*") for r in rows) == 1
     best = int(next(l for l in lines if l.startswith("best (*)")).split("model ")[1][0])
     assert rows[best].lstrip().startswith("*")
-    # the saved network is the best model, as a single run with its settings ends
+    # the saved network is the best model, as a single run with its settings ends: the
+    # inputs standardized with the training part's statistics (the default since issue 22)
     lr, seed = [(0.03, 0), (0.03, 1), (0.3, 0), (0.3, 1)][best]
-    from fastbp.cli import _split
-    train_rows, test_rows = _split(60, 0.2, 0)
+    train_rows, test_rows = datasets.split_rows(60, 0.2, 0)
     net = fastbp.Network([4, 4, 3], activations=["tanh", "softmax"], loss="cross_entropy",
-                         seed=seed)
+                         seed=seed).fit_input_scaling(X[train_rows])
     fastbp.Trainer(net, batch_size=16, learning_rate=lr, momentum=0.9, seed=seed).fit(
         X[train_rows], y[train_rows], epochs=3)
-    np.testing.assert_array_equal(fastbp.Network.load(path).params, net.params)
+    saved = fastbp.Network.load(path)
+    np.testing.assert_array_equal(saved.params, net.params)
+    assert saved.input_scaling == net.input_scaling
     assert math.isfinite(float(rows[best].split()[-1]))
 
 
@@ -277,8 +282,10 @@ def _error_after_training(capsys):
 def test_sweep_marks_diverged_models_and_goes_on(npz, capsys):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 3)) * 10
+    # --no-scale: raw targets of this size overflow within 5 epochs at lr 10; standardized
+    # ones (the default since issue 22) grow more slowly
     assert main(["--data", npz(X=X, y=X @ [3.0, -2.0, 1.0]), "--hidden", "8", "--epochs", "5",
-                 "--sweep", "learning_rate=0.0001,10", "--momentum", "0.9"]) == 0
+                 "--sweep", "learning_rate=0.0001,10", "--momentum", "0.9", "--no-scale"]) == 0
     out = capsys.readouterr().out
     rows = [l for l in out.splitlines() if l.replace("*", " ").split()[:1] in (["0"], ["1"])]
     assert "diverged" in rows[1] and "diverged" not in rows[0]
@@ -294,3 +301,178 @@ def test_sweep_over_hidden_layer_sizes(npz, capsys):
     assert "same number of layers" in _error(capsys)
     assert main(["--sweep", "hidden=3,0", *FAST]) == 2
     assert "layer sizes such as 64 or 64x32" in _error(capsys)
+
+
+# -- runs that train and save (moved from test_trainer.py) ------------------------------------
+
+def test_cli_trains_on_digits(tmp_path, capsys):
+    path = tmp_path / "digits.npz"
+    code = main(["train", "--epochs", "3", "--hidden", "16", "--save", str(path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "epoch    3" in out and "held-out accuracy" in out and "samples/s" in out
+    accuracy = float(out.split("held-out accuracy:")[1].split()[0])
+    assert accuracy > 0.8
+    assert fastbp.Network.load(path).layer_sizes == [64, 16, 10]
+
+
+def test_cli_optimizer_and_schedule(tmp_path, capsys):
+    path = tmp_path / "t.npz"
+    code = main(["--epochs", "2", "--hidden", "8", "--optimizer", "adam", "--lr", "0.01",
+                 "--lr-schedule", "invscaling:decay=0.5", "--quiet", "--save", str(path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "adam" in out and "InverseScaling(decay=0.5" in out
+    resumed = fastbp.Trainer.load(path)
+    assert resumed.optimizer == "adam" and resumed.epoch == 2
+
+
+def test_cli_regression_data(tmp_path, capsys):
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(200, 3))
+    np.savez(tmp_path / "reg.npz", X=X, y=np.sin(X[:, 0]) + 0.5 * X[:, 1])
+    assert main(["--data", str(tmp_path / "reg.npz"), "--epochs", "5", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "identity" in out and "held-out loss" in out
+
+
+def test_cli_reports_bad_options(capsys, tmp_path):
+    assert main(["--learning-rate", "-1", "--epochs", "1"]) == 2
+    assert "learning_rate must be" in capsys.readouterr().err
+    assert main(["--data", str(tmp_path / "missing.npz")]) == 2
+    assert "missing.npz" in capsys.readouterr().err
+    np.savez(tmp_path / "bad.npz", X=np.zeros((4, 3)))
+    assert main(["--data", str(tmp_path / "bad.npz")]) == 2
+    assert "must hold arrays 'X' and 'y'" in capsys.readouterr().err
+
+
+# -- raw real data: scaling and the task by default (issue 22) ------------------------------
+
+def _sklearn_csv(tmp_path, name, **kwargs):
+    """A scikit-learn data set as a CSV of its raw values, target column "label"; (path,
+    X, y) as datasets.load reads them."""
+    sk = pytest.importorskip("sklearn.datasets")
+    bunch = getattr(sk, f"load_{name}")(**kwargs)
+    path = tmp_path / f"{name}.csv"
+    header = ",".join([f"x{i}" for i in range(bunch.data.shape[1])] + ["label"])
+    np.savetxt(path, np.c_[bunch.data, bunch.target], delimiter=",", fmt="%.17g",
+               header=header, comments="")
+    return (str(path), *datasets.load(str(path), target="label"))
+
+
+def _held_out(out, what):
+    return float(re.search(rf"{what}:? (\S+?)[,;\s]", out + " ").group(1))
+
+
+def test_raw_breast_cancer_trains_well_and_the_saved_model_predicts_from_raw_data(
+        tmp_path, capsys):
+    path, X, y = _sklearn_csv(tmp_path, "breast_cancer")
+    saved = tmp_path / "bc.npz"
+    assert main(["--data", path, "--target", "label", "--quiet", "--save", str(saved)]) == 0
+    out = capsys.readouterr().out
+    accuracy = _held_out(out, "held-out accuracy")
+    assert accuracy > 0.9, out  # 0.667 on the raw features, before inputs were scaled
+    assert "scaling: inputs standardized" in out
+    train_rows, test_rows = datasets.split_rows(len(X), 0.2, 0)
+    X_train, X_test = X[train_rows], X[test_rows]
+    model = fastbp.Network.load(saved)
+    assert model.input_scaling == InputScaling.fit(X_train)
+    assert round(model.score(X_test, y[test_rows]), 4) == accuracy  # raw data in
+    # the same training in-process, through the API: the same predictions from raw data
+    net = fastbp.Network([30, 64, 2], activations=["tanh", "softmax"],
+                         loss="cross_entropy", seed=0).fit_input_scaling(X_train)
+    fastbp.Trainer(net, batch_size=16, learning_rate=0.1, momentum=0.9, seed=0).fit(
+        X_train, y[train_rows].astype(int), epochs=30)
+    np.testing.assert_array_equal(model.forward(X_test), net.forward(X_test))
+    np.testing.assert_array_equal(model.predict(X), net.predict(X))
+
+
+def test_whole_number_regression_target_is_regression_with_r2_and_rmse(tmp_path, capsys):
+    path, X, y = _sklearn_csv(tmp_path, "diabetes", scaled=False)
+    saved = tmp_path / "diabetes.npz"
+    assert main(["--data", path, "--target", "label", "--quiet", "--save", str(saved)]) == 0
+    out = capsys.readouterr().out
+    assert ("task: regression (214 distinct whole-number targets: too many for classes, "
+            "more than 20 and more than 5% of the 442 rows; --task classify to override)"
+            in out), out
+    assert "identity" in out and "held-out loss" in out
+    r2, rmse = _held_out(out, "R\\^2"), _held_out(out, "RMSE")
+    assert 0.2 < r2 < 1 and rmse < y.std()
+    # the saved network predicts in the targets' units, from raw inputs
+    test_rows = datasets.split_rows(len(X), 0.2, 0)[1]
+    model = fastbp.Network.load(saved)
+    assert round(model.score(X[test_rows], y[test_rows]), 4) == r2
+    error = model.forward(X[test_rows])[:, 0] - y[test_rows]
+    assert float(f"{np.sqrt(np.mean(error.astype(np.float64) ** 2)):.4g}") == rmse
+
+
+def test_labels_are_classes_and_the_banner_says_why(tmp_path, capsys):
+    path, _, _ = _sklearn_csv(tmp_path, "iris")
+    assert main(["--data", path, *FAST]) == 0
+    out = capsys.readouterr().out
+    assert ("task: classification (3 distinct whole-number labels; --task regress to "
+            "override)") in out and "held-out accuracy" in out
+    assert main(FAST) == 0  # the bundled digits
+    out = capsys.readouterr().out
+    assert "task: classification (10 distinct whole-number labels" in out
+    assert main([*FAST, "--task", "classify"]) == 0
+    assert "task: classification (--task classify)" in capsys.readouterr().out
+
+
+def test_no_scale_trains_on_the_data_as_given(npz, tmp_path, capsys):
+    X, y = _blobs()
+    saved = tmp_path / "raw.npz"
+    assert main(["--data", npz(X=X, y=y), *FAST, "--no-scale", "--save", str(saved)]) == 0
+    assert "scaling: none (--no-scale)" in capsys.readouterr().out
+    assert fastbp.Network.load(saved).input_scaling is None
+    assert main(["--data", npz(X=X, y=y), *FAST, "--save", str(saved)]) == 0
+    assert fastbp.Network.load(saved).input_scaling is not None
+
+
+# -- what the command line says: threads, warnings, --help, --version (issue 22) ------------
+
+def test_the_banner_says_what_threads_auto_does(npz, capsys):
+    X, y = _blobs()
+    assert main(["--data", npz(X=X, y=y), *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "threads=all" not in out
+    assert f"threads=auto ({cli.AUTO_THREADS})" in out
+    assert main(["--data", npz(X=X, y=y), *FAST, "--sweep", "seed=0,1"]) == 0
+    out = capsys.readouterr().out
+    assert "threads=all" not in out and f"threads=auto ({cli.AUTO_THREADS_SWEEP}: " in out
+
+
+def test_a_warning_is_one_line_without_python_source(npz, capsys):
+    rng = np.random.default_rng(0)  # raw inputs far from 0: tanh units saturate
+    X = np.array([14, 19, 92, 654, 880, 2000.0]) * (1 + 0.25 * rng.normal(size=(200, 6)))
+    y = (rng.random(200) < 0.63).astype(int)
+    assert main(["--data", npz(X=X, y=y), "--epochs", "5", "--quiet", "--no-scale"]) == 0
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("fastbp: warning: the training loss stayed at ")
+    assert "warnings.warn" not in err and ".py" not in err
+    assert main(["--data", npz(X=X, y=y), "--epochs", "5", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""  # standardized, they train
+
+
+def test_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    # one block per option: "  --name ..." and its help, up to the next option
+    blocks = re.split(r"\n(?=  -)", text.split("options:", 1)[1].strip("\n"))
+    flags = {"-h", "--no-scale", "--progress", "--quiet"}
+    options = [b for b in blocks if b.split()[0].rstrip(",") not in flags]
+    assert len(options) == 24
+    missing = [b.split()[0] for b in options if "(default: " not in " ".join(b.split())]
+    assert not missing, missing
+    flat = " ".join(text.split())
+    assert "(default: auto: one thread unless a batch is large enough" in flat
+    assert "(default: 30)" in text and "(default: digits)" in text
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"fastbp {fastbp.__version__}\n"

@@ -1,7 +1,7 @@
-"""fastbp.datasets readers and the command line's load_data: memory that stays near the
-size of the arrays returned, numbers read strictly as C's strtod (and FANN) would, CSV
-line numbers that count physical lines, and files that are not regular files refused
-before they are opened."""
+"""fastbp.datasets readers and datasets.load (what fastbp train --data reads): memory
+that stays near the size of the arrays returned, numbers read strictly as C's strtod (and
+FANN) would, CSV line numbers that count physical lines, and files that are not regular
+files refused before they are opened."""
 import os
 import pathlib
 import re
@@ -15,7 +15,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from fastbp import cli
+from fastbp import datasets
 from fastbp.datasets import load_csv, load_fann
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -257,12 +257,9 @@ def fifo(tmp_path):
         pass
 
 
-@pytest.mark.parametrize("reader", ["load_fann", "load_csv", "load_data", "sniff", "npz"])
+@pytest.mark.parametrize("reader", ["load_fann", "load_csv", "load", "sniff", "load_npz"])
 def test_a_fifo_is_refused_before_it_is_opened(fifo, reader):
-    from fastbp import datasets
-    call = {"load_fann": datasets.load_fann, "load_csv": datasets.load_csv,
-            "load_data": cli.load_data, "sniff": datasets._sniff,
-            "npz": cli._load_npz}[reader]
+    call = getattr(datasets, reader)
     thread, outcome = _within(10, call, str(fifo))
     assert not thread.is_alive(), f"{reader} blocked opening a FIFO"
     assert isinstance(outcome[0], ValueError), outcome
@@ -285,8 +282,8 @@ def _isolated(code, timeout=120):
 def test_dev_zero_is_refused_at_once():
     code, out, err = _isolated("""
         import time
-        from fastbp import cli, datasets
-        for read in (datasets.load_fann, datasets.load_csv, cli.load_data):
+        from fastbp import datasets
+        for read in (datasets.load_fann, datasets.load_csv, datasets.load):
             started = time.perf_counter()
             try:
                 read("/dev/zero")

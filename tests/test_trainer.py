@@ -1,9 +1,8 @@
-"""Trainer: schedule equivalences, optimizer arithmetic, history, divergence, the CLI."""
+"""Trainer: schedule equivalences, optimizer arithmetic, history, divergence, threads."""
 import numpy as np
 import pytest
 
 import fastbp
-from fastbp.cli import main as cli_main
 
 from ._util import assert_close, data, reference_backend
 from .test_gradients import HIDDEN, OUTPUT_LOSS
@@ -209,46 +208,6 @@ def test_bad_fit_arguments_leave_the_network_untouched():
     with pytest.raises(ValueError, match="X has 4 columns"):
         trainer.fit(X, Y, validation_data=(np.zeros((3, 4)), Y[:3]))
     np.testing.assert_array_equal(net.params, before)
-
-
-def test_cli_trains_on_digits(tmp_path, capsys):
-    path = tmp_path / "digits.npz"
-    code = cli_main(["train", "--epochs", "3", "--hidden", "16", "--save", str(path)])
-    out = capsys.readouterr().out
-    assert code == 0
-    assert "epoch    3" in out and "held-out accuracy" in out and "samples/s" in out
-    accuracy = float(out.split("held-out accuracy:")[1].split()[0])
-    assert accuracy > 0.8
-    assert fastbp.Network.load(path).layer_sizes == [64, 16, 10]
-
-
-def test_cli_optimizer_and_schedule(tmp_path, capsys):
-    path = tmp_path / "t.npz"
-    code = cli_main(["--epochs", "2", "--hidden", "8", "--optimizer", "adam", "--lr", "0.01",
-                     "--lr-schedule", "invscaling:decay=0.5", "--quiet", "--save", str(path)])
-    out = capsys.readouterr().out
-    assert code == 0 and "adam" in out and "InverseScaling(decay=0.5" in out
-    resumed = fastbp.Trainer.load(path)
-    assert resumed.optimizer == "adam" and resumed.epoch == 2
-
-
-def test_cli_regression_data(tmp_path, capsys):
-    rng = np.random.default_rng(13)
-    X = rng.normal(size=(200, 3))
-    np.savez(tmp_path / "reg.npz", X=X, y=np.sin(X[:, 0]) + 0.5 * X[:, 1])
-    assert cli_main(["--data", str(tmp_path / "reg.npz"), "--epochs", "5", "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "identity" in out and "held-out loss" in out
-
-
-def test_cli_reports_bad_options(capsys, tmp_path):
-    assert cli_main(["--learning-rate", "-1", "--epochs", "1"]) == 2
-    assert "learning_rate must be" in capsys.readouterr().err
-    assert cli_main(["--data", str(tmp_path / "missing.npz")]) == 2
-    assert "missing.npz" in capsys.readouterr().err
-    np.savez(tmp_path / "bad.npz", X=np.zeros((4, 3)))
-    assert cli_main(["--data", str(tmp_path / "bad.npz")]) == 2
-    assert "must hold arrays 'X' and 'y'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("schedule", ["minibatch", "fullbatch"])
