@@ -3,7 +3,7 @@
 ``fastbp train`` reads a data set and decides the task (``fastbp.datasets.load`` and
 ``prepare``), holds out a part, standardizes the inputs -- and a regression's targets --
 with the training part's statistics (``--no-scale``: as given), trains one network or,
-with ``--sweep``, a grid of them (``fastbp.Sweep``; ``fastbp.sweep.parse_grid``), and
+with ``--sweep``, a grid of them (``fastbp.Sweep``; ``fastbp.grid.parse_grid``), and
 reports the loss per epoch, the held-out score and the throughput. Every problem with the
 options or the data is one line on stderr and exit code 2; a warning is one line too.
 """
@@ -23,7 +23,8 @@ from fastbp import __version__, backends, datasets
 from fastbp.kernels import codes
 from fastbp.network import Network
 from fastbp.preprocessing import InputScaling
-from fastbp.sweep import Sweep, parse_grid
+from fastbp.grid import parse_grid
+from fastbp.sweep import Sweep
 from fastbp.trainer import SCHEDULES, Trainer
 
 # What --threads left out (threads=None) does, in the words of fastbp._session.auto_threads
@@ -202,9 +203,13 @@ def _train_one(args, sizes, output, loss, plan):
     trainer = make()
     net = trainer.net
     threads = f"auto ({AUTO_THREADS})" if args.threads is None else args.threads
+    backend = args.backend
+    if backend == "auto":  # which, and why: as the fit will pick it
+        trainer.resolve_backend(trainer.batch_rows(len(X)))
+        backend = f"{trainer.backend_used} ({trainer.backend_reason})"
     print(f"fastbp: {net}, {len(X)} training and {len(X_test)} held-out samples; "
           f"{args.schedule}, {args.optimizer}, lr={args.learning_rate}, "
-          f"{trainer.lr_schedule}, backend={args.backend}, threads={threads}", flush=True)
+          f"{trainer.lr_schedule}, backend={backend}, threads={threads}", flush=True)
     print(*plan.notes(args), sep="\n")
     compile_s = _warm_up(make, X, y, X_test, y_test)
     echo = _echo(args.progress)
@@ -424,9 +429,11 @@ def _add_train_options(p):
     p.add_argument("--patience", type=int, default=None, metavar="N",
                    help="stop after N epochs without a better held-out loss, and keep the "
                         "best epoch's weights (default: none: train all --epochs)")
-    p.add_argument("--backend", default="loop", choices=backends.BACKENDS,
+    p.add_argument("--backend", default="loop", choices=backends.CHOICES,
                    help="loop: Numba's CPU loop kernels; vectorized: the NumPy reference; "
-                        "cuda: an NVIDIA GPU")
+                        "cuda: an NVIDIA GPU; auto: cuda where a GPU is there and predicted "
+                        "faster for this network and batch size, else loop (the banner "
+                        "says which and why)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"),
                    help="the network's floating-point type")
     p.add_argument("--threads", type=int, default=None, metavar="N",

@@ -10,8 +10,11 @@ RPROP constants, the learning-rate schedule -- travel to the kernels as data. On
 epoch of all K models is one compiled call, the models spread over the CPU's threads
 (``loop.sweep_epoch``), so even tiny networks use every core; groups run one after
 another. Each model's epoch is the same compiled code a single ``Trainer.fit`` runs, so a
-model ends bit for bit where its own fit ends. Other backends train the models of a group
-one after another through ``Trainer.fit``.
+model ends bit for bit where its own fit ends. The ``cuda`` backend trains a group the
+same way, one block per model in one launch per epoch (``cuda.sweep_epoch``): model k
+ends bit for bit where a sweep of it alone ends, and within rounding of its own
+``Trainer.fit``. The vectorized backend trains the models one after another through
+``Trainer.fit``.
 
 With a ``dask.distributed`` client the models are split into chunks, one task per chunk,
 and the chunks' results are put back in grid order: the same numbers as a local run.
@@ -19,77 +22,25 @@ and the chunks' results are put back in grid order: the same numbers as a local 
 import itertools
 import math
 import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastbp import _parallel, _validate
+from fastbp import _cluster, _parallel, _validate
+from fastbp.grid import INTERACTING, KEYS, NETWORK_KEYS, STRUCTURE_KEYS, TRAINER_KEYS, Grid
 from fastbp.network import Network
-from fastbp.schedules import SCHEDULES as LR_SCHEDULES
 from fastbp.kernels import codes
 from fastbp._session import interrupts_at_safe_points, numba_threads
 from fastbp.history import EpochLog, History
 from fastbp.trainer import Trainer
-
-# Keywords of Network (besides layer_sizes) and of Trainer (besides net); "seed" is both.
-NETWORK_KEYS = ("activations", "loss", "dtype", "bias")
-TRAINER_KEYS = ("schedule", "batch_size", "learning_rate", "momentum", "nesterov", "l2",
-                "shuffle", "backend", "optimizer", "betas", "eps", "etas", "step_sizes",
-                "lr_schedule", "threads")
-KEYS = ("layer_sizes", "seed") + NETWORK_KEYS + TRAINER_KEYS
-# Settings that change what is compiled or how batches are cut: models that differ in one
-# of them cannot share a compiled call.
-STRUCTURE_KEYS = ("layer_sizes", "activations", "loss", "dtype", "bias", "schedule",
-                  "batch_size", "optimizer", "backend", "threads")
-# The only settings whose validity depends on each other (nesterov needs momentum, momentum
-# needs SGD; the activations must fit the layers and the loss the output): their values
-# are checked in every combination, every other key's values one by one.
-_INTERACTING = (("momentum", "nesterov", "optimizer"), ("layer_sizes", "activations", "loss"))
 
 # Memory: the share of the available memory a sweep may use for the arrays of the models
 # it trains at once, and what each model costs besides its arrays (its Network, Trainer,
 # History and generator as Python objects).
 _WORKSPACE_SHARE = 0.25
 _MODEL_OVERHEAD = 4096
-
-
-class Grid(Sequence):
-    """The settings of a grid's models, one dict per model, made when asked for: model i
-    of ``itertools.product`` order of the values, keys in the order given, without a list
-    of every combination (a grid of 10^6 models costs nothing until it trains)."""
-
-    def __init__(self, grid):
-        self.keys = list(grid)
-        self.values = [list(v) for v in grid.values()]
-        self._count = math.prod(len(v) for v in self.values)
-
-    def __len__(self):
-        return self._count
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(self._count))]
-        i = int(i)
-        if i < 0:
-            i += self._count
-        if not 0 <= i < self._count:
-            raise IndexError(f"model {i} of a grid of {self._count}")
-        setting = {}
-        for key, values in zip(reversed(self.keys), reversed(self.values)):
-            i, k = divmod(i, len(values))
-            setting[key] = values[k]
-        return {key: setting[key] for key in self.keys}
-
-    def __eq__(self, other):
-        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
-
-    def __repr__(self):
-        return f"Grid({dict(zip(self.keys, self.values))!r}: {self._count} models)"
 
 
 @dataclass
@@ -199,10 +150,10 @@ class Sweep:
 
     def _probes(self):
         """Settings that between them hold every value of the grid, and every combination
-        of the values of settings that constrain each other (_INTERACTING)."""
+        of the values of settings that constrain each other (grid.INTERACTING)."""
         first = {k: v[0] for k, v in self.grid.items()}
         seen = set()
-        for keys in _INTERACTING:
+        for keys in INTERACTING:
             keys = [k for k in keys if k in self.grid]
             for values in itertools.product(*(self.grid[k] for k in keys)):
                 seen.update(keys)
@@ -241,7 +192,7 @@ class Sweep:
             Train on the cluster instead: models in chunks of ``chunk_size`` (default:
             spread evenly over the workers' threads), one task per chunk. The workers must
             have fastbp installed; a closed client, workers without fastbp, or a cluster
-            that has lost all its workers for ``_WORKERS_LOST_S`` seconds raise
+            that has lost all its workers for ``_cluster.WORKERS_LOST_S`` seconds raise
             RuntimeError.
         chunk_size : int, optional
             Locally: at most this many models of a group train at once (default: as many
@@ -280,7 +231,10 @@ class Sweep:
         try:
             with interrupts_at_safe_points() as check:
                 if client is not None:
-                    _run_on_cluster(self, client, args, chunk_size, out, check)
+                    # Models of one structure stay together within a chunk where they can.
+                    order = [i for members in groups.values() for i in members]
+                    _cluster.run(client, _fit_chunk, self, order, args, chunk_size, out,
+                                 check)
                 else:
                     bar = _bar(epochs * len(self.settings)) if progress else None
                     try:
@@ -364,7 +318,10 @@ class Sweep:
             models = [self._model(self.settings[i]) for i in members]
             for i, (net, trainer) in zip(members, models):
                 out[i] = (net, trainer, History())  # started: an interrupt keeps them
-            if models[0][1].kernels.__name__.endswith(".loop"):
+            n = np.shape(X)[0]
+            for _, trainer in models:
+                trainer.resolve_backend(trainer.batch_rows(n))  # backend="auto": per group
+            if hasattr(models[0][1].kernels, "sweep_epoch"):  # loop, cuda: many per call
                 histories = _fit_group(models, X, y, epochs, validation_data, patience,
                                        sample_weight, bar, check,
                                        [out[i][2] for i in members])
@@ -408,13 +365,19 @@ def _model_bytes(net, trainer, n_samples):
     b, P = net.dtype.itemsize, net.n_params
     units, d_out = sum(net.layer_sizes), net.layer_sizes[-1]
     keep = 3 * P * b + _MODEL_OVERHEAD  # params and the (2, P) optimizer state
-    rows = trainer.kernels.workspace_rows(trainer.batch_rows(n_samples))
+    rows = _sweep_rows(trainer.kernels, trainer.batch_rows(n_samples))
     # Stacked params, state, grad, the epoch's snapshot of them, the best epoch's params;
     # A and Dl, costs, targets, weights; the sample order; gemm's work array.
     work = (9 * P + 2 * rows * units + rows * (d_out + 1)) * b + 8 * (rows + n_samples)
     from fastbp.kernels import loop_gemm
     w = loop_gemm.work_for(net.layer_sizes, net.params[:1], rows)
     return keep, work + (0 if w is None else w.nbytes)
+
+
+def _sweep_rows(kernels, batch_size):
+    """Rows of the host workspaces a backend's sweep_epoch needs per model (cuda keeps its
+    own on the GPU: none)."""
+    return getattr(kernels, "sweep_workspace_rows", kernels.workspace_rows)(batch_size)
 
 
 def _validation(net, validation_data):
@@ -457,7 +420,7 @@ def _fit_group(models, X, y, epochs, validation_data, patience, sample_weight, b
     val = None if validation_data is None else _validation(net0, validation_data)
     n = Xc.shape[0]
     batch_size = tr0.batch_rows(n)
-    rows = k.workspace_rows(batch_size)
+    rows = _sweep_rows(k, batch_size)
     sizes = np.array(net0.layer_sizes, np.int64)  # writable: one kernel specialization
     units = int(sizes.sum())
     dtype = net0.dtype
@@ -536,166 +499,3 @@ def _bar(total):
 def _fit_chunk(sweep, indices, args):
     """A cluster task: these models of the sweep, trained as a local sweep would."""
     return sweep._fit_indices(indices, *args)
-
-
-# A cluster with no workers for this long fails the sweep (tasks would wait forever); the
-# futures are polled this often (also for Ctrl-C).
-_WORKERS_LOST_S = 30.0
-_POLL_S = 0.5
-
-
-def _worker_version():
-    """Run on each worker before any task: sent by reference to this module, so a worker
-    without fastbp fails to even unpickle it, as it would fail every task."""
-    from fastbp import __version__
-    return __version__
-
-
-def _reason(error):
-    """What a worker's error says (distributed wraps it as Exception('Kind("text")'))."""
-    text = str(error.args[0]) if getattr(error, "args", None) else repr(error)
-    return text.replace('"', "").replace("\\'", "'")
-
-
-def _check_cluster(client):
-    """RuntimeError unless the client is open and every worker runs this fastbp."""
-    status = getattr(client, "status", "running")
-    if status != "running":
-        raise RuntimeError(f"Sweep.fit: the Dask client is {status}; pass an open "
-                           "dask.distributed.Client")
-    if not client.nthreads():
-        raise RuntimeError("Sweep.fit: the Dask cluster has no workers")
-    from fastbp import __version__
-    found = client.run(_worker_version, on_error="return")
-    missing = {w: v for w, v in found.items() if v != __version__}
-    if missing:
-        shown = ", ".join(f"{w} ({'fastbp ' + v if isinstance(v, str) else _reason(v)})"
-                          for w, v in list(missing.items())[:3])
-        raise RuntimeError(f"Sweep.fit: {len(missing)} of the cluster's {len(found)} workers "
-                           f"cannot run fastbp {__version__}: {shown}; install this fastbp "
-                           "on every worker")
-
-
-def _run_on_cluster(sweep, client, args, chunk_size, out, check):
-    """Chunks of models as dask tasks, their results put into ``out`` as they come back.
-    Fails (RuntimeError) on a task's error, or when the cluster has had no workers for
-    _WORKERS_LOST_S; ``check`` (Ctrl-C) is polled while waiting, and cancels the rest."""
-    import distributed
-    _check_cluster(client)
-    n_models = len(sweep.settings)
-    if chunk_size is None:
-        workers = max(1, sum(client.nthreads().values()))
-        chunk_size = -(-n_models // workers)
-    # Models of one structure stay together within a chunk where they can.
-    order = [i for members in sweep._groups().values() for i in members]
-    chunks = [order[i:i + chunk_size] for i in range(0, n_models, chunk_size)]
-    futures = client.map(_fit_chunk, [sweep] * len(chunks), chunks, [args] * len(chunks),
-                         pure=False)
-    pending, lost_since = set(futures), None
-    try:
-        while pending:
-            try:
-                done, pending = distributed.wait(pending, timeout=_POLL_S,
-                                                 return_when="FIRST_COMPLETED")
-            except (TimeoutError, distributed.TimeoutError):
-                done = set()
-            for future in done:
-                if future.status != "finished":
-                    error = future.exception() if future.status == "error" else None
-                    raise RuntimeError(f"Sweep.fit: a task on the Dask cluster failed "
-                                       f"({future.status}): {error!r}") from error
-                out.update(future.result())
-            if client.nthreads():
-                lost_since = None
-            elif lost_since is None:
-                lost_since = time.monotonic()
-            elif time.monotonic() - lost_since > _WORKERS_LOST_S:
-                raise RuntimeError(f"Sweep.fit: the Dask cluster has had no workers for "
-                                   f"{_WORKERS_LOST_S:.0f} s (lost all workers); "
-                                   f"{len(pending)} of {len(futures)} tasks never finished")
-            check()
-    finally:
-        if pending:
-            client.cancel(list(pending))
-
-
-# -- a grid written as text (fastbp train --sweep) ----------------------------------------
-
-# The grid text's shorthands for the list-valued layer_sizes and activations, which the
-# caller expands: "hidden" (hidden layer sizes, 64 or 64x32) and "activation" (the hidden
-# layers' activation).
-GRID_TEXT_KEYS = tuple(sorted(set(KEYS) - {"layer_sizes", "activations"}
-                              | {"activation", "hidden"}))
-# Where one lr_schedule value ends and the next begins: before a schedule's name.
-_NEXT_LR_SCHEDULE = re.compile(rf",(?=(?:{'|'.join(LR_SCHEDULES)})\b)")
-
-
-def parse_grid(text, name="grid"):
-    """A grid of settings from text: ``"learning_rate=0.01,0.1 seed=0,1,2"`` ->
-    ``{"learning_rate": [0.01, 0.1], "seed": [0, 1, 2]}`` (what ``fastbp train --sweep``
-    takes).
-
-    The text is space-separated ``KEY=V1,V2,...``. Keys are keywords of Network or
-    Trainer (``KEYS``; a dash may stand for an underscore), with two shorthands in place of
-    the list-valued ``layer_sizes`` and ``activations``, for the caller to expand:
-    ``hidden`` (hidden layer sizes such as ``64`` or ``64x32``, kept as written) and
-    ``activation`` (the hidden layers' activation). Values are read as the int, float,
-    ``true``/``false``, ``none`` or text they spell; lr_schedule values, which hold commas
-    themselves, are split before each schedule's name. Whether a value suits its key is
-    for :class:`Sweep` to check.
-
-    Parameters
-    ----------
-    text : str
-    name : str
-        What the text is called in messages (``fastbp train`` says ``--sweep``).
-
-    Raises
-    ------
-    ValueError
-        Naming ``name`` and the token: empty text, a token that is not ``KEY=V1,...``,
-        an unknown or repeated key, an empty value, a hidden value that is not layer
-        sizes.
-    """
-    tokens = text.split()
-    if not tokens:
-        raise ValueError(f"{name} is empty; give KEY=V1,V2 pairs, e.g. "
-                         "'learning_rate=0.01,0.1 seed=0,1'")
-    grid = {}
-    for token in tokens:
-        key, sep, values = token.partition("=")
-        key = key.replace("-", "_")
-        if not sep or not key or not values:
-            raise ValueError(f"{name}: {token!r} is not KEY=V1,V2,...")
-        if key not in GRID_TEXT_KEYS:
-            raise ValueError(f"{name}: {key!r} is not a keyword of Network or Trainer; "
-                             f"the grid keys are {', '.join(GRID_TEXT_KEYS)}")
-        if key in grid:
-            raise ValueError(f"{name}: {key!r} is given twice")
-        parts = (_NEXT_LR_SCHEDULE.split(values) if key == "lr_schedule"
-                 else values.split(","))
-        if not all(parts):
-            raise ValueError(f"{name}: {token!r} has an empty value")
-        grid[key] = [_grid_value(p) for p in parts]
-        if key == "hidden":
-            for value in grid[key]:
-                sizes = str(value).split("x")
-                if not all(s.isdigit() and int(s) > 0 for s in sizes):
-                    raise ValueError(f"{name}: hidden values are layer sizes such as 64 "
-                                     f"or 64x32; got {value!r}")
-    return grid
-
-
-def _grid_value(text):
-    """A value of a grid's text as the int, float, bool, None or text it spells."""
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low == "none":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text

@@ -63,8 +63,12 @@ class Trainer:
         Visit the samples in a new random order every epoch.
     seed : int (>= 0), numpy.random.Generator or None
         Seeds the shuffling: the same seed and initial weights give bit-identical results.
-    backend : {"loop", "vectorized", "cuda"}, default "loop"
-        ``loop`` runs every epoch inside compiled code, whatever the schedule.
+    backend : {"loop", "vectorized", "cuda", "auto"}, default "loop"
+        ``loop`` runs every epoch inside compiled code, whatever the schedule. ``auto``
+        picks, at each fit or step, ``cuda`` where a GPU is there and the cost model
+        predicts it faster for this network and batch size, else ``loop``
+        (``fastbp.backends.pick``); ``backend_used`` and ``backend_reason`` say which and
+        why, and so does ``repr``.
     optimizer : {"sgd", "adam", "rprop"}, default "sgd"
         How each update uses the gradient g (L2 term included), per parameter, as
         ``torch.optim`` computes it: ``sgd`` steps ``learning_rate * g`` (with momentum
@@ -126,9 +130,9 @@ class Trainer:
             raise ValueError(f"step_sizes must be (smallest, largest); got {step_sizes!r}")
         self.lr_schedule = schedules.as_schedule(lr_schedule)
         self.shuffle = bool(shuffle)
-        self.backend = backend
+        self.backend = _validate.choice("backend", backend, backends.CHOICES)
         self.threads = _validate.threads(threads)
-        self.kernels = backends.get(backend)
+        self._use(backend if backend != "auto" else "loop", "not yet resolved: no fit yet")
         self.rng = _validate.rng("seed", seed)
         self.history = History()
         self.reset()
@@ -197,7 +201,27 @@ class Trainer:
         vars(self).setdefault("threads", None)  # pickled before the option existed
         vars(self).setdefault("history", History())
         _validate.own_arrays(self)
-        self.kernels = backends.get(self.backend)
+        self._use(vars(self).get("backend_used", self.backend),
+                  vars(self).get("backend_reason", ""))
+
+    def _use(self, name, reason):
+        """Run on backend ``name`` (the kernels' module) from now on, for ``reason``."""
+        self.kernels = backends.get(name)
+        self.backend_used, self.backend_reason = name, reason
+
+    def resolve_backend(self, batch_rows):
+        """With backend="auto", pick the backend for batches of ``batch_rows`` samples (each
+        fit and step does; drivers such as Sweep call it before running epochs)."""
+        if self.backend == "auto":
+            self._use(*backends.pick("auto", self.net.layer_sizes, batch_rows))
+
+    def __repr__(self):
+        backend = repr(self.backend)
+        if self.backend == "auto":
+            backend += f" ({self.backend_reason})"
+        return (f"Trainer({self.net!r}, schedule={self.schedule!r}, "
+                f"batch_size={self.batch_size}, optimizer={self.optimizer!r}, "
+                f"learning_rate={self.learning_rate:g}, backend={backend})")
 
     @property
     def velocity(self):
@@ -236,6 +260,7 @@ class Trainer:
         Y = self.net.as_targets(Y, X.shape[0])
         n = X.shape[0]
         sw = _validate.as_sample_weight(sample_weight, n, self.net.dtype)
+        self.resolve_backend(n)
         total, weight = Session(self, X, Y, sw, n).run(np.arange(n, dtype=np.int64))
         return total / weight
 
@@ -422,9 +447,11 @@ class Trainer:
             n_val = net.as_inputs(X_val, name="validation_data X")[0].shape[0]
             Y_val = net.as_targets(Y_val, n_val, name="validation_data Y")
         bar = _progress_bar(epochs * X.shape[0]) if progress else None  # tqdm missing: here
+        self.resolve_backend(self.batch_rows(X.shape[0]))
         # The loss before training, for the saturation warning (one forward pass; fits of
         # fewer epochs are never judged).
-        start_loss = (net.loss(raw, Y, backend=self.backend, sample_weight=sw if len(sw) else None)
+        start_loss = (net.loss(raw, Y, backend=self.backend_used,
+                               sample_weight=sw if len(sw) else None)
                       if epochs >= _SATURATION_EPOCHS else None)
         self.history = history = History()
         try:
@@ -489,7 +516,7 @@ class Trainer:
             replay = max(0, replay - 1)
             seconds = time.perf_counter() - started
             val_loss = (None if validation is None
-                        else net.loss(*validation, backend=self.backend))
+                        else net.loss(*validation, backend=self.backend_used))
             stop = log.record(lr, total / weight, seconds, val_loss, net.params)
             done += 1
             if bar is not None:
@@ -546,7 +573,7 @@ class Trainer:
         for params, state, steps, epoch in reversed(starts):
             net.params[...], self.state[...], self.steps[...] = params, state, steps
             with np.errstate(all="ignore"):
-                loss = net.loss(X, Y, backend=self.backend,
+                loss = net.loss(X, Y, backend=self.backend_used,
                                 sample_weight=sw if len(sw) else None)
             if math.isfinite(loss):
                 return epoch

@@ -13,7 +13,7 @@ from fastbp import cli, datasets
 from fastbp.cli import main
 from fastbp.datasets import save_fann
 from fastbp.preprocessing import InputScaling
-from fastbp.sweep import parse_grid
+from fastbp.grid import parse_grid
 
 DATA = pathlib.Path(__file__).parent / "data"
 FAST = ["--epochs", "2", "--hidden", "4", "--quiet"]

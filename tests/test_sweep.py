@@ -46,6 +46,12 @@ def test_every_model_equals_its_own_fit(schedule, optimizer, grid, backend):
     for i, setting in enumerate(result.settings):
         net, history = _single(setting, fixed, X, y, 3, validation_data=(Xv, yv))
         what = f"model {i} {setting}, backend={backend}"
+        if backend == "cuda":  # the sweep kernel, not Trainer.fit's kernels: rounding apart
+            np.testing.assert_allclose(result.networks[i].params, net.params, rtol=2e-4,
+                                       atol=2e-6, err_msg=what)
+            np.testing.assert_allclose(result.history[i].loss, history.loss, rtol=2e-4)
+            np.testing.assert_allclose(result.history[i].val_loss, history.val_loss, rtol=2e-4)
+            continue
         np.testing.assert_array_equal(result.networks[i].params, net.params, err_msg=what)
         assert result.history[i].loss == history.loss, what
         assert result.history[i].val_loss == history.val_loss, what
@@ -271,9 +277,9 @@ def test_workers_without_fastbp_fail_at_once_naming_the_cause():
 
 
 def test_a_cluster_that_loses_its_workers_fails_in_bounded_time(monkeypatch):
-    from fastbp import sweep as sweep_module
+    from fastbp import _cluster
     distributed = pytest.importorskip("distributed")
-    monkeypatch.setattr(sweep_module, "_WORKERS_LOST_S", 1.0)
+    monkeypatch.setattr(_cluster, "WORKERS_LOST_S", 1.0)
     X, y = data(10, 3, 4, seed=16, labels=True)
     sweep = fastbp.Sweep(SIZES, grid={"seed": [0, 1]}, **FIXED)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,

@@ -260,3 +260,23 @@ def test_trainer_pickles_and_read_only_data_trains():
     trainer.fit(X, Y, epochs=1)
     twin.fit(X, Y, epochs=1)
     np.testing.assert_array_equal(trainer.net.params, twin.net.params)
+
+
+def test_auto_backend_picks_and_says_why():
+    """backend="auto" picks at fit time (here no GPU, or only the simulator: loop) and says
+    which backend and why, in its attributes and its repr; the fit is the loop fit's."""
+    X, y = data(40, 3, 4, seed=8, labels=True)
+    results = []
+    for backend in ("auto", "loop"):
+        net = fastbp.Network([3, 5, 4], activations=["tanh", "softmax"], loss="cross_entropy",
+                             seed=0)
+        trainer = fastbp.Trainer(net, backend=backend, seed=0)
+        trainer.fit(X, y, epochs=2)
+        results.append((net.params.copy(), trainer))
+    auto = results[0][1]
+    assert auto.backend == "auto" and auto.backend_used == "loop"
+    assert auto.backend_reason.startswith("auto: loop, ")
+    assert "backend='auto' (auto: loop, " in repr(auto)
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    with pytest.raises(ValueError, match="backend"):
+        fastbp.Trainer(results[1][1].net, backend="gpu")
