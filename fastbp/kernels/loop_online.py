@@ -80,16 +80,18 @@ def _delta_update_rows(params, V, w, S, s, Dl, o, n_in, n_out, d_prev, scale, lr
     with_v = momentum != one - one
     for j in range(n_in):
         Dl[d_prev + j] = 0
-    plain = not with_v and l2 == one - one and scale == one
+    if not with_v and l2 == one - one and scale == one:
+        # Plain SGD, what _sgd computes when scale * g + 0 * w is g: the register sweep,
+        # a block of inputs j at a time.
+        step = _u(loop_tiles.sweep_lanes(params.itemsize))
+        for j0 in range(_u(0), n_in, step):
+            loop_tiles.sweep_rows(params, w + j0, n_in, n_out, min(step, n_in - j0), Dl, o, S,
+                                  s + j0, -lr, d_prev + j0)
+        return
     for i in range(n_out):
         r = w + i * n_in
         d = Dl[o + i]
-        if plain:  # what _sgd computes when scale * g + 0 * w is g: one multiply-add
-            for j in range(n_in):
-                wt = params[r + j]
-                Dl[d_prev + j] = vmath.madd(wt, d, Dl[d_prev + j])
-                params[r + j] = vmath.madd(-lr, d * S[s + j], wt)
-        elif with_v:
+        if with_v:
             for j in range(n_in):
                 wt = params[r + j]
                 Dl[d_prev + j] = vmath.madd(wt, d, Dl[d_prev + j])
@@ -121,14 +123,29 @@ def _update_forward_cols(params, WT, VT, V, w, S, s, Dl, o, n_in, n_out, scale, 
     if forward:
         for i in range(n_out):
             A[z + i] = params[b + i]
-    plain = not with_v and l2 == one - one and scale == one
+    if (not update or (not with_v and l2 == one - one and scale == one)) and forward:
+        # Plain SGD (as in _delta_update_rows), or no update: the register sweeps, a block
+        # of outputs i at a time.
+        step = _u(loop_tiles.sweep_lanes(params.itemsize))
+        for i0 in range(_u(0), n_out, step):
+            width = min(step, n_out - i0)
+            if update:
+                loop_tiles.sweep_update_forward(WT, w + i0, n_out, n_in, width, Dl, o + i0, S,
+                                                s, -lr, S_next, s_next, A, z + i0)
+            else:
+                loop_tiles.sweep_forward(WT, w + i0, n_out, n_in, width, Dl, o + i0, S, s,
+                                         -lr, S_next, s_next, A, z + i0)
+        return
+    if update and not forward and not with_v and l2 == one - one and scale == one:
+        step = _u(loop_tiles.sweep_lanes(params.itemsize))
+        for i0 in range(_u(0), n_out, step):
+            loop_tiles.sweep_update(WT, w + i0, n_out, n_in, min(step, n_out - i0), Dl, o + i0,
+                                    S, s, -lr, S_next, s_next, A, z + i0)
+        return
     for j in range(n_in):
         r = w + j * n_out
         x = S[s + j]
-        if update and plain:  # as in _delta_update_rows
-            for i in range(n_out):
-                WT[r + i] = vmath.madd(-lr, Dl[o + i] * x, WT[r + i])
-        elif update and with_v:
+        if update and with_v:
             for i in range(n_out):
                 WT[r + i], VT[r + i] = _sgd(WT[r + i], VT[r + i], Dl[o + i] * x, scale, l2, lr,
                                             momentum, nesterov, one)

@@ -55,6 +55,98 @@ def lanes(itemsize):
     return U * VECTOR_BYTES // itemsize
 
 
+class _Lanes:
+    """LLVM IR for vectors of V lanes of one float dtype: the vector type, broadcasts,
+    fused multiply-adds, loads and stores of whole or partial vectors, and the dispatch on
+    how many whole vectors (and whether a partial one) a run of ``width`` lanes holds."""
+
+    def __init__(self, context, builder, dtype):
+        self.builder, self.dtype = builder, dtype
+        self.V = VECTOR_BYTES // (dtype.bitwidth // 8)
+        self.align = dtype.bitwidth // 8
+        self.scalar_t = context.get_value_type(dtype)
+        self.vec_t = ir.VectorType(self.scalar_t, self.V)
+        self.vptr_t = self.vec_t.as_pointer()
+        self.i32, self.i64 = ir.IntType(32), ir.IntType(64)
+        mask_t = ir.VectorType(ir.IntType(1), self.V)
+        mod = builder.module
+        suffix = "f32" if dtype.bitwidth == 32 else "f64"
+        self._fmuladd = cgutils.get_or_insert_function(
+            mod, ir.FunctionType(self.vec_t, [self.vec_t] * 3),
+            f"llvm.fmuladd.v{self.V}{suffix}")
+        self._mload = cgutils.get_or_insert_function(
+            mod, ir.FunctionType(self.vec_t, [self.vptr_t, self.i32, mask_t, self.vec_t]),
+            f"llvm.masked.load.v{self.V}{suffix}.p0")
+        self.zero = ir.Constant(self.vec_t, None)
+        self._undef = ir.Constant(self.vec_t, ir.Undefined)
+        self._splat0 = ir.Constant(ir.VectorType(self.i32, self.V), [0] * self.V)
+        self.rem = self.mask = None
+
+    def const(self, value):
+        return ir.Constant(self.i64, value)
+
+    def splat(self, x):
+        """x (a scalar of the dtype) in every lane."""
+        b = self.builder
+        return b.shuffle_vector(b.insert_element(self._undef, x, ir.Constant(self.i32, 0)),
+                                self._undef, self._splat0)
+
+    def fma(self, a, x, c):
+        """a * x + c, one rounding where the CPU has FMA (as vmath.madd)."""
+        return self.builder.call(self._fmuladd, [a, x, c])
+
+    def _address(self, ptr, u):
+        return self.builder.bitcast(self.builder.gep(ptr, [self.const(u * self.V)]),
+                                    self.vptr_t)
+
+    def load(self, ptr, u, partial):
+        """Vector u of the lanes at ptr; a partial one masked (lanes past the width are
+        never read)."""
+        if partial:
+            return self.builder.call(self._mload, [self._address(ptr, u),
+                                                   ir.Constant(self.i32, self.align),
+                                                   self.mask, self.zero])
+        return self.builder.load(self._address(ptr, u), align=self.align)
+
+    def store(self, value, ptr, u, partial):
+        """Vector u of the lanes to ptr; a partial one lane by lane (a masked store costs
+        tens of cycles on some CPUs)."""
+        b = self.builder
+        if not partial:
+            b.store(value, self._address(ptr, u), align=self.align)
+            return
+        for lane in range(self.V - 1):
+            with b.if_then(b.icmp_unsigned("<", self.const(lane), self.rem)):
+                b.store(b.extract_element(value, ir.Constant(self.i32, lane)),
+                        b.gep(ptr, [self.const(u * self.V + lane)]))
+
+    def dispatch(self, width, most, emit):
+        """emit(kinds) once per shape a run of ``width`` (<= most * V) lanes can take --
+        n_full whole vectors, then a partial one or not, ``kinds`` listing which is
+        partial -- under a branch taken when the width has that shape: only the vectors
+        that hold lanes are loaded, computed and stored."""
+        b, V = self.builder, self.V
+        n_full = b.udiv(width, self.const(V))
+        self.rem = b.urem(width, self.const(V))
+        lane = ir.Constant(ir.VectorType(self.i64, V), list(range(V)))
+        v = b.insert_element(ir.Constant(ir.VectorType(self.i64, V), ir.Undefined), self.rem,
+                             ir.Constant(self.i32, 0))
+        self.mask = b.icmp_unsigned("<", lane, b.shuffle_vector(v, v, self._splat0))
+        for full in range(most + 1):
+            for partial in (0, 1):
+                if not 0 < full + partial <= most:
+                    continue
+                here = b.and_(b.icmp_unsigned("==", n_full, self.const(full)),
+                              b.icmp_unsigned("!=" if partial else "==", self.rem,
+                                              self.const(0)))
+                with b.if_then(here):
+                    emit([False] * full + [True] * partial)
+
+
+def _data(context, builder, signature, args, k):
+    return context.make_array(signature.args[k])(context, builder, args[k]).data
+
+
 @intrinsic
 def tile(typingctx, C, c, ldc, I, i, irs, init, A, a, ar, ak, B, b, bk, K, rows, width):
     """See the module docstring. Offsets and counts are unsigned integers; C, I, A and B
@@ -65,110 +157,161 @@ def tile(typingctx, C, c, ldc, I, i, irs, init, A, a, ar, ak, B, b, bk, K, rows,
     u64 = types.uint64
     sig = types.void(C, u64, u64, I, u64, u64, u64, A, u64, u64, u64, B, u64, u64, u64, u64,
                      u64)
-    V = VECTOR_BYTES // (dtype.bitwidth // 8)
-    align = dtype.bitwidth // 8
 
     def codegen(context, builder, signature, args):
-        (c_arr, c_off, ldc_, i_arr, i_off, irs_, init_, a_arr, a_off, ar_, ak_, b_arr, b_off,
-         bk_, k_count, rows_, width_) = args
-        scalar_t = context.get_value_type(dtype)
-        vec_t = ir.VectorType(scalar_t, V)
-        vptr_t = vec_t.as_pointer()
-        i1, i32, i64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
-        mask_t = ir.VectorType(i1, V)
-        mod = builder.module
-        suffix = "f32" if dtype.bitwidth == 32 else "f64"
-        fmuladd = cgutils.get_or_insert_function(
-            mod, ir.FunctionType(vec_t, [vec_t, vec_t, vec_t]), f"llvm.fmuladd.v{V}{suffix}")
-        mload = cgutils.get_or_insert_function(
-            mod, ir.FunctionType(vec_t, [vptr_t, i32, mask_t, vec_t]),
-            f"llvm.masked.load.v{V}{suffix}.p0")
-        mstore = cgutils.get_or_insert_function(
-            mod, ir.FunctionType(ir.VoidType(), [vec_t, vptr_t, i32, mask_t]),
-            f"llvm.masked.store.v{V}{suffix}.p0")
-
-        def data(k):
-            return context.make_array(signature.args[k])(context, builder, args[k]).data
-
-        c_ptr, i_ptr, a_ptr, b_ptr = data(0), data(3), data(7), data(11)
-        zero_vec = ir.Constant(vec_t, None)
-        undef = ir.Constant(vec_t, ir.Undefined)
-        splat0 = ir.Constant(ir.VectorType(i32, V), [0] * V)
-        lane = ir.Constant(ir.VectorType(i64, V), list(range(V)))
+        (_, c_off, ldc_, _, i_off, irs_, init_, _, a_off, ar_, ak_, _, b_off, bk_, k_count,
+         rows_, width_) = args
+        v = _Lanes(context, builder, dtype)
+        c_ptr, i_ptr, a_ptr, b_ptr = (_data(context, builder, signature, args, k)
+                                      for k in (0, 3, 7, 11))
         # Rows past ``rows`` read the last row again (in bounds) and are never stored.
-        last = builder.sub(rows_, ir.Constant(i64, 1))
-        row = [builder.select(builder.icmp_unsigned("<", ir.Constant(i64, r), rows_),
-                              ir.Constant(i64, r), last) for r in range(R)]
+        last = builder.sub(rows_, v.const(1))
+        row = [builder.select(builder.icmp_unsigned("<", v.const(r), rows_), v.const(r), last)
+               for r in range(R)]
         a_rows = [builder.gep(a_ptr, [builder.add(a_off, builder.mul(row[r], ar_))])
                   for r in range(R)]
-        # The lanes: ``full`` whole vectors, then a vector of ``rem`` lanes if rem > 0.
-        full_ = builder.udiv(width_, ir.Constant(i64, V))
-        rem = builder.urem(width_, ir.Constant(i64, V))
-        v = builder.insert_element(ir.Constant(ir.VectorType(i64, V), ir.Undefined), rem,
-                                   ir.Constant(i32, 0))
-        mask = builder.icmp_unsigned("<", lane, builder.shuffle_vector(v, v, splat0))
-        sums = [[cgutils.alloca_once_value(builder, zero_vec) for _ in range(U)]
+        sums = [[cgutils.alloca_once_value(builder, v.zero) for _ in range(U)]
                 for _ in range(R)]
 
-        def address(ptr, u):
-            return builder.bitcast(builder.gep(ptr, [ir.Constant(i64, u * V)]), vptr_t)
-
-        def load(ptr, u, partial):
-            if partial:  # masked: lanes past the width are never read
-                return builder.call(mload, [address(ptr, u), ir.Constant(i32, align), mask,
-                                            zero_vec])
-            return builder.load(address(ptr, u), align=align)
-
-        def emit(n_full, partial):
-            """The tile for n_full whole vectors and, if partial, one of rem lanes: only
-            those vectors are loaded, multiplied and stored."""
-            kinds = [False] * n_full + [True] * partial
-            with builder.if_then(builder.icmp_unsigned("!=", init_, ir.Constant(i64, 0))):
+        def emit(kinds):
+            with builder.if_then(builder.icmp_unsigned("!=", init_, v.const(0))):
                 for r in range(R):
                     start = builder.gep(i_ptr, [builder.add(i_off, builder.mul(row[r], irs_))])
                     for u, part in enumerate(kinds):
-                        builder.store(load(start, u, part), sums[r][u])
+                        builder.store(v.load(start, u, part), sums[r][u])
             with cgutils.for_range(builder, k_count) as loop:
                 k = loop.index
                 b_row = builder.gep(b_ptr, [builder.add(b_off, builder.mul(k, bk_))])
-                b_vec = [load(b_row, u, part) for u, part in enumerate(kinds)]
+                b_vec = [v.load(b_row, u, part) for u, part in enumerate(kinds)]
                 ka = builder.mul(k, ak_)
                 for r in range(R):
-                    x = builder.load(builder.gep(a_rows[r], [ka]))
-                    x_vec = builder.shuffle_vector(
-                        builder.insert_element(undef, x, ir.Constant(i32, 0)), undef, splat0)
+                    x = v.splat(builder.load(builder.gep(a_rows[r], [ka])))
                     for u in range(len(kinds)):
-                        builder.store(builder.call(fmuladd, [x_vec, b_vec[u],
-                                                             builder.load(sums[r][u])]),
+                        builder.store(v.fma(x, b_vec[u], builder.load(sums[r][u])),
                                       sums[r][u])
             for r in range(R):
-                with builder.if_then(builder.icmp_unsigned("<", ir.Constant(i64, r), rows_)):
-                    start = builder.gep(c_ptr, [builder.add(c_off, builder.mul(
-                        ir.Constant(i64, r), ldc_))])
+                with builder.if_then(builder.icmp_unsigned("<", v.const(r), rows_)):
+                    start = builder.gep(c_ptr, [builder.add(c_off, builder.mul(v.const(r),
+                                                                               ldc_))])
                     for u, part in enumerate(kinds):
-                        value = builder.load(sums[r][u])
-                        if not part:
-                            builder.store(value, address(start, u), align=align)
-                            continue
-                        # The last lanes one by one: a masked store is slow on some CPUs.
-                        for l in range(V - 1):
-                            with builder.if_then(builder.icmp_unsigned(
-                                    "<", ir.Constant(i64, l), rem)):
-                                builder.store(builder.extract_element(
-                                    value, ir.Constant(i32, l)),
-                                    builder.gep(start, [ir.Constant(i64, u * V + l)]))
+                        v.store(builder.load(sums[r][u]), start, u, part)
 
-        # One code path per shape of the lanes (n_full whole vectors, a partial one or not).
-        cases = [(f, p) for f in range(U + 1) for p in (0, 1) if 0 < f + p <= U]
-        end = builder.append_basic_block("tile.end")
-        for n_full, partial in cases:
-            here = builder.and_(
-                builder.icmp_unsigned("==", full_, ir.Constant(i64, n_full)),
-                builder.icmp_unsigned("!=" if partial else "==", rem, ir.Constant(i64, 0)))
-            with builder.if_then(here):
-                emit(n_full, partial)
-        builder.branch(end)
-        builder.position_at_end(end)
+        v.dispatch(width_, U, emit)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+# -- the sweeps of online SGD: one sample's rows of a layer streaming past its lanes -------------
+#
+# The online kernel (loop_online) keeps each layer both as W (n_out, n_in) and as W^T, and
+# per sample sweeps each once with plain SGD (w <- w - lr g, g = delta_i x_j, the batch
+# path's update for a batch of one): over W^T's rows j with the outputs i in the lanes, the
+# update and the next sample's forward sum; over W's rows i with the inputs j in the lanes,
+# the delta sum and the update. The sums stay in registers while the rows stream past.
+
+SWEEP_VECTORS = 4  # vectors of lanes a sweep keeps in registers (32 floats with AVX2)
+
+
+@register_jitable
+def sweep_lanes(itemsize):
+    """Lanes a sweep takes at once."""
+    return SWEEP_VECTORS * VECTOR_BYTES // itemsize
+
+
+def _sweep(update, forward):
+    @intrinsic
+    def sweep_cols(typingctx, WT, wt, ld, K, width, Dl, o, S, s, neg_lr, Sn, sn, A, z):
+        """Over rows k < K of W^T at WT[wt:] (row stride ld), lanes l < width: if update,
+        W^T[k, l] <- W^T[k, l] + neg_lr (Dl[o + l] S[s + k]); if forward, A[z + l] <-
+        A[z + l] + sum_k W^T[k, l] Sn[sn + k] with the updated rows, k in order (A[z:]
+        holds the starting values, the biases)."""
+        dtype = WT.dtype
+        if not isinstance(dtype, types.Float):
+            return None
+        u64 = types.uint64
+        sig = types.void(WT, u64, u64, u64, u64, Dl, u64, S, u64, dtype, Sn, u64, A, u64)
+
+        def codegen(context, builder, signature, args):
+            _, wt_, ld_, k_count, width_, _, o_, _, s_, neg_lr_, _, sn_, _, z_ = args
+            v = _Lanes(context, builder, dtype)
+            wt_ptr, d_ptr, s_ptr, sn_ptr, a_ptr = (
+                _data(context, builder, signature, args, k) for k in (0, 5, 7, 10, 12))
+            neg_lr = v.splat(neg_lr_)
+            d_row = builder.gep(d_ptr, [o_])
+            z_row = builder.gep(a_ptr, [z_])
+            acc = [cgutils.alloca_once_value(builder, v.zero) for _ in range(SWEEP_VECTORS)]
+
+            def emit(kinds):
+                deltas = [v.load(d_row, u, part) for u, part in enumerate(kinds)] if update \
+                    else None
+                if forward:
+                    for u, part in enumerate(kinds):
+                        builder.store(v.load(z_row, u, part), acc[u])
+                with cgutils.for_range(builder, k_count) as loop:
+                    k = loop.index
+                    row = builder.gep(wt_ptr, [builder.add(wt_, builder.mul(k, ld_))])
+                    if update:
+                        x = v.splat(builder.load(builder.gep(s_ptr, [builder.add(s_, k)])))
+                    if forward:
+                        xn = v.splat(builder.load(builder.gep(sn_ptr, [builder.add(sn_, k)])))
+                    for u, part in enumerate(kinds):
+                        w = v.load(row, u, part)
+                        if update:
+                            w = v.fma(neg_lr, builder.fmul(deltas[u], x), w)
+                            v.store(w, row, u, part)
+                        if forward:
+                            builder.store(v.fma(w, xn, builder.load(acc[u])), acc[u])
+                if forward:
+                    for u, part in enumerate(kinds):
+                        v.store(builder.load(acc[u]), z_row, u, part)
+
+            v.dispatch(width_, SWEEP_VECTORS, emit)
+            return context.get_dummy_value()
+        return sig, codegen
+    return sweep_cols
+
+
+sweep_update_forward = _sweep(True, True)
+sweep_update = _sweep(True, False)
+sweep_forward = _sweep(False, True)
+
+
+@intrinsic
+def sweep_rows(typingctx, W, w, ld, K, width, Dl, o, S, s, neg_lr, dp):
+    """Over rows k < K of W at W[w:] (row stride ld), lanes l < width: Dl[dp + l] = sum_k
+    W[k, l] Dl[o + k], k in order, with each row as it was, then W[k, l] <- W[k, l] +
+    neg_lr (Dl[o + k] S[s + l])."""
+    dtype = W.dtype
+    if not isinstance(dtype, types.Float):
+        return None
+    u64 = types.uint64
+    sig = types.void(W, u64, u64, u64, u64, Dl, u64, S, u64, dtype, u64)
+
+    def codegen(context, builder, signature, args):
+        _, w_, ld_, k_count, width_, _, o_, _, s_, neg_lr_, dp_ = args
+        v = _Lanes(context, builder, dtype)
+        w_ptr, d_ptr, s_ptr = (_data(context, builder, signature, args, k) for k in (0, 5, 7))
+        neg_lr = v.splat(neg_lr_)
+        a_row = builder.gep(s_ptr, [s_])
+        dp_row = builder.gep(d_ptr, [dp_])
+        acc = [cgutils.alloca_once_value(builder, v.zero) for _ in range(SWEEP_VECTORS)]
+
+        def emit(kinds):
+            inputs = [v.load(a_row, u, part) for u, part in enumerate(kinds)]
+            for u in range(len(kinds)):
+                builder.store(v.zero, acc[u])
+            with cgutils.for_range(builder, k_count) as loop:
+                k = loop.index
+                row = builder.gep(w_ptr, [builder.add(w_, builder.mul(k, ld_))])
+                d = v.splat(builder.load(builder.gep(d_ptr, [builder.add(o_, k)])))
+                for u, part in enumerate(kinds):
+                    wv = v.load(row, u, part)
+                    builder.store(v.fma(wv, d, builder.load(acc[u])), acc[u])
+                    v.store(v.fma(neg_lr, builder.fmul(inputs[u], d), wv), row, u, part)
+            for u, part in enumerate(kinds):
+                v.store(builder.load(acc[u]), dp_row, u, part)
+
+        v.dispatch(width_, SWEEP_VECTORS, emit)
         return context.get_dummy_value()
     return sig, codegen
 
