@@ -12,3 +12,8 @@ FASTMATH = False
 # Loop kernels are compiled lazily, once per dtype, and cached on disk.
 # error_model="numpy": a division by zero gives inf/nan instead of an exception check.
 JIT = dict(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+
+# For the steps of hot per-sample loops that allocate nothing: compiled without Numba's
+# reference counting, whose atomic increments and decrements of every array passed to a
+# step would cost more per sample than the arithmetic of a small network.
+JIT_NO_NRT = dict(JIT, _nrt=False)

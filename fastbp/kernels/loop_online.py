@@ -38,7 +38,7 @@ import math
 import numpy as np
 from numba import njit
 
-from fastbp._config import JIT
+from fastbp._config import JIT, JIT_NO_NRT
 from fastbp.kernels import loop_tiles, scalar, vmath
 from fastbp.kernels.codes import SIGMOID, SOFTMAX
 
@@ -61,7 +61,7 @@ def _offsets(sizes):
     return D, w_off, a_off
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _sgd(w, v, g, scale, l2, lr, momentum, nesterov, one):
     """One weight's update, as loop._update computes it for a batch: the penalized mean
     gradient scale * g + l2 * w, then scalar.sgd_step; returns (w, v)."""
@@ -69,7 +69,7 @@ def _sgd(w, v, g, scale, l2, lr, momentum, nesterov, one):
                            nesterov, one)
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _delta_update_rows(params, V, w, S, s, Dl, o, n_in, n_out, d_prev, scale, lr, momentum,
                        nesterov, l2):
     """Backward sweep of one layer (m >= 2) over W (n_out, n_in) at params[w:] (velocity V
@@ -105,7 +105,7 @@ def _delta_update_rows(params, V, w, S, s, Dl, o, n_in, n_out, d_prev, scale, lr
                                      one)[0]
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _update_forward_cols(params, WT, VT, V, w, S, s, Dl, o, n_in, n_out, scale, lr, momentum,
                          nesterov, l2, use_bias, update, forward, S_next, s_next, A, z):
     """Forward sweep of one layer over W^T (n_in, n_out) at WT[w:] (velocity VT alike): if
@@ -160,7 +160,7 @@ def _update_forward_cols(params, WT, VT, V, w, S, s, Dl, o, n_in, n_out, scale, 
                 A[z + i] = vmath.madd(WT[r + i], xn, A[z + i])
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _forward_rest(params, WT, A, a_off, D, w_off, acts, buf, one):
     """Layers 2..L of a sample whose z[1] is in buffer ``buf`` (activated here too)."""
     L = D.shape[0] - 1
@@ -180,25 +180,36 @@ def fused_online_epoch(params, velocity, Dl, X, Y, SW, order, sizes, acts, loss,
     elements; stats as train_epoch's. A sample of weight w scales its output delta by w
     and its update by 1 / w, as a batch of one does; a weight of 0 makes no update.
     Returns the number of updates made."""
-    one = params.dtype.type(1)
-    L = sizes.shape[0] - 1
+    if order.shape[0] == 0:
+        return 0
     D, w_off, a_off = _offsets(sizes)
+    L = sizes.shape[0] - 1
+    units = a_off[L] + D[L]  # one sample's activations
+    A = np.empty(2 * units, params.dtype)  # two samples' activations, alternating
+    # W^T of every layer (and the velocity's), in sync with W while the call runs; W[1]
+    # itself is written back at the end.
+    WT = np.empty_like(params)
+    VT = np.empty_like(params) if momentum != 0 else WT
+    return _online(params, velocity, Dl, X.reshape(X.size), Y, SW, order, acts, loss, lr,
+                   momentum, nesterov, l2, use_bias, stats, A, WT, VT, D, w_off, a_off)
+
+
+@njit(**JIT_NO_NRT)
+def _online(params, velocity, Dl, X_flat, Y, SW, order, acts, loss, lr, momentum, nesterov,
+            l2, use_bias, stats, A, WT, VT, D, w_off, a_off):
+    """fused_online_epoch's work on buffers it allocated: compiled without reference
+    counting (nothing here allocates), which would otherwise cost atomic increments and
+    decrements of the arrays passed to each step, per sample."""
+    one = params.dtype.type(1)
+    L = D.shape[0] - 1
     units = a_off[L] + D[L]  # one sample's activations; the second buffer follows
     D0, DL, oL = D[0], D[L], a_off[L]
     code_out = acts[L - 1]
     binary = code_out == SIGMOID
     weighted = SW.shape[0] > 0
     with_v = momentum != one - one
-    X_flat = X.reshape(X.size)  # the data in place: a[0] of sample r at X_flat[r * D0:]
     n = order.shape[0]
     updates = 0
-    if n == 0:
-        return updates
-    A = np.empty(2 * units, params.dtype)  # two samples' activations, alternating
-    # W^T of every layer (and the velocity's), in sync with W while the call runs; W[1]
-    # itself is written back at the end.
-    WT = np.empty_like(params)
-    VT = np.empty_like(params) if with_v else WT
     for m in range(1, L + 1):
         loop_tiles.transpose(WT, w_off[m], params, w_off[m], D[m], D[m - 1])
         if with_v:
