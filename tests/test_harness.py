@@ -354,7 +354,7 @@ def test_the_online_kernel_is_the_batch_path_with_batches_of_one(problem, moment
                               np.zeros(2), np.zeros((2, Y.shape[1]), dtype),
                               np.zeros(2 if len(sw) else 0, dtype), X, Y, sw, order, 1,
                               net._sizes, net.act_codes, net.loss_code, codes.SGD, hyper,
-                              net.bias, stats, None)
+                              net.bias, stats, None, np.empty_like(params))
         results.append((params, state, steps[0], stats))
     (p1, s1, t1, st1), (p2, s2, t2, st2) = results
     what = f"{net!r}, momentum={momentum}, nesterov={nesterov}, l2={l2}, weights={len(sw) > 0}"

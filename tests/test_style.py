@@ -30,9 +30,9 @@ def test_every_njit_takes_the_flags_from_config():
                 found += 1
                 flags = [kw for kw in call.keywords if kw.arg is None]
                 assert flags and isinstance(flags[0].value, ast.Name) and (
-                    flags[0].value.id == "JIT"), (
+                    flags[0].value.id in ("JIT", "JIT_NO_NRT")), (
                     f"{path.relative_to(PKG.parent)}:{call.lineno}: {name}(...) without **JIT "
-                    "from fastbp._config")
+                    "(or **JIT_NO_NRT) from fastbp._config")
         for node in ast.walk(tree):  # a bare @njit decorator takes no flags at all
             if isinstance(node, ast.FunctionDef):
                 for dec in node.decorator_list:

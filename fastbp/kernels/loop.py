@@ -21,7 +21,7 @@ from numba import njit, types
 from numba.extending import overload
 from numba.np.random.random_methods import random_interval
 
-from fastbp._config import JIT
+from fastbp._config import JIT, JIT_NO_NRT
 from fastbp.kernels import _compile_notice  # noqa: F401  (one line when compiling)
 from fastbp.kernels import _checks, loop_gemm, scalar
 from fastbp.kernels._host import empty, to_device, to_host  # noqa: F401  (backend contract)
@@ -93,7 +93,7 @@ def sample_costs(cost, A, Y, n, sizes, acts, loss):
     _sample_costs(cost, A, Y, n, sizes, acts, loss)
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _sample_costs(cost, A, Y, n, sizes, acts, loss):
     L = sizes.shape[0] - 1
     off, n_out = block_offset(sizes, L, n), sizes[L]
@@ -118,7 +118,7 @@ def output_delta(Dl, A, Y, sw, n, sizes, acts, loss):
     _output_delta(Dl, A, Y, sw, n, sizes, acts, loss)
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _output_delta(Dl, A, Y, sw, n, sizes, acts, loss):
     one = A.dtype.type(1)
     L = sizes.shape[0] - 1
@@ -195,7 +195,7 @@ def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
     _update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias)
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
     steps[0] += 1
     k = scalar.in_dtype(scalar.step_constants(hyper, steps[0]), params.dtype.type)
@@ -237,7 +237,7 @@ def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
         rows = workspace_rows(batch_size)
         _epoch_batch(threads_tag(rows, sizes), params, state, steps, grad, A, Dl, cost, Yb, Sb,
                      X, Y, SW, order, batch_size, sizes, acts, loss, opt, hyper, use_bias, stats,
-                     loop_gemm.work_for(sizes, params, rows))
+                     loop_gemm.work_for(sizes, params, rows), np.empty_like(params))
 
 
 @njit(**JIT)
@@ -250,16 +250,17 @@ def _epoch_online(params, state, steps, A, Dl, X, Y, SW, order, sizes, acts, los
                                    k.lr, k.momentum, k.nesterov, k.l2, use_bias, stats)
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order,
-                 batch_size, sizes, acts, loss, opt, hyper, use_bias, stats, work):
+                 batch_size, sizes, acts, loss, opt, hyper, use_bias, stats, work, WT):
     """train_epoch for every other case, the per-layer kernels serial or threaded (tag),
-    with gemm's work array (loop_gemm.work_for) or None."""
+    with gemm's work array (loop_gemm.work_for) or None, and WT (like params) for each
+    layer's W^T. Allocates nothing: compiled without reference counting (JIT_NO_NRT), as
+    tiny networks run an epoch in about a microsecond."""
     dt = params.dtype.type
     stats[:] = 0.0
     weighted = SW.shape[0] > 0
     n_total = order.shape[0]
-    WT = np.empty_like(params)  # the forward pass's W^T of each layer
     for start in range(0, n_total, batch_size):
         stop = min(start + batch_size, n_total)
         grad[:] = 0
@@ -362,7 +363,7 @@ def next_order(order, rng, shuffle):
                 order[i], order[j] = order[j], order[i]
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _diverged(stats, params):
     if stats[2] != 0:
         return True
@@ -389,11 +390,12 @@ def _fit_online(params, state, steps, A, Dl, X, Y, SW, order, rng, shuffle, rate
 def _fit_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, rng,
                shuffle, rates, batch_size, sizes, acts, loss, opt, hyper, use_bias, history,
                work):
+    WT = np.empty_like(params)
     for e in range(rates.shape[0]):
         next_order(order, rng, shuffle)
         hyper[H_LR] = rates[e]
         _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order,
-                     batch_size, sizes, acts, loss, opt, hyper, use_bias, history[e], work)
+                     batch_size, sizes, acts, loss, opt, hyper, use_bias, history[e], work, WT)
         if _diverged(history[e], params):
             return e + 1
     return rates.shape[0]
@@ -457,4 +459,5 @@ def _sweep_batch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orde
         if active[k]:
             _epoch_batch(None, params[k], state[k], steps[k], grad[k], A[k], Dl[k], cost[k],
                          Yb[k], Sb[k], X, Y, SW, orders[k], batch_size, sizes, acts, loss, opt,
-                         hyper[k], use_bias, stats[k], model_row(work, k))
+                         hyper[k], use_bias, stats[k], model_row(work, k),
+                         np.empty_like(params[k]))

@@ -34,7 +34,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from fastbp._config import JIT
+from fastbp._config import JIT, JIT_NO_NRT
 
 _u = np.uint64
 
@@ -113,7 +113,7 @@ def _micro(typingctx, Ct, Ap, a_off, Bp, b_off, kc):
     return sig, codegen
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _pack_a(Ap, ap, A, a, a_trans, M, K, i0, i1, p0, p1):
     """Ap[ap + strip KC MR + k MR + r] = op(A)(i0 + strip MR + r, p0 + k); rows past i1
     are 0. Strips sit KC MR apart whatever the panel's depth (see _tiles)."""
@@ -135,7 +135,7 @@ def _pack_a(Ap, ap, A, a, a_trans, M, K, i0, i1, p0, p1):
                     Ap[base + k * mr + r] = A[row + k]
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _pack_b(Bp, bp, B, b, b_trans, N, K, p0, p1, strip0, strip1):
     """Bp[bp + strip KC NR + k NR + c] = op(B)(p0 + k, strip NR + c) for strips
     strip0..strip1-1; columns past N are 0. Strips sit KC NR apart whatever the panel's
@@ -174,7 +174,7 @@ def _pack_b(Bp, bp, B, b, b_trans, N, K, p0, p1, strip0, strip1):
 # packing the shorter last panel of K would write into strips another thread, still on a
 # full panel, was reading (wrong sums whenever K > KC is not a multiple of KC).
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _pack_rows(work, A, a, a_trans, M, N, K, p0, p1, i0, i1, at):
     """Pack rows i0..i1 of op(A) for the panel p0..p1 into the packed-rows part of work,
     row i0's strip at row position ``at`` (a multiple of MR)."""
@@ -183,7 +183,7 @@ def _pack_rows(work, A, a, a_trans, M, N, K, p0, p1, i0, i1, at):
     _pack_a(work, ap, A, a, a_trans, M, K, i0, i1, p0, p1)
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _tiles(C, c, M, N, work, p0, p1, i0, i1, at, strip0, strip1, slot):
     """C += the panel p0..p1 of the sum over k for rows i0..i1 (packed by _pack_rows at row
     position ``at``) and column strips strip0..strip1 of C, through tile ``slot``: each
@@ -210,7 +210,7 @@ def _tiles(C, c, M, N, work, p0, p1, i0, i1, at, strip0, strip1, slot):
                     C[row + col] = Ct[r * cols + col]
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def gemm(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work):
     """C[c:] (M, N) (+)= op(A) @ op(B): see the module docstring. Each element is its
     starting value (0 unless accumulate) plus the terms k = 0..K-1 in order, as the plain
@@ -229,19 +229,19 @@ def gemm(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work):
             _tiles(C, c, M, N, work, p0, p1, i0, i1, i0, _u(0), strips, _u(0))
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _zero(C, c, count):
     for k in range(_u(c), _u(c) + _u(count)):
         C[k] = 0
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def gemm_serial(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work, threads):
     """gemm, with gemm_threads' arguments (threads: None)."""
     gemm(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work)
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def thread_plan(M, N, itemsize, threads):
     """How gemm_threads splits C (M, N) over ``threads`` threads: (T, per_thread, mc) --
     the T threads that get work, each owning per_thread strips of NR columns, and packing
@@ -256,7 +256,7 @@ def thread_plan(M, N, itemsize, threads):
     return T, per_thread, mc
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def thread_panel(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work, t, T, p0):
     """Thread t's share of gemm_threads for the panel p0..p0+KC of the sum over k: it packs
     its strips of the B panel and, mc rows at a time, op(A) into its own part of work, then
@@ -303,7 +303,7 @@ def _pays(M, N, K):
     return M >= MR and N >= 2 * VECTOR_BYTES // 8 and K >= 16 and M * N * K >= 1 << 18
 
 
-pays = njit(**JIT)(_pays)
+pays = njit(**JIT_NO_NRT)(_pays)
 
 
 def work_for(sizes, like, n, min_work=0):
@@ -332,7 +332,7 @@ def gemm_if_pays(work, tag, C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumul
     raise NotImplementedError("compiled code only")
 
 
-@overload(gemm_if_pays, target="cpu")
+@overload(gemm_if_pays, target="cpu", jit_options=JIT_NO_NRT)
 def _gemm_if_pays(work, tag, C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate):
     if isinstance(work, types.NoneType):
         return lambda work, tag, C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate: False

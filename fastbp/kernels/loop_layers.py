@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from fastbp._config import JIT
+from fastbp._config import JIT, JIT_NO_NRT
 from fastbp.kernels import loop_gemm, loop_tiles, scalar, vmath
 
 # Samples per cache block, whole tiles of rows: a block of activations (SAMPLE_BLOCK rows
@@ -41,7 +41,7 @@ PARALLEL_MIN_WORK = 1 << 18
 _u = np.uint64
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def weight_offset(sizes, m):
     """Where W[m] starts in params (or grad); b[m] follows it."""
     p = 0
@@ -50,7 +50,7 @@ def weight_offset(sizes, m):
     return p
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def block_offset(sizes, m, n):
     """Where block m, (n, D[m]), of a layer-major workspace for n samples starts."""
     off = 0
@@ -61,7 +61,7 @@ def block_offset(sizes, m, n):
 
 # -- forward: z_si = sum_j W_ij * a_in_sj + b_i,  a = act(z) ----------------------------------
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _forward_layer_plain(A, z, params, w, a_in, n_in, n_out, code, one, lo, hi):
     """z_si = sum_j W_ij * a_in_sj + b_i, then a = act(z) in place, for samples lo..hi-1."""
     b = w + n_out * n_in
@@ -74,7 +74,7 @@ def _forward_layer_plain(A, z, params, w, a_in, n_in, n_out, code, one, lo, hi):
         scalar.activate_row(A, z + s * n_out, n_out, code, one)
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _forward_layer(A, z, params, w, WT, wt, a_in, n_in, n_out, code, one, lo, hi):
     """_forward_layer_plain through the tiles of loop_tiles.forward_rows, W^T at WT[wt:]
     (loop_tiles.transpose): the same sums in the same order, a block of samples at a
@@ -90,7 +90,7 @@ def _forward_layer(A, z, params, w, WT, wt, a_in, n_in, n_out, code, one, lo, hi
 #     d (n, n_here) at Dl[d:]; W_next (n_next, n_here) at params[w_next:], as in the forward
 #     pass; d_next (n, n_next) at Dl[d_next:]; a (n, n_here), this layer's activations, at A[a:].
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _delta_layer_plain(Dl, d, A, a, params, w_next, d_next, n_here, n_next, code, one, lo, hi):
     """d_sj = act'(a_sj) * sum_i W_next_ij * d_next_si, for samples lo..hi-1."""
     for s in range(lo, hi):
@@ -102,7 +102,7 @@ def _delta_layer_plain(Dl, d, A, a, params, w_next, d_next, n_here, n_next, code
             Dl[d + s * n_here + j] = acc * scalar.derivative(code, A[a + s * n_here + j], one)
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _delta_layer(Dl, d, A, a, params, w_next, d_next, n_here, n_next, code, one, lo, hi):
     """_delta_layer_plain through the tiles of loop_tiles.delta_rows: the same sums in the
     same order, a block of samples at a time."""
@@ -112,7 +112,7 @@ def _delta_layer(Dl, d, A, a, params, w_next, d_next, n_here, n_next, code, one,
         _derivative_block(Dl, d, A, a, s0 * n_here, s1 * n_here, code, one)
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _derivative_block(Dl, d, A, a, lo, hi, code, one):
     """Dl[d + k] *= act'(A[a + k]) for k = lo..hi-1."""
     scalar.times_derivative(Dl, d + lo, A, a + lo, hi - lo, code, one)
@@ -122,7 +122,7 @@ def _derivative_block(Dl, d, A, a, lo, hi, code, one):
 #     gW (n_out, n_in) at grad[w:] and gb (n_out,) after it, in/out; d (n, n_out) at Dl[d:];
 #     a_in (n, n_in) at A[a_in:].
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _grad_layer_plain(grad, w, Dl, d, A, a_in, n, n_in, n_out, lo, hi):
     """gW_ij += sum_s d_si * a_in_sj,  gb_i += sum_s d_si, for rows i = lo..hi-1."""
     b = w + n_out * n_in
@@ -134,7 +134,7 @@ def _grad_layer_plain(grad, w, Dl, d, A, a_in, n, n_in, n_out, lo, hi):
             grad[b + i] += Dl[d + s * n_out + i]
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _grad_layer(grad, w, Dl, d, A, a_in, n, n_in, n_out, lo, hi):
     """_grad_layer_plain through the tiles of loop_tiles.grad_rows, then the bias sums:
     every gradient summed over the samples in order, as the plain form sums it."""
@@ -148,7 +148,7 @@ def _grad_layer(grad, w, Dl, d, A, a_in, n, n_in, n_out, lo, hi):
 
 # -- update: w <- optimizer step from g = scale * gW + l2 * W (biases: scale * gb) -----------------
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _update_layer(params, S0, S1, grad, w, n_w, n_b, scale, opt, k, use_bias):
     """W, b <- scalar.optimizer_step from the penalized gradient with the constants k (a
     scalar.Step in the working dtype): the layer's n_w weights at [w, w + n_w) of params,
@@ -168,7 +168,7 @@ def _update_layer(params, S0, S1, grad, w, n_w, n_b, scale, opt, k, use_bias):
 
 # -- threads ------------------------------------------------------------------------------------
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def threads_pay(n, n_in, n_out):
     """Whether a layer of n_in x n_out weights over n samples is worth a thread team. The
     thread count is not consulted: reading it from compiled code would make every caller
@@ -221,7 +221,7 @@ def grad_pass(tag, grad, Dl, A, n, sizes, work):
     raise NotImplementedError("compiled code only")
 
 
-@overload(forward_pass, target="cpu")
+@overload(forward_pass, target="cpu", jit_options=JIT_NO_NRT)
 def _forward_pass(tag, A, params, WT, n, sizes, acts, work):
     threaded = not isinstance(tag, types.NoneType)
     gemm = not isinstance(work, types.NoneType)  # False: the gemm branch is not compiled
@@ -251,7 +251,7 @@ def _forward_pass(tag, A, params, WT, n, sizes, acts, work):
     return impl
 
 
-@overload(delta_pass, target="cpu")
+@overload(delta_pass, target="cpu", jit_options=JIT_NO_NRT)
 def _delta_pass(tag, Dl, A, params, n, sizes, acts, work):
     threaded = not isinstance(tag, types.NoneType)
     gemm = not isinstance(work, types.NoneType)  # False: the gemm branch is not compiled
@@ -275,7 +275,7 @@ def _delta_pass(tag, Dl, A, params, n, sizes, acts, work):
     return impl
 
 
-@overload(grad_pass, target="cpu")
+@overload(grad_pass, target="cpu", jit_options=JIT_NO_NRT)
 def _grad_pass(tag, grad, Dl, A, n, sizes, work):
     threaded = not isinstance(tag, types.NoneType)
     gemm = not isinstance(work, types.NoneType)  # False: the gemm branch is not compiled
@@ -298,7 +298,7 @@ def _grad_pass(tag, grad, Dl, A, n, sizes, work):
     return impl
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _bias_rows(A, z, params, b, n, n_out):
     """z_si = b_i for the n rows of n_out at A[z:]; b at params[b:] (where a packed product
     then adds a_in W^T, as the tiles start their sums from the bias)."""
@@ -309,7 +309,7 @@ def _bias_rows(A, z, params, b, n, n_out):
             A[row + i] = params[b + i]
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _column_sums(grad, b, Dl, d, n, n_out):
     """grad[b + i] += sum_s Dl[d + s n_out + i]: the bias gradient, samples in order."""
     b, d, n, n_out = _u(b), _u(d), _u(n), _u(n_out)

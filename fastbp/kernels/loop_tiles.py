@@ -40,7 +40,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, register_jitable
 
-from fastbp._config import JIT
+from fastbp._config import JIT, JIT_NO_NRT
 from fastbp.kernels.loop_gemm import MR, VECTOR_BYTES
 
 R = MR     # rows of a tile
@@ -318,7 +318,7 @@ def sweep_rows(typingctx, W, w, ld, K, width, Dl, o, S, s, neg_lr, dp):
 
 # -- the three products of a layer, tile by tile ------------------------------------------------
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def forward_rows(A, z, params, b, WT, wt, a_in, n_in, n_out, lo, hi):
     """z[s, i] = b_i + sum_j a_in[s, j] WT[j, i] for samples lo..hi-1 (no activation):
     z (n, n_out) at A[z:], a_in (n, n_in) at A[a_in:], b at params[b:], WT (n_in, n_out)
@@ -334,7 +334,7 @@ def forward_rows(A, z, params, b, WT, wt, a_in, n_in, n_out, lo, hi):
                  min(_u(R), hi - s0), w)
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def delta_rows(Dl, d, params, w_next, d_next, n_here, n_next, lo, hi):
     """d[s, j] = sum_i d_next[s, i] W_next[i, j] for samples lo..hi-1 (before act'):
     d (n, n_here) at Dl[d:], d_next (n, n_next) at Dl[d_next:], W_next (n_next, n_here)
@@ -350,7 +350,7 @@ def delta_rows(Dl, d, params, w_next, d_next, n_here, n_next, lo, hi):
                  min(_u(R), hi - s0), w)
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def grad_rows(grad, w, Dl, d, A, a_in, n, n_in, n_out, lo, hi):
     """gW[i, j] += sum_s d[s, i] a_in[s, j], samples in order, for rows i = lo..hi-1 of
     gW (n_out, n_in) at grad[w:]; d (n, n_out) at Dl[d:], a_in (n, n_in) at A[a_in:]."""
@@ -365,7 +365,7 @@ def grad_rows(grad, w, Dl, d, A, a_in, n, n_in, n_out, lo, hi):
                  A, a_in + j0, n_in, n, min(_u(R), hi - i0), cols)
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def transpose(WT, wt, params, w, n_out, n_in):
     """WT[wt + j n_out + i] = W[i, j] for W (n_out, n_in) at params[w:], in 8 x 8 blocks
     (both sides touch whole cache lines)."""
