@@ -25,7 +25,7 @@ from fastbp._config import JIT, JIT_NO_NRT
 from fastbp.kernels import _compile_notice  # noqa: F401  (one line when compiling)
 from fastbp.kernels import _checks, loop_gemm, scalar
 from fastbp.kernels._host import empty, to_device, to_host  # noqa: F401  (backend contract)
-from fastbp.kernels.codes import H_LR, SGD, SIGMOID, SOFTMAX
+from fastbp.kernels.codes import ADAM, H_LR, SGD, SIGMOID, SOFTMAX
 from fastbp.kernels.loop_layers import (PARALLEL_MIN_WORK, _update_layer, block_offset,
                                         delta_pass, forward_pass, grad_pass)
 from fastbp.kernels.loop_online import fused_online_epoch
@@ -198,7 +198,7 @@ def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
 @njit(**JIT_NO_NRT)
 def _update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
     steps[0] += 1
-    k = scalar.in_dtype(scalar.step_constants(hyper, steps[0]), params.dtype.type)
+    k = scalar.in_dtype(scalar.step_constants(hyper, steps[0], opt == ADAM), params.dtype.type)
     S0, S1 = state[0], state[1]
     w = np.int64(0)
     for m in range(1, sizes.shape[0]):
@@ -346,10 +346,11 @@ def train_epochs(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orde
     rows = workspace_rows(batch_size)
     return _fit_batch(threads_tag(rows, sizes), params, state, steps, grad, A, Dl, cost, Yb,
                       Sb, X, Y, SW, order, rng, shuffle, rates, batch_size, sizes, acts, loss,
-                      opt, hyper, use_bias, history, loop_gemm.work_for(sizes, params, rows))
+                      opt, hyper, use_bias, history, loop_gemm.work_for(sizes, params, rows),
+                      np.empty_like(params))
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def next_order(order, rng, shuffle):
     """order <- 0..n-1, then shuffled in place with rng.permutation's draws (Numba's own
     Generator.shuffle makes the same draws but swaps through array views, 8x slower)."""
@@ -386,11 +387,13 @@ def _fit_online(params, state, steps, A, Dl, X, Y, SW, order, rng, shuffle, rate
     return rates.shape[0]
 
 
-@njit(**JIT)
+@njit(**JIT_NO_NRT)
 def _fit_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, rng,
                shuffle, rates, batch_size, sizes, acts, loss, opt, hyper, use_bias, history,
-               work):
-    WT = np.empty_like(params)
+               work, WT):
+    """train_epochs for the batch path; allocates nothing (JIT_NO_NRT: an epoch of XOR
+    takes about a microsecond, and reference counting the arrays handed to each epoch
+    took a third of it)."""
     for e in range(rates.shape[0]):
         next_order(order, rng, shuffle)
         hyper[H_LR] = rates[e]

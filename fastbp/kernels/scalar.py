@@ -245,11 +245,12 @@ class Step(NamedTuple):
 
 
 @register_jitable
-def step_constants(hyper, t):
+def step_constants(hyper, t, adam=True):
     """Step of the t-th update, in float64, from the hyperparameter array (slots H_* of
-    fastbp.kernels.codes)."""
-    bc1 = 1.0 - hyper[H_BETA1] ** t
-    bc2 = 1.0 - hyper[H_BETA2] ** t
+    fastbp.kernels.codes). Adam's bias corrections (two powers, a few dozen cycles each:
+    more than a tiny network's whole update) only where ``adam``; else 1."""
+    bc1 = 1.0 - hyper[H_BETA1] ** t if adam else 1.0
+    bc2 = 1.0 - hyper[H_BETA2] ** t if adam else 1.0
     return Step(hyper[H_LR], hyper[H_MOMENTUM], hyper[H_NESTEROV] != 0, hyper[H_L2],
                 hyper[H_LR] / bc1, hyper[H_BETA1], hyper[H_BETA2], 1.0 - hyper[H_BETA1],
                 1.0 - hyper[H_BETA2], math.sqrt(bc2), hyper[H_EPS], hyper[H_ETA_MINUS],
