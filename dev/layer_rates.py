@@ -1,77 +1,68 @@
-"""GFLOP/s of the loop per-layer kernels against NumPy on one layer, 1 thread.
-python dev/layer_rates.py [n n_in n_out ...]"""
+"""GFLOP/s of one layer's forward product through each CPU path, 1 thread, float32: the
+register tiles (loop_tiles.forward_rows, W^T transposed first as a fit does) against the
+packed products (loop_gemm.gemm), and NumPy's matrix product beside them. The crossing
+point is loop_gemm.MIN_WORK.
+
+    python dev/layer_rates.py [rows n_out n_in ...]
+"""
 import sys
 import time
 
 import numba
 import numpy as np
+from numba import njit
 from threadpoolctl import threadpool_limits
 
-from fastbp.kernels import codes, loop_layers as ll
+from fastbp._config import JIT_NO_NRT
+from fastbp.kernels import loop_gemm as lg
+from fastbp.kernels import loop_tiles as lt
 
 numba.set_num_threads(1)
 threadpool_limits(1)
 shapes = [tuple(map(int, sys.argv[i:i + 3])) for i in range(1, len(sys.argv), 3)] or [
-    (256, 784, 128), (256, 784, 512), (256, 512, 512), (256, 512, 10)]
+    (256, 32, 64), (256, 64, 64), (256, 128, 128), (256, 128, 784), (256, 512, 512),
+    (256, 512, 784), (64, 512, 512)]
 
 
-def best(f, reps=7):
-    f()
-    t = 1e9
+@njit(**JIT_NO_NRT)
+def tiles(reps, C, A, W, WT, M, N, K):
     for _ in range(reps):
-        s = time.perf_counter()
-        f()
-        t = min(t, time.perf_counter() - s)
-    return t
+        lt.transpose(WT, 0, W, 0, N, K)
+        lt.forward_rows(C, 0, W, N * K, WT, 0, 0, K, N, 0, M)
 
 
-for n, n_in, n_out in shapes:
+@njit(**JIT_NO_NRT)
+def gemm(reps, C, A, W, work, M, N, K):
+    for _ in range(reps):
+        lg.gemm(C, 0, A, 0, False, W, 0, True, M, N, K, True, work)
+
+
+def numpy(reps, C, A, W, M, N, K):
+    A2, W2 = A.reshape(M, K), W[:N * K].reshape(N, K)
+    for _ in range(reps):
+        np.matmul(A2, W2.T, out=C.reshape(M, N))
+
+
+def rate(f, args, madds):
+    f(1, *args)                                   # compile, or load, outside the timing
+    reps, best = max(1, int(2e8 // madds)), float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        f(reps, *args)
+        best = min(best, (time.perf_counter() - start) / reps)
+    return 2 * madds / best / 1e9
+
+
+for M, N, K in shapes:
     rng = np.random.default_rng(0)
-    W = rng.normal(size=(n_out, n_in)).astype(np.float32)
-    params = np.concatenate([W.ravel(), np.zeros(n_out, np.float32)])
-    a = rng.random((n, n_in)).astype(np.float32)
-    A = np.concatenate([a.ravel(), np.zeros(n * n_out, np.float32)])
-    d = rng.normal(size=(n, n_out)).astype(np.float32)
-    Dl = np.concatenate([np.zeros(n * n_in, np.float32), d.ravel()])
-    grad = np.zeros_like(params)
-    one = np.float32(1)
-    flop = 2 * n * n_in * n_out / 1e9
-    rows = {
-        "forward": (lambda: ll._forward_layer(A, n * n_in, params, 0, 0, n_in, n_out, codes.IDENTITY, one, 0, n),
-                    lambda: a @ W.T),
-        "delta": (lambda: ll._delta_layer(Dl, 0, A, 0, params, 0, n * n_in, n_in, n_out, codes.IDENTITY, one, 0, n),
-                  lambda: d @ W),
-        "grad": (lambda: ll._grad_layer(grad, 0, Dl, n * n_in, A, 0, n, n_in, n_out, 0, n_out),
-                 lambda: d.T @ a),
-    }
-    for name, (ours, ref) in rows.items():
-        t, r = best(ours), best(ref)
-        print(f"{n}x{n_in}x{n_out} {name:8s} loop {flop / t:6.1f} GF/s  numpy {flop / r:6.1f} GF/s  ratio {r / t:5.2f}")
-
-from fastbp.kernels import loop_gemm as lg  # noqa: E402
-
-print(f"gemm tiles: MR={lg.MR}, NR={lg.nr(4)} (float32), vector bytes {lg.VECTOR_BYTES}")
-for n, n_in, n_out in shapes:
-    rng = np.random.default_rng(0)
-    W = rng.normal(size=(n_out, n_in)).astype(np.float32)
-    a = rng.random((n, n_in)).astype(np.float32)
-    d = rng.normal(size=(n, n_out)).astype(np.float32)
-    work = lg.work_for(np.array([n_in, n_out]), np.zeros(1, np.float32), n)
-    flop = 2 * n * n_in * n_out / 1e9
-    z = np.empty(n * n_out, np.float32)
-    dl = np.empty(n * n_in, np.float32)
-    gW = np.zeros(n_out * n_in, np.float32)
-    Wf, af, df = W.ravel(), a.ravel(), d.ravel()
-    checks = {
-        "forward": (lambda: lg.gemm(z, 0, af, 0, False, Wf, 0, True, n, n_out, n_in, False, work),
-                    lambda: a @ W.T, lambda: z.reshape(n, n_out)),
-        "delta": (lambda: lg.gemm(dl, 0, df, 0, False, Wf, 0, False, n, n_in, n_out, False, work),
-                  lambda: d @ W, lambda: dl.reshape(n, n_in)),
-        "grad": (lambda: lg.gemm(gW, 0, df, 0, True, af, 0, False, n_out, n_in, n, False, work),
-                 lambda: d.T @ a, lambda: gW.reshape(n_out, n_in)),
-    }
-    for name, (ours, ref, out) in checks.items():
-        t, r = best(ours), best(ref)
-        ok = np.allclose(out(), ref(), rtol=1e-3, atol=1e-3)
-        print(f"{n}x{n_in}x{n_out} {name:8s} gemm {flop / t:6.1f} GF/s  numpy {flop / r:6.1f} GF/s  "
-              f"ratio {r / t:5.2f}  {'ok' if ok else 'WRONG'}")
+    A = rng.normal(size=M * K).astype(np.float32)        # M rows of K inputs
+    W = rng.normal(size=N * K + N).astype(np.float32)    # W (N, K), then the N biases
+    WT, C = np.empty_like(W), np.zeros(M * N, np.float32)
+    threshold, lg.MIN_WORK = lg.MIN_WORK, 0       # a work array even below the threshold
+    work = lg.work_for(np.array([max(K, N), max(K, N)]), W, M)
+    lg.MIN_WORK = threshold
+    madds = M * N * K
+    print(f"rows {M:4d} out {N:4d} in {K:4d} ({madds / 2**20:5.1f}M multiply-adds): "
+          f"tiles {rate(tiles, (C, A, W, WT, M, N, K), madds):5.1f}  "
+          f"gemm {rate(gemm, (C, A, W, work, M, N, K), madds):5.1f}  "
+          f"numpy {rate(numpy, (C, A, W, M, N, K), madds):5.1f} GFLOP/s", flush=True)

@@ -34,40 +34,46 @@ section 1 (search a name to find it everywhere):
     _forward_layer    z = W a_in + b, a = act(z), for a batch    loop_layers, cuda_layers
     _delta_layer      delta[m] = act' (*) W[m+1]^T delta[m+1]    loop_layers, cuda_layers
     _grad_layer       gW += delta a_in^T, gb += delta            loop_layers, cuda_layers
-                      (the three GPU ones share cuda_tiles._block_product, 4x4 per thread;
-                      large CPU products go through loop_gemm)
+                      (the CPU ones run loop_tiles' register tiles, large products
+                      loop_gemm's packed ones; the GPU ones cuda_tiles._block_product)
     _update_layer     w <- optimizer step(w, g)                  loop_layers (cuda: _update_params,
                                                                  all layers in one launch)
-    *_plain           the same equation as three plain loops, beside each blocked CPU kernel
-    _fused_*          several steps in one pass: the hot paths
-        loop_online.fused_online_epoch   online SGD on the CPU: per sample _forward_sample,
-                                         then per layer _fused_delta_update_sample (delta
-                                         propagation and the SGD update in one sweep)
+    *_plain           the same equation as three plain loops, beside each CPU kernel: every
+                      CPU path sums in their order and equals them bit for bit
+    fused epochs      several steps in one pass: the hot paths
+        loop_online.fused_online_epoch   online SGD on the CPU: per sample and layer
+                                         _delta_update_rows (delta and update over W) and
+                                         _update_forward_cols (update and the next
+                                         sample's forward sum over W^T), through
+                                         loop_tiles.sweep_rows / sweep_update_forward
         cuda_fused.fused_epoch           a whole epoch in one GPU block (SGD, Adam, RPROP):
                                          _fused_forward, _fused_delta, _fused_grad,
                                          _fused_grad_update
+        cuda_sweep.sweep_epoch_kernel    a whole epoch of many models, a block per model
 
-Many models at once (fastbp.Sweep, loop backend: ``loop.sweep_epoch``): K models of one
-structure keep every buffer above with a leading model axis, row k being model k's own
-buffer, so that model k's epoch is train_epoch on row k:
+Many models at once (fastbp.Sweep: ``loop.sweep_epoch``, ``cuda.sweep_epoch``): K models of
+one structure keep every buffer above with a leading model axis, row k being model k's
+own buffer, so that model k's epoch is train_epoch on row k:
 
     params, grad  (K, P)          model k's W[1], b[1], ... in row k, the layout above
     state         (K, 2, P)       steps (K, 1) int64, hyper (K, N_HYPER), stats (K, 4)
     A, Dl         (K, rows * sum(D))    cost (K, rows), Yb (K, rows, D[L]), Sb (K, rows)
+                                  (rows: sweep_workspace_rows where a backend has it)
     orders        (K, n) int64    each model's sample order (its own seeded shuffle)
     active        (K,) bool       models still training
     X, Y, SW                      the data set, shared by all K models
 
-The threads take whole models (``prange`` over k), never parts of one model, so what
-model k computes does not depend on the thread count.
+The CPU threads take whole models (``prange`` over k), never parts of one model, and a GPU
+block one model, so what model k computes does not depend on the thread count or on K.
 
-Large batches on the CPU: products of at least 2^18 multiply-adds with a full tile of
-rows and columns go through ``loop_gemm`` (packed panels, a register-blocked micro-kernel
-written as LLVM IR); the rest through the blocked loops of ``loop_layers``.
+Products on the CPU: those of at least loop_gemm.MIN_WORK (2^22) multiply-adds with a full
+tile of rows and columns go through ``loop_gemm`` (packed panels, a register-blocked
+micro-kernel written as LLVM IR), the rest through ``loop_tiles`` (register tiles over the
+operands in place); both sum in the plain loops' order.
 
 Row-level mathematics -- activations, softmax, the cost and output delta of a sample, the
-L2-penalized gradient, the optimizer steps -- is written once, in ``scalar.py``, and
-compiled into the CPU and GPU kernels alike; ``vectorized`` applies the arithmetic steps
-to whole arrays.
+L2-penalized gradient, the optimizer steps (``scalar.Step``, the constants of an update)
+-- is written once, in ``scalar.py``, and compiled into the CPU and GPU kernels alike;
+``vectorized`` applies the arithmetic steps to whole arrays.
 """
 from fastbp import _numba_cache  # noqa: F401  (before any kernel: Numba's cache made safe)

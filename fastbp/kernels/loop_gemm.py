@@ -296,11 +296,21 @@ def gemm_threads(C, c, A, a, a_trans, B, b, b_trans, M, N, K, accumulate, work, 
                          p0)
 
 
+# Multiply-adds from which the packed products beat the register tiles of loop_tiles,
+# which read their operands in place. One forward product, one thread, float32, on an
+# AVX2 EPYC (python dev/layer_rates.py): tiles 81 GFLOP/s against gemm's 50 at 0.5M
+# multiply-adds, 76 against 70 at 4M, the two within noise of each other from there to
+# about 25M, gemm ahead on wide layers where its cache blocking pays (60 against 50 at
+# 64M, 56 against 39 at 98M). Below it gemm is not even compiled (work_for), which saves
+# seconds of a first run.
+MIN_WORK = 1 << 22
+
+
 def _pays(M, N, K):
-    """Whether gemm beats the blocked loop kernels on this product: a tile of rows and of
-    columns fills (a narrow output, such as 10 classes, stays with the loop kernels) and
-    the work pays for the packing."""
-    return M >= MR and N >= 2 * VECTOR_BYTES // 8 and K >= 16 and M * N * K >= 1 << 18
+    """Whether gemm beats the register tiles on this product: a tile of rows and of
+    columns fills (a narrow output, such as 10 classes, stays with the tiles) and the work
+    (at least MIN_WORK multiply-adds) pays for the packing."""
+    return M >= MR and N >= 2 * VECTOR_BYTES // 8 and K >= 16 and M * N * K >= MIN_WORK
 
 
 pays = njit(**JIT_NO_NRT)(_pays)

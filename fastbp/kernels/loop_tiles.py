@@ -40,7 +40,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, register_jitable
 
-from fastbp._config import JIT, JIT_NO_NRT
+from fastbp._config import JIT_NO_NRT
 from fastbp.kernels.loop_gemm import MR, VECTOR_BYTES
 
 R = MR     # rows of a tile
