@@ -58,9 +58,7 @@ for M, N, K in shapes:
     A = rng.normal(size=M * K).astype(np.float32)        # M rows of K inputs
     W = rng.normal(size=N * K + N).astype(np.float32)    # W (N, K), then the N biases
     WT, C = np.empty_like(W), np.zeros(M * N, np.float32)
-    threshold, lg.MIN_WORK = lg.MIN_WORK, 0       # a work array even below the threshold
-    work = lg.work_for(np.array([max(K, N), max(K, N)]), W, M)
-    lg.MIN_WORK = threshold
+    work = lg.work_array(max(K, N), W, M)           # even below gemm's threshold
     madds = M * N * K
     print(f"rows {M:4d} out {N:4d} in {K:4d} ({madds / 2**20:5.1f}M multiply-adds): "
           f"tiles {rate(tiles, (C, A, W, WT, M, N, K), madds):5.1f}  "

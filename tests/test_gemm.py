@@ -25,7 +25,7 @@ SHAPES = [(1, 1, 1), (9, 17, 3), (loop_gemm.MR, 2 * loop_gemm.nr(4), 16),
 def test_gemm_equals_numpy(M, N, K, dtype):
     rng = np.random.default_rng(M * 1000 + N + K)
     widest = max(M, N, K, 64)
-    work = loop_gemm.work_for(np.array([widest, widest], np.int64), np.zeros(1, dtype), 4096)
+    work = loop_gemm.work_array(widest, np.zeros(1, dtype), 4096)
     assert work.size > 0
     for a_trans, b_trans, accumulate in itertools.product([False, True], repeat=3):
         A, opA = _stored(rng, M, K, a_trans, dtype, 3)
@@ -55,7 +55,7 @@ def test_gemm_threads_sums_exactly_as_gemm(M, N, K):
     """The threaded variant splits columns only: each element's sum is gemm's, bit for bit."""
     rng = np.random.default_rng(1)
     widest = max(M, N, K, 64)
-    work = loop_gemm.work_for(np.array([widest, widest], np.int64), np.zeros(1, np.float32), 4096)
+    work = loop_gemm.work_array(widest, np.zeros(1, np.float32), 4096)
     A = rng.normal(size=M * K).astype(np.float32)
     B = rng.normal(size=K * N).astype(np.float32)
     serial, threaded = np.zeros(M * N, np.float32), np.zeros(M * N, np.float32)
@@ -103,7 +103,7 @@ def test_gemm_threads_share_nothing_and_need_no_order(M, N, K, threads, dtype):
     rng = np.random.default_rng(M + N + K)
     widest = max(M, N, K, 64)
     like = np.zeros(1, dtype)
-    work = loop_gemm.work_for(np.array([widest, widest], np.int64), like, M)
+    work = loop_gemm.work_array(widest, like, M)
     A = rng.normal(size=M * K).astype(dtype)
     B = rng.normal(size=K * N).astype(dtype)
     serial = np.zeros(M * N, dtype)

@@ -196,8 +196,11 @@ def test_every_pass_sums_as_the_plain_loops(problem, threads, gemm):
 
 # Shapes where the packed products pay in every pass, with panels deeper than KC and not a
 # multiple of it, row blocks past MC, strips past the lanes: checked on every thread count.
-GEMM_CASES = [([300, 256, 10], 257), ([784, 128, 10], 300), ([65, 33, 17], 255),
-              ([17, 2 * MC + 3, 40], MC + 5)]
+# Every case has products of at least loop_gemm.MIN_WORK multiply-adds, so the passes take
+# the packed products there: K past a panel (784, 300), N off whole strips (259, 257), M
+# off whole blocks of rows (2 MC + 5, 257, 255), a short first layer (65, 33) beside them.
+GEMM_CASES = [([300, 256, 10], 257), ([784, 128, 10], 300), ([33, 257, 513], 255),
+              ([65, 2 * MC + 3, 129], 2 * MC + 5)]
 
 
 @pytest.mark.parametrize("threads", THREADS)

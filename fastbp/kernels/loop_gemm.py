@@ -328,10 +328,14 @@ def work_for(sizes, like, n, min_work=0):
         if m < len(sizes) - 1:      # delta (n, D[m], D[m+1])
             products.append((n, sizes[m], sizes[m + 1]))
     used = any(_pays(M, N, K) and M * N * K >= min_work for M, N, K in products)
-    if not used:
-        return None
-    cols, widest = nr(like.itemsize), max(sizes)
-    rows = max(n, widest) + MR  # M of any product, rounded up to whole strips
+    return work_array(max(sizes), like, n) if used else None
+
+
+def work_array(widest, like, n):
+    """gemm's work array, in the dtype of ``like``, for any product whose sides are at
+    most ``widest`` (N and K) and ``max(n, widest)`` (M), whether gemm pays for it or not."""
+    cols, widest = nr(like.itemsize), int(widest)
+    rows = max(int(n), widest) + MR  # M of any product, rounded up to whole strips
     return np.empty((widest + cols - 1) // cols * cols * KC + rows * KC + rows * cols,
                     like.dtype)
 
