@@ -35,8 +35,8 @@ section 1 (search a name to find it everywhere):
     _delta_layer      delta[m] = act' (*) W[m+1]^T delta[m+1]    loop_layers, cuda_layers
     _grad_layer       gW += delta a_in^T, gb += delta            loop_layers, cuda_layers
                       (the CPU ones run loop_tiles' register tiles, large products
-                      loop_gemm's packed ones; the GPU ones cuda_tiles._block_product)
-    _update_layer     w <- optimizer step(w, g)                  loop_layers (cuda: _update_params,
+                      loop_gemm's packed ones; the GPU ones cuda_tiles.block_product)
+    update_layer     w <- optimizer step(w, g)                  loop_layers (cuda: _update_params,
                                                                  all layers in one launch)
     *_plain           the same equation as three plain loops, beside each CPU kernel: every
                       CPU path sums in their order and equals them bit for bit

@@ -11,7 +11,7 @@ per epoch. ``fused_plan`` decides whether an epoch runs here and lays out shared
 Reads of W are coalesced wherever W lives: the forward pass gives each output row to a
 warp, lanes over its inputs, summed by a shuffle reduction (``_lanes_sum``); the delta
 pass and the update put the contiguous index j of W_ij on the lanes. There is no 64-bit
-division: flat loops over (sample, unit) step their two indices (``_split`` once per
+division: flat loops over (sample, unit) step their two indices (``divmod32`` once per
 loop, in 32 bits). The simulator has no warp shuffles: there ``_lanes_sum`` goes through
 shared memory with syncthreads, which is why every loop that calls it is block-uniform.
 """
@@ -119,7 +119,7 @@ def _make_plan(net, batch_size, n_state, item):
 
 
 @device
-def _split(e, d):
+def divmod32(e, d):
     """(e // d, e % d) for 32-bit e and d, in 32-bit arithmetic (div.u32, not div.s64)."""
     q = _u(_u32(_u32(e) // _u32(d)))
     return q, _u(e) - q * _u(d)
@@ -212,8 +212,8 @@ def _fused_delta(pb, ab, lay, m, n, t, T, one):
     w, ld, code = _u(lay[m + 1, _SW]), _u(lay[m + 1, _LD]), lay[m, _ACT]
     d, a, lda = _u(lay[m, _SD]), _u(lay[m, _SA]), _u(lay[m, _LDA])
     d_next, ld_next = _u(lay[m + 1, _SD]), _u(lay[m + 1, _LDA])
-    q, r = _split(T, n_here)
-    s, j = _split(t, n_here)
+    q, r = divmod32(T, n_here)
+    s, j = divmod32(t, n_here)
     e_ = t  # (s, j) = divmod(e, n_here), stepped
     while e_ < n * n_here:  # a counted loop without range()'s division
         acc = one - one
@@ -278,7 +278,7 @@ def _fused_grad_update(pb, gb, s0b, s1b, ab, lay, n, first, last, scale, grad_at
                     g = scalar.penalized_gradient(g, pb[p], scale, c[3]) if j < n_in else scale * g
                     v0 = s0b[s0_at + p] if has_s0 else zero
                     v1 = s1b[s1_at + p] if has_s1 else zero
-                    pb[p], v0, v1 = scalar.optimizer_step(opt, pb[p], g, v0, v1, _step(c), one)
+                    pb[p], v0, v1 = scalar.optimizer_step(opt, pb[p], g, v0, v1, load_step(c), one)
                     if has_s0:
                         s0b[s0_at + p] = v0
                     if has_s1:
@@ -288,7 +288,7 @@ def _fused_grad_update(pb, gb, s0b, s1b, ab, lay, n, first, last, scale, grad_at
 
 
 @device
-def _constants(c, hyper, t, one):
+def store_step(c, hyper, t, one):
     """c[0..14] = the fields of scalar.step_constants(hyper, t) in the working dtype
     (nesterov as 0/1), for the block's threads to share."""
     k = scalar.step_constants(hyper, t)
@@ -300,8 +300,8 @@ def _constants(c, hyper, t, one):
 
 
 @device
-def _step(c):
-    """The scalar.Step that _constants wrote into c."""
+def load_step(c):
+    """The scalar.Step that store_step wrote into c."""
     return scalar.Step(c[0], c[1], c[2] != 0, c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10],
                        c[11], c[12], c[13], c[14])
 
@@ -326,8 +326,8 @@ def fused_epoch(params, state0, state1, grad, X, Y, SW, order, scales, batch_siz
     one = params.dtype.type(1)
     t, T = _u(cuda.threadIdx.x), _u(cuda.blockDim.x)
     width = _u(min(WARP, cuda.blockDim.x))
-    warp, lane = _split(t, width)
-    n_warps = _split(T, width)[0]
+    warp, lane = divmod32(t, width)
+    n_warps = divmod32(T, width)[0]
     L = lay.shape[0] - 1
     n_in, n_out, code = _u(lay[0, _D]), lay[L, _D], lay[L, _ACT]
     binary = code == SIGMOID
@@ -356,15 +356,15 @@ def fused_epoch(params, state0, state1, grad, X, Y, SW, order, scales, batch_siz
         scale = scales[batch]
         if scale != 0:
             step += 1
-            _constants(c, hyper, step, one)
+            store_step(c, hyper, step, one)
         lo = start
         while lo < end:  # a counted loop without range()'s division
             n_i = min(rows, end - lo)
             n, lo_u = _u(n_i), _u(lo)
             cuda.syncthreads()
             a0, ld0 = _u(lay[0, _SA]), _u(lay[0, _LDA])
-            q, r = _split(T, n_in)
-            s, j = _split(t, n_in)
+            q, r = divmod32(T, n_in)
+            s, j = divmod32(t, n_in)
             e_ = t  # (s, j) = divmod(e, n_in), stepped
             while e_ < n * n_in:  # a counted loop without range()'s division
                 sh[a0 + s * ld0 + j] = X[order[lo_u + s], j]

@@ -3,7 +3,7 @@
 Arrays are the flat buffers of the backend contract (``fastbp.kernels``) on the device;
 a kernel finds its layer through offsets (``_Net`` in ``cuda.py``). The three products of
 a layer -- forward z = a_in W^T, delta d = d_next W_next, gradient gW = d^T a_in -- are one
-tiled product (``cuda_tiles._block_product``) fed through strides: a block of TILE x TILE threads
+tiled product (``cuda_tiles.block_product``) fed through strides: a block of TILE x TILE threads
 computes a (TILE R) x (TILE R) tile of outputs, each thread the R x R of them at rows
 ty + a TILE and columns tx + b TILE, in registers; operands pass through shared memory
 in slices of TILE along the summed index, loaded with whichever index is contiguous on
@@ -24,10 +24,11 @@ from fastbp.kernels import cuda_config as config
 from fastbp.kernels import scalar
 from fastbp.kernels.codes import SIGMOID, SOFTMAX
 from fastbp.kernels.cuda_config import cdiv, cuda, jit, launch
-from fastbp.kernels.cuda_tiles import _0, _1, _R, R, _block_product
+from fastbp.kernels.cuda_tiles import R, block_product
 
 _FLOAT64 = np.dtype(np.float64)  # an instance: the simulator's shared arrays need itemsize
 _u = np.uint64
+_R, _0, _1 = _u(R), _u(0), _u(1)  # the tile side and the unsigned constants
 device = jit(device=True)
 
 
@@ -55,7 +56,7 @@ def _forward_layer(A, params, w, a_in, a_out, n, n_in, n_out, code):
         bias = params[b + i] if i < n_out else one - one
         for a in range(_R):
             acc[a, c] = bias
-    _block_product(acc, tiles, A, a_in, n_in, _1, s0, n, params, w, n_in, _1, i0, n_out, False,
+    block_product(acc, tiles, A, a_in, n_in, _1, s0, n, params, w, n_in, _1, i0, n_out, False,
                    _0, n_in, one)
     for a in range(_R):
         s = s0 + ty + a * t
@@ -132,7 +133,7 @@ def _delta_layer(Dl, A, params, w_next, off, off_next, n, n_here, n_next, code):
     for a in range(_R):
         for c in range(_R):
             acc[a, c] = one - one
-    _block_product(acc, tiles, Dl, off_next, n_next, _1, s0, n, params, w_next, _1, n_here, j0,
+    block_product(acc, tiles, Dl, off_next, n_next, _1, s0, n, params, w_next, _1, n_here, j0,
                    n_here, False, _0, n_next, one)
     for a in range(_R):
         s = s0 + ty + a * t
@@ -168,7 +169,7 @@ def _grad_layer(out, Dl, A, out_off, stride, d_off, a_off, n, chunk, n_in, n_out
     for a in range(_R):
         for c in range(_R):
             acc[a, c] = one - one
-    _block_product(acc, tiles, Dl, d_off, _1, n_out, i0, n_out, A, a_off, _1, n_in, j0, n_in,
+    block_product(acc, tiles, Dl, d_off, _1, n_out, i0, n_out, A, a_off, _1, n_in, j0, n_in,
                    True, k_lo, k_hi, one)
     base = out_off + z * stride
     for a in range(_R):
@@ -225,7 +226,7 @@ def _update_params(params, state, grad, parts, split, sizes, scales, b, opt, lr,
                    eta_minus, eta_plus, step_min, step_max, use_bias, stats):
     """One optimizer step per parameter (scalar.optimizer_step, one thread each) from
     g = scale * grad (+ l2 * w for weights), scale = scales[b]: the arithmetic of
-    loop._update_layer over every layer in one launch; for a layer whose gradient is still
+    loop.update_layer over every layer in one launch; for a layer whose gradient is still
     in chunks (``split``, as _sum_parts) their sum, so no launch is spent reducing them.
     Biases skip l2, and every step when use_bias is false. Nothing happens once stats[2]
     (the divergence flag of train_epoch) is set."""

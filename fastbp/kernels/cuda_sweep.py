@@ -41,7 +41,7 @@ group at one address (a broadcast). Output columns run along the lanes: a warp c
 columns (g the smallest power of two >= the columns, at most 32) and 32 / g row groups,
 so that a 10-unit output layer keeps 20 of 32 lanes busy instead of 10. Warps take tiles
 in turn. Rows and columns past the end read a clamped (valid) address and are not stored,
-so the inner loop has no branch. Integer division only as 32-bit ``_split``, once per tile.
+so the inner loop has no branch. Integer division only as 32-bit ``divmod32``, once per tile.
 
 One block per model, not one warp: the number of models resident on an SM is bounded by
 shared memory (a 64-32-10 model with momentum needs about 29 KiB, 7 per SM of an H100)
@@ -66,7 +66,7 @@ from fastbp.kernels import cuda_config as config
 from fastbp.kernels import scalar
 from fastbp.kernels.codes import ADAM, H_MOMENTUM, RPROP, SIGMOID, SOFTMAX
 from fastbp.kernels.cuda_config import cdiv, cuda, jit
-from fastbp.kernels.cuda_fused import _constants, _split, _step
+from fastbp.kernels.cuda_fused import store_step, divmod32, load_step
 
 device = jit(device=True)
 _FLOAT64 = np.dtype(np.float64)  # an instance: the simulator's shared arrays need itemsize
@@ -168,7 +168,7 @@ def _forward(sh, wb, w_row, w_k, w_of, bb, b_of, b_step, lay, cfg, m, n, one):
     acc = cuda.local.array(RA, sh.dtype)
     tile = warp
     while tile < tiles:  # a counted loop without range()'s division
-        rb, cb = _split(tile, col_blocks)
+        rb, cb = divmod32(tile, col_blocks)
         i = (cb << lg) + col
         ic = min(i, n_out - _1)
         s0 = (rb << lg_tile) + rg
@@ -201,7 +201,7 @@ def _delta(sh, wb, w_row, w_k, w_of, lay, cfg, m, n, one):
     acc = cuda.local.array(RA, sh.dtype)
     tile = warp
     while tile < tiles:  # a counted loop without range()'s division
-        rb, cb = _split(tile, col_blocks)
+        rb, cb = divmod32(tile, col_blocks)
         j = (cb << lg) + col
         jc = min(j, n_here - _1)
         s0 = (rb << lg_tile) + rg
@@ -240,7 +240,7 @@ def _grad_update(sh, pb, s0b, s1b, scr, lay, cfg, m, n, first, last, psh, ssh, o
     acc = cuda.local.array(RA, sh.dtype)
     tile = warp
     while tile < tiles:  # a counted loop without range()'s division
-        rb, cb = _split(tile, col_blocks)
+        rb, cb = divmod32(tile, col_blocks)
         j = (cb << lg) + col
         i0 = (rb << lg_tile) + rg
         for a in range(_RA):
@@ -266,7 +266,7 @@ def _grad_update(sh, pb, s0b, s1b, scr, lay, cfg, m, n, first, last, psh, ssh, o
 @device
 def _step_one(sh, pb, s0b, s1b, scr, cfg, p, q, g, scale, weight, wt_at, one):
     """One parameter's update: pb[p] <- scalar.optimizer_step from the summed gradient g
-    (penalized and scaled as loop._update_layer does), its state at s0b[q (+ the shared
+    (penalized and scaled as loop.update_layer does), its state at s0b[q (+ the shared
     offset of row 0 where the state is in shared memory)] and s1b likewise; the constants
     of the update from sh (cfg's _C_CST). A weight also goes to W^T at scr[wt_at] when
     cfg's _C_WT >= 0."""
@@ -276,7 +276,7 @@ def _step_one(sh, pb, s0b, s1b, scr, cfg, p, q, g, scale, weight, wt_at, one):
     q0 = q + _u(cfg[_C_S0]) if ssh else q
     q1 = q + _u(cfg[_C_S1]) if ssh and n_state >= 2 else q
     prm = _u(cfg[_C_CST])
-    c = _step(sh[prm:prm + _u(_N_CST)])  # what thread 0 wrote for this update
+    c = load_step(sh[prm:prm + _u(_N_CST)])  # what thread 0 wrote for this update
     w = pb[p]
     g = scalar.penalized_gradient(g, w, scale, c.l2) if weight else scale * g
     v0 = s0b[q0] if n_state >= 1 else zero
@@ -297,8 +297,8 @@ def _gather(sh, X, order, lay, lo, n):
     threads on consecutive inputs j (coalesced)."""
     n_in, a0, ld0 = _u(lay[0, _D]), _u(lay[0, _SA]), _u(lay[0, _LDA])
     t, T = _u(cuda.threadIdx.x), _u(cuda.blockDim.x)
-    q, r = _split(T, n_in)
-    s, j = _split(t, n_in)
+    q, r = divmod32(T, n_in)
+    s, j = divmod32(t, n_in)
     e = t  # (s, j) = divmod(e, n_in), stepped
     while e < n * n_in:  # a counted loop without range()'s division
         sh[a0 + s * ld0 + j] = X[order[lo + s], j]
@@ -360,7 +360,7 @@ def _tally(sh, sh64, SW, order, hyper, cfg, lo, n, batch_n, last, one):
     if weight > 0:
         step = sh64[tally + _T_STEP] + 1.0
         sh64[tally + _T_STEP] = step
-        _constants(sh[prm:prm + _N_CST], hyper, np.int64(step), one)
+        store_step(sh[prm:prm + _N_CST], hyper, np.int64(step), one)
         sh[prm + _N_CST - 1] = one / sh.dtype.type(weight)
     else:
         sh[prm + _N_CST - 1] = one - one
@@ -377,8 +377,8 @@ def _copy(sh, at, flat, lay, t, T, load):
         n_out, n_in = _u(lay[m, _D]), _u(lay[m - 1, _D])
         w_fl, b_fl = _u(lay[m, _W]), _u(lay[m, _B])
         w_sh, ld_w = at + _u(lay[m, _SW]), _u(lay[m, _LDW])
-        q, r = _split(T, n_in)
-        i, j = _split(t, n_in)
+        q, r = divmod32(T, n_in)
+        i, j = divmod32(t, n_in)
         e = t  # (i, j) = divmod(e, n_in), stepped
         while e < n_out * n_in:  # a counted loop without range()'s division
             if load:
@@ -405,8 +405,8 @@ def _transpose(wt, at, flat, lay, t, T):
     for m in range(1, lay.shape[0]):
         n_out, n_in = _u(lay[m, _D]), _u(lay[m - 1, _D])
         w_fl = _u(lay[m, _W])
-        q, r = _split(T, n_in)
-        i, j = _split(t, n_in)
+        q, r = divmod32(T, n_in)
+        i, j = divmod32(t, n_in)
         e = t
         while e < n_out * n_in:  # a counted loop without range()'s division
             wt[at + w_fl + j * n_out + i] = flat[w_fl + e]

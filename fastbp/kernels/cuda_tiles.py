@@ -1,6 +1,6 @@
 """The tiled product under the per-layer kernels (``cuda_layers``), on the device.
 
-``_block_product`` sums acc[a, b] += sum_k X(row a, k) * M(row b, k) for one thread's
+``block_product`` sums acc[a, b] += sum_k X(row a, k) * M(row b, k) for one thread's
 R x R register block of a (TILE R) x (TILE R) block tile, where X and M are read from the
 flat buffers through (offset, row stride, k stride): the forward, delta and gradient
 products of a layer are the same loop fed different strides. Operands pass through shared
@@ -42,7 +42,7 @@ def _load_tile(tiles, at, X, off, s_row, s_k, row0, n_rows, bias, k0, k_hi, t, t
 
 
 @device
-def _block_product(acc, tiles, X, x_off, x_row, x_k, x0, x_n, M, m_off, m_row, m_k, m0, m_n,
+def block_product(acc, tiles, X, x_off, x_row, x_k, x0, x_n, M, m_off, m_row, m_k, m0, m_n,
                    m_bias, k_lo, k_hi, one):
     """acc[a, b] += sum_{k_lo <= k < k_hi} X(x0 + ty + a t, k) * M(m0 + tx + b t, k), with
     X(row, k) = X[x_off + row x_row + k x_k] (x_n rows), M(row, k) likewise (m_n rows; a

@@ -26,7 +26,7 @@ from fastbp.kernels import _compile_notice  # noqa: F401  (one line when compili
 from fastbp.kernels import _checks, loop_gemm, scalar
 from fastbp.kernels._host import empty, to_device, to_host  # noqa: F401  (backend contract)
 from fastbp.kernels.codes import ADAM, H_LR, SGD, SIGMOID, SOFTMAX
-from fastbp.kernels.loop_layers import (PARALLEL_MIN_WORK, _update_layer, block_offset,
+from fastbp.kernels.loop_layers import (PARALLEL_MIN_WORK, update_layer, block_offset,
                                         delta_pass, forward_pass, grad_pass)
 from fastbp.kernels.loop_online import fused_online_epoch
 
@@ -203,7 +203,7 @@ def _update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
     w = np.int64(0)
     for m in range(1, sizes.shape[0]):
         n_w = sizes[m] * sizes[m - 1]
-        _update_layer(params, S0, S1, grad, w, n_w, sizes[m], scale, opt, k, use_bias)
+        update_layer(params, S0, S1, grad, w, n_w, sizes[m], scale, opt, k, use_bias)
         w += n_w + sizes[m]
 
 

@@ -149,7 +149,7 @@ def _grad_layer(grad, w, Dl, d, A, a_in, n, n_in, n_out, lo, hi):
 # -- update: w <- optimizer step from g = scale * gW + l2 * W (biases: scale * gb) -----------------
 
 @njit(**JIT_NO_NRT)
-def _update_layer(params, S0, S1, grad, w, n_w, n_b, scale, opt, k, use_bias):
+def update_layer(params, S0, S1, grad, w, n_w, n_b, scale, opt, k, use_bias):
     """W, b <- scalar.optimizer_step from the penalized gradient with the constants k (a
     scalar.Step in the working dtype): the layer's n_w weights at [w, w + n_w) of params,
     grad and the optimizer state rows S0, S1, its n_b biases right after them (see
