@@ -1,6 +1,7 @@
 """Smoke runs of the benchmarks: every asv suite once on tiny data, and `fastbp bench`.
 No timing is asserted: these machines are shared and noisy."""
 import importlib
+import os
 
 import pytest
 
@@ -20,8 +21,10 @@ def test_asv_suites_run_once(suites, suite):
     assert run_asv_suite(getattr(suites, suite)) > 0
 
 
-def test_compile_time_suite_measures_a_fresh_process(suites, tmp_path):
-    seconds = suites.first_fit_seconds(str(tmp_path))
+def test_compile_time_suite_measures_a_fresh_process(suites):
+    # The session's cache: a fresh process that loads its kernels (a cold one compiles for
+    # a minute on a busy machine, and asv's own runs measure that).
+    seconds = suites.first_fit_seconds(os.environ["NUMBA_CACHE_DIR"])
     assert 0 < seconds < 600
 
 
@@ -82,15 +85,16 @@ print(len(inside), len(outside), sorted(set(inside)))
 """
 
 
-def test_history_seconds_never_include_compiling(tmp_path):
-    """In a fresh process with an empty Numba cache, every kernel a fit runs is compiled
-    before its epochs are timed (History.seconds, which fastbp bench and the asv tracks
-    report): no compilation happens inside a timed region."""
+def test_history_seconds_never_include_compiling():
+    """In a fresh process, every kernel a fit runs is compiled, or loaded from Numba's
+    cache, before its epochs are timed (History.seconds, which fastbp bench and the asv
+    tracks report): no first call of a kernel happens inside a timed region. Compiling and
+    loading take the same first-call path (Dispatcher._compile_for_args), so the session's
+    cache serves, and this test costs a load, not a compile."""
     import os
     import subprocess
     import sys
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
-    out = subprocess.run([sys.executable, "-c", _COMPILE_OUTSIDE_TIMING], env=env,
+    out = subprocess.run([sys.executable, "-c", _COMPILE_OUTSIDE_TIMING],
                          capture_output=True, text=True, check=True).stdout.split(maxsplit=2)
     inside, outside = int(out[0]), int(out[1])
     assert outside > 0, "nothing compiled: the check saw nothing"
