@@ -473,7 +473,17 @@ def _parser():
     from fastbp.bench import compare
     compare.add_options(p_bench)
     p_bench.set_defaults(func=compare.main)
+    p_warm = sub.add_parser("warmup", formatter_class=_HelpFormatter,
+                            help="compile every CPU kernel ahead, once after installing, so "
+                                 "that no later first fit waits for Numba (minutes, once)")
+    p_warm.set_defaults(func=warmup)
     return parser
+
+
+def warmup(args):
+    from fastbp import warmup as warm
+    warm.run()
+    return 0
 
 
 def _warn_in_one_line(message, category, filename, lineno, file=None, line=None):
