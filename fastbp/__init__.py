@@ -5,6 +5,8 @@ Public names: :class:`Network`, :class:`Trainer`, :class:`History`, :class:`Swee
 :mod:`fastbp.schedules` of learning-rate schedules; with scikit-learn installed also
 :class:`MLPClassifier` and :class:`MLPRegressor` (``fastbp.estimators``).
 """
+from typing import TYPE_CHECKING, Any
+
 from fastbp import schedules
 from fastbp.network import Network
 from fastbp.sweep import Sweep, SweepResult
@@ -15,8 +17,11 @@ __version__ = "0.1.0"
 
 _ESTIMATORS = ("MLPClassifier", "MLPRegressor")
 
+if TYPE_CHECKING:  # for type checkers: at run time they load on first use (__getattr__)
+    from fastbp.estimators import MLPClassifier, MLPRegressor
 
-def __getattr__(name):
+
+def __getattr__(name: str) -> Any:
     # scikit-learn is optional: the estimators (and sklearn) load on first use only.
     if name in _ESTIMATORS:
         from fastbp import estimators
@@ -24,5 +29,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'fastbp' has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted([*globals(), *_ESTIMATORS])

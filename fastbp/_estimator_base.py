@@ -7,9 +7,15 @@ checked and translated in ``_estimator_params``, ``coefs_``/``intercepts_`` live
 
 scikit-learn is optional for fastbp as a whole and required by the estimators only.
 """
+from __future__ import annotations
+
+import os
 import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 try:
     import scipy.sparse as sp
@@ -29,6 +35,13 @@ from fastbp._estimator_views import FittedViews
 from fastbp._session import numba_threads
 from fastbp.network import Network
 from fastbp.trainer import Trainer
+
+if TYPE_CHECKING:
+    import onnx
+    from typing_extensions import Self
+
+# What the estimators take as X: arrays, and SciPy's sparse CSR/CSC matrices and arrays.
+MatrixLike = Any
 
 _SEED_HIGH = 2 ** 31 - 1
 
@@ -86,14 +99,19 @@ class BaseMLP(FittedViews, BaseEstimator):
     # One signature for both estimators (get_params reads it; MLPClassifier adds
     # class_weight). A new solver's own parameters (say beta_1, beta_2 for adam) go here
     # and into its entry of _estimator_params.SOLVERS.
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=1e-4, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, momentum=0.9,
-                 nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 max_iter=200, shuffle=True, random_state=None,
-                 tol=1e-4, verbose=False, warm_start=False, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, max_fun=15000,
-                 backend="loop", dtype=None, schedule="minibatch", threads=None):
+    def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,),
+                 activation: str = "relu", *, solver: str = "adam", alpha: float = 1e-4,
+                 batch_size: int | str = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5,
+                 momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
+                 max_iter: int = 200, shuffle: bool = True,
+                 random_state: int | np.random.RandomState | None = None,
+                 tol: float = 1e-4, verbose: bool = False, warm_start: bool = False,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 n_iter_no_change: int = 10, max_fun: int = 15000, backend: str = "loop",
+                 dtype: DTypeLike | None = None, schedule: str = "minibatch",
+                 threads: int | None = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -394,7 +412,7 @@ class BaseMLP(FittedViews, BaseEstimator):
 
     # -- fitting and prediction ---------------------------------------------------------
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         return self._fit(X, y, sample_weight, incremental=False)
 
     fit.__doc__ = FIT_DOC
@@ -430,7 +448,9 @@ class BaseMLP(FittedViews, BaseEstimator):
             return out
 
     @fill(TO_ONNX_DOC)
-    def to_onnx(self, path, dtype="float32", options=None, target_opset=None):
+    def to_onnx(self, path: str | os.PathLike[str] | None, dtype: DTypeLike = "float32",
+                options: dict[str, Any] | None = None, target_opset: int | None = None
+                ) -> onnx.ModelProto:
         check_is_fitted(self)
         from fastbp import onnx_export  # onnx and skl2onnx load on first use only
         return onnx_export.estimator_to_onnx(self, path, dtype=dtype, options=options,

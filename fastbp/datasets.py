@@ -18,13 +18,16 @@ does, so that a file means the same to fastbp as to FANN or any C program; and t
 regular files only, since a FIFO would block the reader and a device such as
 ``/dev/zero`` never ends.
 """
+from __future__ import annotations
+
 import io
 import os
 import zipfile
 from importlib import resources
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from fastbp import _readers, _textio
 
@@ -33,7 +36,7 @@ __all__ = ["MAX_AUTO_CLASSES", "MAX_AUTO_CLASS_SHARE", "TASKS", "Prepared", "inf
            "save_fann", "sniff", "split_rows"]
 
 
-def load_digits(dtype="float32"):
+def load_digits(dtype: DTypeLike = "float32") -> tuple[NDArray[np.floating], NDArray[np.int64]]:
     """The 1797 8x8 handwritten digits (UCI; the set scikit-learn also ships).
 
     Returns
@@ -50,7 +53,8 @@ def load_digits(dtype="float32"):
 
 # -- files ---------------------------------------------------------------------------------
 
-def load_fann(path, dtype="float64"):
+def load_fann(path: str | os.PathLike[str], dtype: DTypeLike = "float64"
+              ) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
     """Read a training file in FANN's format.
 
     The format (``fann_save_train`` writes it, ``fann_read_train_from_file`` reads it): a
@@ -85,7 +89,7 @@ def load_fann(path, dtype="float64"):
     return _readers.read_fann(path, np.dtype(dtype))
 
 
-def save_fann(path, X, Y):
+def save_fann(path: str | os.PathLike[str], X: ArrayLike, Y: ArrayLike) -> None:
     """Write (X, Y) as a FANN training file (readable by FANN and :func:`load_fann`).
 
     Parameters
@@ -94,6 +98,8 @@ def save_fann(path, X, Y):
     X : array_like (n_samples, n_inputs)
     Y : array_like (n_samples, n_outputs), or (n_samples,): one output per sample
 
+    Notes
+    -----
     Values are written with enough digits to read back exactly in their dtype (float32
     with 9 significant digits, otherwise 17).
     """
@@ -125,7 +131,9 @@ def save_fann(path, X, Y):
         f.write(out.getvalue())
 
 
-def load_csv(path, target=-1, header="auto", delimiter=",", dtype="float64"):
+def load_csv(path: str | os.PathLike[str], target: int | str = -1, header: str | bool = "auto",
+             delimiter: str = ",", dtype: DTypeLike = "float64"
+             ) -> tuple[NDArray[np.floating], NDArray[Any]]:
     """Read a table of comma-separated values: the inputs and one target column.
 
     The file is read in pieces, its rows a batch at a time into blocks of the arrays
@@ -165,7 +173,7 @@ def load_csv(path, target=-1, header="auto", delimiter=",", dtype="float64"):
     return _readers.read_csv(path, target, header, delimiter, np.dtype(dtype))
 
 
-def load_npz(path):
+def load_npz(path: str | os.PathLike[str]) -> tuple[NDArray[Any], NDArray[Any]]:
     """The arrays ``X`` and ``y`` (labels; else ``Y``, a target matrix) of the .npz file
     path, as stored.
 
@@ -200,7 +208,7 @@ _SUFFIXES = {".npz": "npz", ".train": "fann", ".test": "fann", ".data": "fann",
              ".fann": "fann", ".csv": "csv", ".txt": "csv"}
 
 
-def sniff(path):
+def sniff(path: str | os.PathLike[str]) -> tuple[str, bool]:
     """The kind of data file path is, and whether its suffix said so: ``(kind, by_suffix)``
     with kind ``"npz"``, ``"fann"`` or ``"csv"``.
 
@@ -222,7 +230,8 @@ def sniff(path):
     return "csv", False
 
 
-def load(spec, target=-1):
+def load(spec: str | os.PathLike[str], target: int | str = -1
+         ) -> tuple[NDArray[Any], NDArray[Any]]:
     """(X, y) from ``"digits"`` (:func:`load_digits`) or a data file: an .npz
     (:func:`load_npz`), a CSV (:func:`load_csv` with ``target``) or a FANN training file
     (:func:`load_fann`), the kind from the suffix, else from the content (:func:`sniff`).
@@ -278,7 +287,7 @@ MAX_AUTO_CLASSES = 20
 MAX_AUTO_CLASS_SHARE = 0.05
 
 
-def infer_task(y, task="auto"):
+def infer_task(y: ArrayLike, task: str = "auto") -> tuple[str, str]:
     """Whether the targets y ask for classification or regression, and why.
 
     The rule of ``task="auto"``, in order:
@@ -328,7 +337,7 @@ def infer_task(y, task="auto"):
     return "classify", f"{distinct} distinct whole-number labels"
 
 
-def _one_hot_like(Y):
+def _one_hot_like(Y: NDArray[Any]) -> NDArray[np.int64] | None:
     """Class labels (argmax) when every row of the 2-D Y marks exactly one class with the
     high value and the rest with the low one, ``{0, 1}`` or ``{-1, 1}`` (FANN's encodings);
     for one column, the two values are classes 0 and 1. None otherwise."""
@@ -347,15 +356,15 @@ def _one_hot_like(Y):
 class Prepared(NamedTuple):
     """Data checked and ready to train on (what :func:`prepare` returns)."""
 
-    X: np.ndarray
+    X: NDArray[Any]
     """(n, d) numbers, all finite, as given."""
-    y: np.ndarray
+    y: NDArray[Any]
     """Classification: (n,) int64 labels 0..K-1. Regression: (n, k) float64 targets."""
     task: str
     """"classify" or "regress"."""
     n_outputs: int
     """The outputs a network needs: K classes, or k targets."""
-    classes: np.ndarray = None
+    classes: NDArray[Any] | None = None
     """The class names, where the targets were names (label i is ``classes[i]``)."""
     reason: str = ""
     """Why this task (:func:`infer_task`), for a report."""
@@ -363,11 +372,12 @@ class Prepared(NamedTuple):
     """What the data is called in messages."""
 
     @property
-    def classification(self):
+    def classification(self) -> bool:
         return self.task == "classify"
 
 
-def prepare(X, y, task="auto", name="the data", like=None):
+def prepare(X: ArrayLike, y: ArrayLike, task: str = "auto", name: str = "the data",
+            like: Prepared | None = None) -> Prepared:
     """Check (X, y) and decide the task (:func:`infer_task`): a :class:`Prepared`.
 
     Parameters
@@ -461,7 +471,8 @@ def prepare(X, y, task="auto", name="the data", like=None):
     return Prepared(X, y.astype(np.int64), "classify", int(n_classes), classes, reason, name)
 
 
-def _class_numbers(y, name, like):
+def _class_numbers(y: NDArray[Any], name: str, like: Prepared | None
+                   ) -> tuple[NDArray[Any], NDArray[Any]]:
     """(class names, y as their numbers): the names sorted, or those of the training data
     ``like`` (a name it does not have is refused)."""
     if like is None:
@@ -474,7 +485,8 @@ def _class_numbers(y, name, like):
     return like.classes, np.searchsorted(like.classes, y)
 
 
-def split_rows(n, test_fraction, seed=0):
+def split_rows(n: int, test_fraction: float, seed: int | None = 0
+               ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """A seeded split of rows 0..n-1: ``(train_rows, test_rows)``, the test rows the first
     ``max(1, round(n * test_fraction))`` of a permutation by
     ``numpy.random.default_rng(seed)``.

@@ -8,12 +8,17 @@ names), the documentation of their parameters in ``fastbp._estimator_docs``.
 
 scikit-learn is optional for fastbp as a whole and required by this module only.
 """
+from __future__ import annotations
+
 import inspect
 import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
-from fastbp._estimator_base import BaseMLP, stochastic_only
+from fastbp._estimator_base import BaseMLP, MatrixLike, stochastic_only
 from fastbp._estimator_docs import (CLASS_WEIGHT_DOC, PARTIAL_FIT_DOC, PREDICT_X_DOC,
                                     class_doc, fill)
 from sklearn.base import ClassifierMixin, RegressorMixin
@@ -25,6 +30,9 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import column_or_1d, validate_data
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 def _validated(est, X, y, reset, dtype, **kwargs):
@@ -48,7 +56,8 @@ def _with_class_weight(cls):
         self.class_weight = class_weight
 
     signature = inspect.signature(shared)
-    own = inspect.Parameter("class_weight", inspect.Parameter.KEYWORD_ONLY, default=None)
+    own = inspect.Parameter("class_weight", inspect.Parameter.KEYWORD_ONLY, default=None,
+                            annotation="str | Mapping[Any, float] | None")
     __init__.__signature__ = signature.replace(
         parameters=[*signature.parameters.values(), own])
     __init__.__qualname__ = f"{cls.__qualname__}.__init__"
@@ -85,6 +94,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     True
     """)
 
+    if TYPE_CHECKING:  # what _with_class_weight makes of BaseMLP's signature, for checkers
+        def __init__(self, *args: Any,
+                     class_weight: str | Mapping[Any, float] | None = None,
+                     **kwargs: Any) -> None: ...
+
     @available_if(stochastic_only)
     @fill(PARTIAL_FIT_DOC, name="MLPClassifier", extra="""
         classes : array-like of shape (n_classes,), default=None
@@ -92,7 +106,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             the estimator was fitted before), ignored if equal to ``classes_`` later.""",
           y="""array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels (a subset of ``classes`` is fine), or a 0/1 indicator matrix.""")
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
+    def partial_fit(self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
+                    classes: ArrayLike | None = None) -> Self:
         binarizer = None
         if not hasattr(self, "network_"):
             if classes is None:
@@ -107,7 +122,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                              f"first call to partial_fit, {self.classes_!r}.")
         return self._fit(X, y, sample_weight, incremental=True, binarizer=binarizer)
 
-    def predict(self, X):
+    def predict(self, X: MatrixLike) -> NDArray[Any]:
         P = self._forward(X)
         return self._label_binarizer.inverse_transform(P.ravel() if P.shape[1] == 1 else P)
 
@@ -118,7 +133,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             Predicted labels from ``classes_`` (a 0/1 matrix for multilabel problems).
         """
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: MatrixLike) -> NDArray[np.floating]:
         P = self._forward(X)
         if len(self.classes_) == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
             return np.ones_like(P)  # the only class, certain
@@ -136,7 +151,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             independently.
         """
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: MatrixLike) -> NDArray[np.floating]:
         proba = self.predict_proba(X)
         with np.errstate(divide="ignore"):
             return np.log(proba, out=proba)
@@ -219,10 +234,11 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     @fill(PARTIAL_FIT_DOC, name="MLPRegressor", extra="",
           y="""array-like of shape (n_samples,) or (n_samples, n_outputs)
             Real-valued targets.""")
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X: MatrixLike, y: ArrayLike,
+                    sample_weight: ArrayLike | None = None) -> Self:
         return self._fit(X, y, sample_weight, incremental=True)
 
-    def predict(self, X):
+    def predict(self, X: MatrixLike) -> NDArray[np.floating]:
         Y = self._forward(X)
         return Y.ravel() if Y.shape[1] == 1 else Y
 

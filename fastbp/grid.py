@@ -2,9 +2,12 @@
 them change a model's structure (``STRUCTURE_KEYS``), the models' settings made on demand
 (``Grid``), and a grid written as text (``parse_grid``, what ``fastbp train --sweep``
 takes). ``fastbp.Sweep`` trains them."""
+from __future__ import annotations
+
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, overload
 
 from fastbp.schedules import SCHEDULES as LR_SCHEDULES
 
@@ -24,20 +27,26 @@ STRUCTURE_KEYS = ("layer_sizes", "activations", "loss", "dtype", "bias", "schedu
 INTERACTING = (("momentum", "nesterov", "optimizer"), ("layer_sizes", "activations", "loss"))
 
 
-class Grid(Sequence):
+class Grid(Sequence[dict[str, Any]]):
     """The settings of a grid's models, one dict per model, made when asked for: model i
     of ``itertools.product`` order of the values, keys in the order given, without a list
     of every combination (a grid of 10^6 models costs nothing until it trains)."""
 
-    def __init__(self, grid):
+    def __init__(self, grid: Mapping[str, Iterable[Any]]) -> None:
         self.keys = list(grid)
         self.values = [list(v) for v in grid.values()]
         self._count = math.prod(len(v) for v in self.values)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self._count
 
-    def __getitem__(self, i):
+    @overload
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, i: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(self._count))]
         i = int(i)
@@ -51,12 +60,12 @@ class Grid(Sequence):
             setting[key] = values[k]
         return {key: setting[key] for key in self.keys}
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
             return NotImplemented
         return len(self) == len(other) and all(a == b for a, b in zip(self, other))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Grid({dict(zip(self.keys, self.values))!r}: {self._count} models)"
 
 
@@ -69,7 +78,7 @@ GRID_TEXT_KEYS = tuple(sorted(set(KEYS) - {"layer_sizes", "activations"}
 _NEXT_LR_SCHEDULE = re.compile(rf",(?=(?:{'|'.join(LR_SCHEDULES)})\b)")
 
 
-def parse_grid(text, name="grid"):
+def parse_grid(text: str, name: str = "grid") -> dict[str, list[Any]]:
     """A grid of settings from text: ``"learning_rate=0.01,0.1 seed=0,1,2"`` ->
     ``{"learning_rate": [0.01, 0.1], "seed": [0, 1, 2]}`` (what ``fastbp train --sweep``
     takes).

@@ -1,5 +1,7 @@
 """What a fit records per epoch (``History``) and the bookkeeping that fills it
 (``EpochLog``), one for ``Trainer.fit`` and ``fastbp.Sweep`` alike."""
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass, field
 
@@ -28,17 +30,17 @@ class History:
         ``trainer.history`` is it too.
     """
 
-    loss: list = field(default_factory=list)
-    val_loss: list = field(default_factory=list)
-    seconds: list = field(default_factory=list)
-    learning_rate: list = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    learning_rate: list[float] = field(default_factory=list)
     best_epoch: int = -1
     stopped_early: bool = False
     diverged: bool = False
     interrupted: bool = False
 
     @property
-    def epochs(self):
+    def epochs(self) -> int:
         return len(self.loss)
 
 

@@ -1,9 +1,21 @@
 """Network: the parameters of a multilayer perceptron, its forward pass, loss and gradients."""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from fastbp import _parallel, _validate, backends
 from fastbp._npz import NpzReader, write_npz
 from fastbp.kernels import codes
+
+if TYPE_CHECKING:
+    import onnx
+
+    from fastbp.preprocessing import InputScaling
 
 _FORMAT = "fastbp.Network"
 _FORMAT_VERSION = 1
@@ -63,8 +75,9 @@ class Network:
     (32, 64)
     """
 
-    def __init__(self, layer_sizes, activations="sigmoid", loss="mse", dtype="float32",
-                 seed=None, bias=True):
+    def __init__(self, layer_sizes: Sequence[int], activations: str | Sequence[str] = "sigmoid",
+                 loss: str = "mse", dtype: DTypeLike = "float32",
+                 seed: int | np.random.Generator | None = None, bias: bool = True) -> None:
         sizes = _check_sizes(layer_sizes)
         n_layers = len(sizes) - 1
         self.dtype = _validate.as_dtype(dtype)
@@ -81,12 +94,12 @@ class Network:
         self.act_codes = np.array([codes.ACTIVATIONS[a] for a in self.activations], np.int64)
         self.loss_code = codes.LOSSES[self.loss_name]
         self._params = np.zeros(_n_params(sizes), self.dtype)
-        self._input_scaling = None
+        self._input_scaling: InputScaling | None = None
         self.initialize(rng)
 
     # -- parameters -------------------------------------------------------------------
 
-    def initialize(self, seed=None):
+    def initialize(self, seed: int | np.random.Generator | None = None) -> None:
         """Redraw the weights (Glorot uniform; He normal for relu layers); zero the biases."""
         rng = _validate.rng("seed", seed)
         for W, b, act in zip(self.weights, self.biases, self.activations):
@@ -108,11 +121,11 @@ class Network:
             off += n_out
 
     @property
-    def params(self):
+    def params(self) -> NDArray[np.floating]:
         return self._params
 
     @params.setter
-    def params(self, values):
+    def params(self, values: ArrayLike) -> None:
         arr = _validate._numeric("params", values)
         if arr.shape != self._params.shape:
             raise ValueError(f"params must have shape {self._params.shape}, one value per "
@@ -120,29 +133,30 @@ class Network:
         self._params[...] = arr  # the network keeps its own buffer (kernels index it)
 
     @property
-    def sizes(self):
+    def sizes(self) -> NDArray[np.int64]:
         sizes = self._sizes.copy()
         sizes.flags.writeable = False
         return sizes
 
     @property
-    def weights(self):
+    def weights(self) -> list[NDArray[np.floating]]:
         return [W for W, _ in self._views()]
 
     @property
-    def biases(self):
+    def biases(self) -> list[NDArray[np.floating]]:
         return [b for _, b in self._views()]
 
     @property
-    def layer_sizes(self):
+    def layer_sizes(self) -> list[int]:
         return [int(d) for d in self._sizes]
 
     @property
-    def n_params(self):
+    def n_params(self) -> int:
         """Number of weights and biases, P."""
         return self._params.size
 
-    def unflatten(self, flat):
+    def unflatten(self, flat: NDArray[np.floating]
+                  ) -> tuple[list[NDArray[np.floating]], list[NDArray[np.floating]]]:
         """Split a (P,) array laid out like ``params`` into (weight list, bias list) views."""
         if np.shape(flat) != self._params.shape:
             raise ValueError(f"flat must have shape {self._params.shape}; got {np.shape(flat)}")
@@ -156,18 +170,18 @@ class Network:
         vars(self).update(state)
         _validate.own_arrays(self)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"Network({self.layer_sizes}, activations={self.activations}, "
                 f"loss={self.loss_name!r}, dtype={self.dtype.name!r}, bias={self.bias})")
 
     # -- evaluation -------------------------------------------------------------------
 
     @property
-    def input_scaling(self):
+    def input_scaling(self) -> InputScaling | None:
         return vars(self).get("_input_scaling")  # (pickled before it existed: None)
 
     @input_scaling.setter
-    def input_scaling(self, scaling):
+    def input_scaling(self, scaling: InputScaling | None) -> None:
         from fastbp.preprocessing import InputScaling
         if scaling is not None and not isinstance(scaling, InputScaling):
             raise TypeError(f"input_scaling must be a fastbp.preprocessing.InputScaling or "
@@ -177,7 +191,7 @@ class Network:
                              f"{int(self._sizes[0])}")
         self._input_scaling = scaling
 
-    def fit_input_scaling(self, X):
+    def fit_input_scaling(self, X: ArrayLike) -> Network:
         """Standardize this network's inputs from now on with the column means and
         standard deviations of X (training data: ``preprocessing.InputScaling.fit``);
         returns the network."""
@@ -186,7 +200,7 @@ class Network:
         self.input_scaling = InputScaling.fit(X)
         return self
 
-    def as_inputs(self, X, name="X"):
+    def as_inputs(self, X: ArrayLike, name: str = "X") -> tuple[NDArray[np.floating], bool]:
         """(X, single): inputs as every method of the network takes them, checked -- an
         (n, D[0]) C-contiguous array of the network's dtype, through ``input_scaling``
         where set -- and whether X was one 1-D sample. Bad input raises ValueError or
@@ -197,7 +211,7 @@ class Network:
         X, single = _validate.as_inputs(X, int(self._sizes[0]), np.float64, name=name)
         return scaling.apply(X, self.dtype), single
 
-    def as_targets(self, Y, n, name="Y"):
+    def as_targets(self, Y: ArrayLike, n: int, name: str = "Y") -> NDArray[np.floating]:
         """Targets for n samples as the kernels take them, checked: (n, D[L]) of the
         network's dtype; 1-D class labels one-hot encoded for a softmax output."""
         softmax = self.activations[-1] == "softmax"
@@ -235,7 +249,7 @@ class Network:
             off = m * int(sizes[:L].sum())
             yield lo, hi, A[off:off + m * int(sizes[L])].reshape(m, -1)
 
-    def forward(self, X, backend="loop"):
+    def forward(self, X: ArrayLike, backend: str = "loop") -> NDArray[np.floating]:
         """Outputs a[L] for inputs X.
 
         Parameters
@@ -259,7 +273,8 @@ class Network:
             out[lo:hi] = a_out
         return out
 
-    def loss(self, X, Y, backend="loop", sample_weight=None):
+    def loss(self, X: ArrayLike, Y: ArrayLike, backend: str = "loop",
+             sample_weight: ArrayLike | None = None) -> float:
         """Mean per-sample cost over the rows of X (no regularization term): with
         ``sample_weight`` the weighted mean, sum w_s C_s / sum w_s.
 
@@ -274,7 +289,9 @@ class Network:
             pass
         return float(np.average(cost, weights=sw if len(sw) else None))
 
-    def gradients(self, X, Y, backend="loop", sample_weight=None):
+    def gradients(self, X: ArrayLike, Y: ArrayLike, backend: str = "loop",
+                  sample_weight: ArrayLike | None = None
+                  ) -> tuple[list[NDArray[np.floating]], list[NDArray[np.floating]]]:
         """Mean gradient of the per-sample cost over the rows of X; with ``sample_weight``
         the weighted mean, sum w_s g_s / sum w_s (the gradient of ``loss``).
 
@@ -300,13 +317,13 @@ class Network:
     # -- predictions ------------------------------------------------------------------
 
     @property
-    def is_classifier(self):
+    def is_classifier(self) -> bool:
         """True for a softmax output, or one sigmoid unit trained with cross-entropy."""
         return self.activations[-1] == "softmax" or (
             self.activations[-1] == "sigmoid" and self.loss_name == "cross_entropy"
             and int(self._sizes[-1]) == 1)
 
-    def predict_proba(self, X, backend="loop"):
+    def predict_proba(self, X: ArrayLike, backend: str = "loop") -> NDArray[np.floating]:
         """Class probabilities of a classifier (see ``is_classifier``).
 
         Returns
@@ -328,7 +345,7 @@ class Network:
             out = np.stack([1 - out[..., 0], out[..., 0]], axis=-1)
         return out
 
-    def predict(self, X, backend="loop"):
+    def predict(self, X: ArrayLike, backend: str = "loop") -> NDArray[Any]:
         """Predictions for X: class indices (int64) for a classifier -- the argmax of a
         softmax output, ``p >= 0.5`` for one sigmoid unit with cross-entropy -- and the
         outputs ``forward(X)`` otherwise (a regressor, or several independent sigmoid
@@ -344,7 +361,7 @@ class Network:
             return (out[..., 0] >= 0.5).astype(np.int64)
         return np.argmax(out, axis=-1).astype(np.int64)
 
-    def score(self, X, y, backend="loop"):
+    def score(self, X: ArrayLike, y: ArrayLike, backend: str = "loop") -> float:
         """Accuracy for a classifier, else the coefficient of determination R^2 of
         ``forward(X)`` against y, averaged uniformly over the outputs (as scikit-learn's
         ``r2_score``).
@@ -371,7 +388,7 @@ class Network:
 
     # -- persistence ------------------------------------------------------------------
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the network to ``path`` as a portable ``.npz`` file, atomically.
 
         The file holds the layer sizes, activations, loss, dtype, bias flag and the
@@ -387,7 +404,7 @@ class Network:
         """
         write_npz(path, self.arrays())
 
-    def arrays(self):
+    def arrays(self) -> dict[str, NDArray[Any]]:
         """The named arrays ``save`` writes (a trainer's file adds its own to them)."""
         scaling = self.input_scaling
         return dict(format=np.array(_FORMAT), version=np.array(_FORMAT_VERSION),
@@ -397,7 +414,7 @@ class Network:
                     **({} if scaling is None else scaling.arrays()))
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike[str]) -> Network:
         """Read a network written by :meth:`save`.
 
         Safe on untrusted files: only the entries a network needs are read, one at a time,
@@ -444,8 +461,8 @@ class Network:
         return net
 
     @classmethod
-    def zeros(cls, layer_sizes, activations="sigmoid", loss="mse", dtype="float32",
-              bias=True):
+    def zeros(cls, layer_sizes: Sequence[int], activations: str | Sequence[str] = "sigmoid",
+              loss: str = "mse", dtype: DTypeLike = "float32", bias: bool = True) -> Network:
         """A network as ``Network(...)`` makes it, every argument checked the same way,
         with every weight and bias 0 instead of a random draw: for parameters that are
         set afterwards (``net.params = ...``), and for checking settings cheaply (a
@@ -481,7 +498,8 @@ class Network:
     # -- other formats: FANN's .net files, ONNX ---------------------------------------
 
     @classmethod
-    def from_fann(cls, path, dtype="float32", loss="mse"):
+    def from_fann(cls, path: str | os.PathLike[str], dtype: DTypeLike = "float32",
+                  loss: str = "mse") -> Network:
         """The network in a file libfann's ``fann_save`` wrote, as ``fann_run`` runs it:
         FANN_SIGMOID, FANN_SIGMOID_SYMMETRIC and FANN_LINEAR layers become sigmoid, tanh
         and identity, each neuron's steepness folded into its weights, FANN's bias
@@ -493,7 +511,7 @@ class Network:
         return fann_format.read(path, lambda sizes, activations: cls.zeros(
             sizes, activations, loss=loss, dtype=dtype))
 
-    def to_fann(self, path):
+    def to_fann(self, path: str | os.PathLike[str]) -> None:
         """Write the network as a file that libfann's ``fann_create_from_file`` loads and
         ``fann_run`` runs with this network's outputs (``input_scaling`` as FANN's, for
         ``fann_scale_input``); relu and softmax layers, which FANN 2.2 cannot run, raise
@@ -501,7 +519,8 @@ class Network:
         from fastbp import fann_format
         fann_format.write(path, self)
 
-    def to_onnx(self, path=None, dtype=None, opset=None):
+    def to_onnx(self, path: str | os.PathLike[str] | None = None, dtype: DTypeLike | None = None,
+                opset: int | None = None) -> onnx.ModelProto:
         """The network as an ONNX model (written to ``path`` where given) whose output
         ``Y`` is ``forward(X)``; needs ``pip install "fastbp[onnx]"``. See
         :func:`fastbp.onnx_export.network_to_onnx`."""

@@ -12,7 +12,12 @@ predict, predict_proba, score, loss, gradients, and a Trainer's fit and step -- 
 ``fastbp train`` standardizes by default (``--no-scale`` turns it off), from the training
 split only.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 
 class InputScaling:
@@ -28,7 +33,7 @@ class InputScaling:
     offset, scale : ndarray (D[0],) float64, read-only
     """
 
-    def __init__(self, offset, scale):
+    def __init__(self, offset: ArrayLike, scale: ArrayLike) -> None:
         offset = np.array(offset, dtype=np.float64, ndmin=1)
         scale = np.array(scale, dtype=np.float64, ndmin=1)
         if offset.ndim != 1 or offset.shape != scale.shape:
@@ -40,7 +45,7 @@ class InputScaling:
         self.offset, self.scale = offset, scale
 
     @classmethod
-    def fit(cls, X):
+    def fit(cls, X: ArrayLike) -> InputScaling:
         """Standardization from the rows of X (n, D): offset the column means, scale the
         column standard deviations (1 where a column is constant, so it maps to 0)."""
         X = np.asarray(X, dtype=np.float64)
@@ -55,21 +60,21 @@ class InputScaling:
         constant = std <= 1e-12 * np.maximum(1.0, np.abs(mean))
         return cls(mean, np.where(constant, 1.0, std))
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.offset.shape[0]
 
-    def apply(self, X, dtype):
+    def apply(self, X: ArrayLike, dtype: DTypeLike) -> NDArray[Any]:
         """(X - offset) / scale for X (n, D), computed in float64 and returned as a new
         C-contiguous array of ``dtype``."""
         return np.ascontiguousarray((X - self.offset) / self.scale, dtype=dtype)
 
-    def arrays(self):
+    def arrays(self) -> dict[str, NDArray[np.float64]]:
         """The entries a saved network holds for it."""
         return dict(input_offset=self.offset, input_scale=self.scale)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return (isinstance(other, InputScaling) and np.array_equal(self.offset, other.offset)
                 and np.array_equal(self.scale, other.scale))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"InputScaling({len(self)} inputs)"

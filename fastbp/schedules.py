@@ -9,9 +9,27 @@ does not, ``Trainer.fit`` computes the rates ahead and may run many epochs in on
 call (a schedule of your own without the attribute is taken to need them). Every rate is
 checked when used: a finite number >= 0.
 """
+from __future__ import annotations
+
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from fastbp import _validate
+
+
+class Schedule(Protocol):
+    """What ``Trainer(lr_schedule=...)`` needs of a schedule object (for type checkers:
+    the classes below have it, and so may a schedule of your own). ``needs_losses`` is
+    optional: a schedule without it is taken to read the losses."""
+
+    def rate(self, epoch: int, lr0: float, losses: Sequence[float]) -> float:
+        """The learning rate of the epoch after ``epoch`` trained ones."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """The schedule as a mapping that :func:`from_dict` turns back into it."""
+        ...
 
 
 class Constant:
@@ -19,13 +37,13 @@ class Constant:
 
     needs_losses = False
 
-    def rate(self, epoch, lr0, losses):
+    def rate(self, epoch: int, lr0: float, losses: Sequence[float]) -> float:
         return lr0
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {"name": "constant"}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Constant()"
 
 
@@ -34,17 +52,17 @@ class InverseScaling:
 
     needs_losses = False
 
-    def __init__(self, decay=1.0, power=0.5):
+    def __init__(self, decay: float = 1.0, power: float = 0.5) -> None:
         self.decay = _validate.real("decay", decay, 0.0)
         self.power = _validate.real("power", power, 0.0)
 
-    def rate(self, epoch, lr0, losses):
+    def rate(self, epoch: int, lr0: float, losses: Sequence[float]) -> float:
         return lr0 / (1.0 + self.decay * epoch) ** self.power
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {"name": "invscaling", "decay": self.decay, "power": self.power}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"InverseScaling(decay={self.decay}, power={self.power})"
 
 
@@ -53,17 +71,17 @@ class StepDecay:
 
     needs_losses = False
 
-    def __init__(self, every=10, gamma=0.5):
+    def __init__(self, every: int = 10, gamma: float = 0.5) -> None:
         self.every = _validate.positive_int("every", every)
         self.gamma = _validate.real("gamma", gamma, 0.0, False)
 
-    def rate(self, epoch, lr0, losses):
+    def rate(self, epoch: int, lr0: float, losses: Sequence[float]) -> float:
         return lr0 * self.gamma ** (epoch // self.every)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {"name": "step", "every": self.every, "gamma": self.gamma}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"StepDecay(every={self.every}, gamma={self.gamma})"
 
 
@@ -76,13 +94,14 @@ class ReduceOnPlateau:
 
     needs_losses = True
 
-    def __init__(self, factor=0.5, patience=5, threshold=1e-4, min_lr=0.0):
+    def __init__(self, factor: float = 0.5, patience: int = 5, threshold: float = 1e-4,
+                 min_lr: float = 0.0) -> None:
         self.factor = _validate.real("factor", factor, 0.0, False, high=1.0)
         self.patience = _validate.whole("patience", patience, 0)
         self.threshold = _validate.real("threshold", threshold, 0.0)
         self.min_lr = _validate.real("min_lr", min_lr, 0.0)
 
-    def rate(self, epoch, lr0, losses):
+    def rate(self, epoch: int, lr0: float, losses: Sequence[float]) -> float:
         lr, best, bad = lr0, math.inf, 0
         for loss in losses[:epoch]:
             if loss < best * (1.0 - self.threshold):
@@ -93,11 +112,11 @@ class ReduceOnPlateau:
                     lr, bad = max(lr * self.factor, self.min_lr), 0
         return lr
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {"name": "plateau", "factor": self.factor, "patience": self.patience,
                 "threshold": self.threshold, "min_lr": self.min_lr}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"ReduceOnPlateau(factor={self.factor}, patience={self.patience}, "
                 f"threshold={self.threshold}, min_lr={self.min_lr})")
 
@@ -106,18 +125,18 @@ SCHEDULES = {"constant": Constant, "invscaling": InverseScaling, "step": StepDec
              "plateau": ReduceOnPlateau}
 
 
-def from_dict(spec):
+def from_dict(spec: Mapping[str, Any]) -> Schedule:
     """The schedule that ``to_dict`` described."""
     spec = dict(spec)
     name = spec.pop("name")
     return SCHEDULES[_validate.choice("lr_schedule", name, SCHEDULES)](**spec)
 
 
-def parse(text):
+def parse(text: str) -> Schedule:
     """A schedule from ``"name"`` or ``"name:key=value,key=value"`` (the command line form),
     e.g. ``"invscaling:decay=0.1,power=0.5"`` or ``"plateau:factor=0.5,patience=3"``."""
     name, _, args = text.partition(":")
-    spec = {"name": name}
+    spec: dict[str, Any] = {"name": name}
     for item in filter(None, args.split(",")):
         key, sep, value = item.partition("=")
         if not sep:
@@ -129,7 +148,7 @@ def parse(text):
         raise ValueError(f"lr_schedule {text!r}: {exc}") from None
 
 
-def as_schedule(value):
+def as_schedule(value: str | Schedule | None) -> Schedule:
     """None (constant), a name or spec string, or a schedule object."""
     if value is None:
         return Constant()

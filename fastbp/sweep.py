@@ -19,14 +19,18 @@ ends bit for bit where a sweep of it alone ends, and within rounding of its own
 With a ``dask.distributed`` client the models are split into chunks, one task per chunk,
 and the chunks' results are put back in grid order: the same numbers as a local run.
 """
+from __future__ import annotations
+
 import itertools
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fastbp import _cluster, _parallel, _validate
 from fastbp.grid import INTERACTING, KEYS, NETWORK_KEYS, STRUCTURE_KEYS, TRAINER_KEYS, Grid
@@ -57,12 +61,12 @@ class SweepResult:
         (None where the network is)
     """
 
-    settings: Sequence = field(default_factory=list)
-    history: list = field(default_factory=list)
-    networks: list = field(default_factory=list)
-    trainers: list = field(default_factory=list)
+    settings: Sequence[dict[str, Any]] = field(default_factory=list)
+    history: list[History] = field(default_factory=list)
+    networks: list[Network | None] = field(default_factory=list)
+    trainers: list[Trainer | None] = field(default_factory=list)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.settings)
 
     def _final(self, i):
@@ -70,12 +74,12 @@ class SweepResult:
         value = (h.val_loss or h.loss or [math.inf])[-1]
         return value if np.isfinite(value) else math.inf
 
-    def best(self):
+    def best(self) -> int:
         """Index of the model with the lowest final val_loss (loss without validation
         data); diverged models count as infinitely bad."""
         return min(range(len(self)), key=self._final)
 
-    def table(self):
+    def table(self) -> list[dict[str, Any]]:
         """One dict per model: its settings, final loss (and val_loss), epochs run, and
         whether it diverged or stopped early. ``pandas.DataFrame(result.table())`` is a
         table."""
@@ -104,6 +108,8 @@ class Sweep:
     **fixed
         The settings every model shares: any keyword of ``Network`` or ``Trainer``.
 
+    Notes
+    -----
     Every value is checked here (each combination of the few settings that constrain each
     other, every other value once), without building the grid's models: a grid of a
     million models is checked in milliseconds, and ``settings`` is a :class:`Grid` that
@@ -118,7 +124,8 @@ class Sweep:
     4
     """
 
-    def __init__(self, layer_sizes=None, grid=None, **fixed):
+    def __init__(self, layer_sizes: Sequence[int] | None = None,
+                 grid: Mapping[str, Sequence[Any]] | None = None, **fixed: Any) -> None:
         grid = {} if grid is None else grid
         if not isinstance(grid, dict):
             raise TypeError(f"grid must be a dict of setting -> list of values; got {grid!r}")
@@ -181,8 +188,11 @@ class Sweep:
         kw = {**self.fixed, **setting}
         return tuple(repr(kw.get(k)) for k in STRUCTURE_KEYS)
 
-    def fit(self, X, y, epochs=10, validation_data=None, progress=False, client=None,
-            patience=None, sample_weight=None, chunk_size=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, epochs: int = 10,
+            validation_data: tuple[ArrayLike, ArrayLike] | None = None, progress: bool = False,
+            client: Any = None, patience: int | None = None,
+            sample_weight: ArrayLike | None = None, chunk_size: int | None = None
+            ) -> SweepResult:
         """Train every model for ``epochs`` epochs; returns a :class:`SweepResult`.
 
         X, y, epochs, validation_data, progress, patience, sample_weight mean what they mean
@@ -227,7 +237,7 @@ class Sweep:
                 _validation(net, validation_data)
         plan = self._plan(groups, Xc.shape[0], chunk_size)
         args = (X, y, epochs, validation_data, patience, sample_weight)
-        out = {}
+        out: dict[int, tuple[Network, Trainer, History]] = {}
         try:
             with interrupts_at_safe_points() as check:
                 if client is not None:
@@ -244,7 +254,7 @@ class Sweep:
                         if bar is not None:
                             bar.close()
         except KeyboardInterrupt as exc:
-            exc.result = self._result(out, partial=True)
+            exc.result = self._result(out, partial=True)  # type: ignore[attr-defined]
             raise
         return self._result(out)
 

@@ -1,11 +1,18 @@
 """Trainer: online, mini-batch and full-batch gradient descent over a Network."""
+from __future__ import annotations
+
 import contextlib
 import json
 import math
+import os
 import threading
 import time
 import warnings
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from fastbp import _validate, backends, schedules
 from fastbp.kernels import codes
@@ -104,10 +111,15 @@ class Trainer:
         interrupted).
     """
 
-    def __init__(self, net, schedule="minibatch", batch_size=32, learning_rate=0.1,
-                 momentum=0.0, nesterov=False, l2=0.0, shuffle=True, seed=None,
-                 backend="loop", optimizer="sgd", betas=(0.9, 0.999), eps=1e-8,
-                 etas=(0.5, 1.2), step_sizes=(1e-6, 50.0), lr_schedule=None, threads=None):
+    def __init__(self, net: Network, schedule: str = "minibatch", batch_size: int = 32,
+                 learning_rate: float = 0.1, momentum: float = 0.0, nesterov: bool = False,
+                 l2: float = 0.0, shuffle: bool = True,
+                 seed: int | np.random.Generator | None = None, backend: str = "loop",
+                 optimizer: str = "sgd", betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, etas: tuple[float, float] = (0.5, 1.2),
+                 step_sizes: tuple[float, float] = (1e-6, 50.0),
+                 lr_schedule: str | schedules.Schedule | None = None,
+                 threads: int | None = None) -> None:
         self._net = _check_net(net)
         self.schedule = _validate.choice("schedule", schedule, SCHEDULES)
         self.batch_size = _validate.positive_int("batch_size", batch_size)
@@ -120,7 +132,7 @@ class Trainer:
         if self.momentum and self.optimizer != "sgd":
             raise ValueError(f"momentum applies to optimizer='sgd' only; got {optimizer!r}")
         self.l2 = _validate.real("l2", l2, 0.0)
-        self.betas = _pair("betas", betas, 0.0, 1.0)
+        self.betas: tuple[float, float] = _pair("betas", betas, 0.0, 1.0)
         self.eps = _validate.real("eps", eps, 0.0, False)
         self.etas = _pair("etas", etas, 0.0, None)
         if not self.etas[0] < 1.0 < self.etas[1]:
@@ -138,11 +150,11 @@ class Trainer:
         self.reset()
 
     @property
-    def net(self):
+    def net(self) -> Network:
         return self._net
 
     @net.setter
-    def net(self, net):
+    def net(self, net: Network) -> None:
         # The optimizer state is laid out like the network's params: another network gets
         # a fresh one (the kernels index both with the network's sizes).
         _check_net(net)
@@ -164,14 +176,15 @@ class Trainer:
                                  f"of shape {shape} for this network; got {got} "
                                  "(trainer.reset() makes a fresh one)")
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget the optimizer state and the epoch count (the network is left as it is)."""
         self.state = np.zeros((2, self.net.n_params), self.net.dtype)
         if self.optimizer == "rprop":
             self.state[1] = self.learning_rate  # initial step sizes
         self.steps = np.zeros(1, np.int64)  # updates made (Adam's bias correction)
         self.epoch = 0
-        self.monitored = []  # per epoch: val_loss if fit had validation data, else loss
+        # per epoch: val_loss if fit had validation data, else loss
+        self.monitored: list[float] = []
 
     def __getstate__(self):
         # The kernel module cannot be pickled; it is looked up again from the backend name.
@@ -209,13 +222,13 @@ class Trainer:
         self.kernels = backends.get(name)
         self.backend_used, self.backend_reason = name, reason
 
-    def resolve_backend(self, batch_rows):
+    def resolve_backend(self, batch_rows: int) -> None:
         """With backend="auto", pick the backend for batches of ``batch_rows`` samples (each
         fit and step does; drivers such as Sweep call it before running epochs)."""
         if self.backend == "auto":
             self._use(*backends.pick("auto", self.net.layer_sizes, batch_rows))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         backend = repr(self.backend)
         if self.backend == "auto":
             backend += f" ({self.backend_reason})"
@@ -224,11 +237,11 @@ class Trainer:
                 f"learning_rate={self.learning_rate:g}, backend={backend})")
 
     @property
-    def velocity(self):
+    def velocity(self) -> NDArray[np.floating]:
         """SGD momentum buffer, laid out like ``net.params`` (row 0 of ``state``)."""
         return self.state[0]
 
-    def hyperparameters(self, lr=None):
+    def hyperparameters(self, lr: float | None = None) -> NDArray[np.float64]:
         """The (N_HYPER,) float64 array of this trainer's hyperparameters that the kernels
         take (slots fastbp.kernels.codes.H_*), with learning rate ``lr`` (default: the
         trainer's own)."""
@@ -241,12 +254,12 @@ class Trainer:
         h[codes.H_STEP_MIN], h[codes.H_STEP_MAX] = self.step_sizes
         return h
 
-    def batch_rows(self, n):
+    def batch_rows(self, n: int) -> int:
         """Samples per update when training on n samples: 1 online, batch_size (at most n)
         in mini-batches, n in full batch."""
         return {"online": 1, "minibatch": min(self.batch_size, n), "fullbatch": n}[self.schedule]
 
-    def step(self, X, Y, sample_weight=None):
+    def step(self, X: ArrayLike, Y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Exactly one update from the mean gradient over the rows of X (with
         ``sample_weight``, the weighted mean); returns their (weighted) mean cost.
 
@@ -264,7 +277,7 @@ class Trainer:
         total, weight = Session(self, X, Y, sw, n).run(np.arange(n, dtype=np.int64))
         return total / weight
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the network, this trainer's settings and its full state (optimizer state,
         update and epoch counts, shuffling generator) to ``path`` (``.npz``, atomically),
         so that :meth:`load` resumes training with the same result as never stopping.
@@ -289,7 +302,7 @@ class Trainer:
         write_npz(path, {**self.net.arrays(), **extra})
 
     @classmethod
-    def load(cls, path, backend=None):
+    def load(cls, path: str | os.PathLike[str], backend: str | None = None) -> Trainer:
         """A Trainer (with its Network) written by :meth:`save`, ready to resume.
 
         ``backend`` overrides the saved one. A file saved with ``backend="cuda"`` loads onto
@@ -353,8 +366,11 @@ class Trainer:
         trainer.monitored = [float(v) for v in monitored]
         return trainer
 
-    def fit(self, X, Y, epochs=10, validation_data=None, progress=False, patience=None,
-            restore_best=True, callback=None, sample_weight=None):
+    def fit(self, X: ArrayLike, Y: ArrayLike, epochs: int = 10,
+            validation_data: tuple[ArrayLike, ArrayLike] | None = None, progress: bool = False,
+            patience: int | None = None, restore_best: bool = True,
+            callback: Callable[[int, History], Any] | None = None,
+            sample_weight: ArrayLike | None = None) -> History:
         """Train for ``epochs`` passes over (X, Y).
 
         Parameters
@@ -380,6 +396,8 @@ class Trainer:
             weighted mean cost. (With batches of one sample a weight cancels out, except
             that a sample of weight 0 makes no update.)
 
+        Notes
+        -----
         Every argument is checked before anything changes. On the ``loop`` backend a fit
         that needs nothing from Python between epochs (no validation data, callback,
         progress bar, patience, nor a schedule that reads the losses) runs many epochs per
@@ -530,7 +548,7 @@ class Trainer:
                 break
             check()
 
-    def next_rate(self):
+    def next_rate(self) -> float:
         """The learning rate the lr_schedule gives the next epoch (after ``epoch`` trained
         ones), checked: a finite number >= 0, else ValueError naming the schedule. For
         drivers that run a trainer's epochs themselves, as fastbp.Sweep does."""
