@@ -81,3 +81,13 @@ def compiled_backend(request):
     """The backends held kernel by kernel against the vectorized reference: as ``backend``,
     without the reference itself."""
     return _backend(request)
+
+
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handler (KeyboardInterrupt) for a test that sends itself Ctrl-C:
+    a pytest-xdist worker runs with SIGINT ignored, where fastbp rightly leaves it alone."""
+    import signal
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

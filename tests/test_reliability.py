@@ -508,7 +508,7 @@ class _InterruptAt:
 
 
 @pytest.mark.parametrize("needs_losses", [False, True])
-def test_ctrl_c_leaves_history_counts_and_network_in_agreement(needs_losses):
+def test_ctrl_c_leaves_history_counts_and_network_in_agreement(needs_losses, default_sigint):
     X, Y = data(20, 3, 2)
     sched = _InterruptAt(3)
     sched.needs_losses = needs_losses

@@ -219,7 +219,7 @@ def test_a_sweep_that_cannot_fit_in_memory_is_refused_naming_the_size(monkeypatc
         sweep.fit(X, y, epochs=1)
 
 
-def test_ctrl_c_keeps_every_finished_epoch_on_the_exception(monkeypatch):
+def test_ctrl_c_keeps_every_finished_epoch_on_the_exception(monkeypatch, default_sigint):
     """SIGINT in the middle of an epoch's compiled call: the sweep stops after that epoch
     and the exception's result holds every model as it was then, each equal to a fit of
     that many epochs."""
