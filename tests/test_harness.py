@@ -92,8 +92,8 @@ def _problem(sizes, n, dtype, activations, loss, seed=0, bias=True, weighted=Fal
 def networks(draw, max_layers=3, work=WORK):
     """(Network, X, Y, sw): the batch size, then layer widths from the boundary sets, each
     layer at most ``work`` multiply-adds over the batch -- so wide layers come with few
-    rows, long batches with narrow layers, and the middle (where gemm and threads start
-    to pay) with both."""
+    rows, long batches with narrow layers, and the middle (where threads start to pay;
+    gemm from loop_gemm.MIN_WORK, which the long profile reaches) with both."""
     n = draw(st.sampled_from([b for b in BATCHES if b <= work]))
     depth = draw(st.integers(1, max_layers))
     output, loss = draw(st.sampled_from(OUTPUTS))
@@ -271,6 +271,28 @@ def test_fit_on_any_path_and_thread_count_ends_in_the_same_bits(problem, epochs)
     threads: the same parameters, optimizer state and losses, bit for bit."""
     net, X, Y, sw, options = problem
     runs = {(t, one): _fit(net, X, Y, sw, options, t, epochs, one)
+            for t in THREADS for one in (False, True)}
+    first = runs[(1, False)]
+    for (t, one), (params, state, losses) in runs.items():
+        what = f"{options}, threads={t}, epoch by epoch={one}"
+        np.testing.assert_array_equal(params, first[0], err_msg=what)
+        np.testing.assert_array_equal(state, first[1], err_msg=what)
+        assert losses == first[2], what
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("options", [dict(schedule="fullbatch", optimizer="rprop"),
+                                     dict(schedule="minibatch", batch_size=257,
+                                          momentum=0.9, l2=1e-3)])
+def test_fit_through_the_packed_products_at_any_thread_count(dtype, options):
+    """The drawn problems of the CI profile stay below loop_gemm.MIN_WORK: a fit whose
+    products take gemm (784 x 128 over 300 rows, a short last panel and batch), many
+    epochs per call and epoch by epoch, on 1..4 threads: the same bits."""
+    net, X, Y, sw = _problem([784, 128, 10], 300, dtype, ["tanh", "softmax"],
+                             "cross_entropy", seed=3, weighted=True)
+    assert loop_gemm.work_for(np.array(net.layer_sizes), net.params, 257) is not None
+    options = dict(options, learning_rate=0.01, seed=0)
+    runs = {(t, one): _fit(net, X, Y, sw, options, t, 2, one)
             for t in THREADS for one in (False, True)}
     first = runs[(1, False)]
     for (t, one), (params, state, losses) in runs.items():
