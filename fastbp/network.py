@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from fastbp import _parallel, _validate, backends
+from fastbp import _layout, _network_file, _parallel, _validate, backends
 from fastbp._npz import NpzReader, write_npz
 from fastbp.kernels import codes
 
@@ -17,16 +17,8 @@ if TYPE_CHECKING:
 
     from fastbp.preprocessing import InputScaling
 
-_FORMAT = "fastbp.Network"
-_FORMAT_VERSION = 1
-
 # Rows per kernel call in forward/loss/gradients: bounds workspace memory for big X.
 _CHUNK = 4096
-
-# Largest layer and largest network accepted (also from files: a file cannot make load
-# allocate more than _MAX_PARAMS parameters, and only after its params entry has that size).
-_MAX_UNITS = (1 << 31) - 1
-_MAX_PARAMS = 1 << 40
 
 
 class Network:
@@ -78,47 +70,33 @@ class Network:
     def __init__(self, layer_sizes: Sequence[int], activations: str | Sequence[str] = "sigmoid",
                  loss: str = "mse", dtype: DTypeLike = "float32",
                  seed: int | np.random.Generator | None = None, bias: bool = True) -> None:
-        sizes = _check_sizes(layer_sizes)
-        n_layers = len(sizes) - 1
-        self.dtype = _validate.as_dtype(dtype)
-        self.activations = _check_activations(activations, n_layers, sizes[-1])
-        self.loss_name = _validate.choice("loss", loss, codes.LOSSES)
-        if loss == "cross_entropy" and self.activations[-1] not in ("softmax", "sigmoid"):
-            raise ValueError("loss='cross_entropy' needs a 'softmax' or 'sigmoid' output "
-                             f"layer; got {self.activations[-1]!r}")
-        self.bias = bool(bias)
+        sizes = self._configure(layer_sizes, activations, loss, dtype, bias)
         rng = _validate.rng("seed", seed)
+        self._params = np.zeros(_layout.n_params(sizes), self.dtype)
+        self._input_scaling: InputScaling | None = None
+        self.initialize(rng)
+
+    def _configure(self, layer_sizes, activations, loss, dtype, bias):
+        """Set the settings, each checked (for ``__init__`` and ``_unfilled`` alike), and
+        the codes the kernels take for them; returns the layer sizes as a list."""
+        sizes = _layout.check_sizes(layer_sizes)
+        self.dtype = _validate.as_dtype(dtype)
+        self.activations = _layout.check_activations(activations, len(sizes) - 1, sizes[-1])
+        self.loss_name = _layout.check_loss(loss, self.activations)
+        self.bias = bool(bias)
         # The kernels index params by these sizes: both stay private, so that neither can
         # change without the other (sizes is exposed read-only, params copies in).
         self._sizes = np.array(sizes, dtype=np.int64)
         self.act_codes = np.array([codes.ACTIVATIONS[a] for a in self.activations], np.int64)
         self.loss_code = codes.LOSSES[self.loss_name]
-        self._params = np.zeros(_n_params(sizes), self.dtype)
-        self._input_scaling: InputScaling | None = None
-        self.initialize(rng)
+        return sizes
 
     # -- parameters -------------------------------------------------------------------
 
     def initialize(self, seed: int | np.random.Generator | None = None) -> None:
         """Redraw the weights (Glorot uniform; He normal for relu layers); zero the biases."""
         rng = _validate.rng("seed", seed)
-        for W, b, act in zip(self.weights, self.biases, self.activations):
-            n_out, n_in = W.shape
-            if act == "relu":
-                W[...] = rng.normal(0.0, np.sqrt(2.0 / n_in), W.shape)
-            else:
-                limit = np.sqrt(6.0 / (n_in + n_out))
-                W[...] = rng.uniform(-limit, limit, W.shape)
-            b[...] = 0
-
-    def _views(self, flat=None):
-        flat = self._params if flat is None else flat
-        off = 0
-        for n_in, n_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
-            W = flat[off:off + n_out * n_in].reshape(n_out, n_in)
-            off += n_out * n_in
-            yield W, flat[off:off + n_out]
-            off += n_out
+        _layout.initialize(self.weights, self.biases, self.activations, rng)
 
     @property
     def params(self) -> NDArray[np.floating]:
@@ -140,11 +118,11 @@ class Network:
 
     @property
     def weights(self) -> list[NDArray[np.floating]]:
-        return [W for W, _ in self._views()]
+        return [W for W, _ in _layout.views(self._params, self.layer_sizes)]
 
     @property
     def biases(self) -> list[NDArray[np.floating]]:
-        return [b for _, b in self._views()]
+        return [b for _, b in _layout.views(self._params, self.layer_sizes)]
 
     @property
     def layer_sizes(self) -> list[int]:
@@ -160,7 +138,7 @@ class Network:
         """Split a (P,) array laid out like ``params`` into (weight list, bias list) views."""
         if np.shape(flat) != self._params.shape:
             raise ValueError(f"flat must have shape {self._params.shape}; got {np.shape(flat)}")
-        views = list(self._views(flat))
+        views = list(_layout.views(flat, self.layer_sizes))
         return [W for W, _ in views], [b for _, b in views]
 
     def __setstate__(self, state):
@@ -407,7 +385,8 @@ class Network:
     def arrays(self) -> dict[str, NDArray[Any]]:
         """The named arrays ``save`` writes (a trainer's file adds its own to them)."""
         scaling = self.input_scaling
-        return dict(format=np.array(_FORMAT), version=np.array(_FORMAT_VERSION),
+        return dict(format=np.array(_network_file.FORMAT),
+                    version=np.array(_network_file.FORMAT_VERSION),
                     sizes=self._sizes, activations=np.array(self.activations),
                     loss=np.array(self.loss_name), dtype=np.array(self.dtype.name),
                     bias=np.array(self.bias), params=self._params,
@@ -435,29 +414,12 @@ class Network:
         after it), every entry checked before it is read."""
         what = "fastbp network file"
         with reader.checking(what):
-            if reader.text("format") != _FORMAT:
-                raise ValueError(f"format {reader.text('format')!r}")
-            version = reader.integer("version")
-            if not 1 <= version <= _FORMAT_VERSION:
-                raise ValueError(f"format version {version} is not one this fastbp reads "
-                                 f"(1..{_FORMAT_VERSION})")
-            sizes = reader.array("sizes", kinds="iu", ndim=1, max_items=1024)
-            sizes = _check_sizes([int(d) for d in sizes])
-            # By name: a file's ">f8" is read as the native float64 the kernels compute in.
-            dtype = np.dtype(_validate.as_dtype(reader.text("dtype")).name)
-            activations = reader.array("activations", kinds="U", ndim=1, max_items=1024)
-            net = cls._unfilled(sizes, [str(a) for a in activations], reader.text("loss"),
-                                dtype, reader.boolean("bias"))
+            sizes, activations, loss, dtype, bias = _network_file.read_settings(reader)
+            net = cls._unfilled(sizes, activations, loss, dtype, bias)
+            net.input_scaling = _network_file.read_input_scaling(reader, sizes[0])
             # The one large entry, last: its shape and dtype are the network's own, checked
             # before it is allocated; the array read becomes the network's buffer.
-            if reader.has("input_offset"):  # files of networks with input_scaling
-                from fastbp.preprocessing import InputScaling
-                shape, f64 = (sizes[0],), np.float64
-                net.input_scaling = InputScaling(
-                    reader.array("input_offset", kinds="f", shape=shape, dtype=f64),
-                    reader.array("input_scale", kinds="f", shape=shape, dtype=f64))
-            net._params = reader.array("params", kinds="f", shape=(_n_params(sizes),),
-                                       dtype=dtype)
+            net._params = _network_file.read_params(reader, sizes, dtype)
         return net
 
     @classmethod
@@ -468,7 +430,7 @@ class Network:
         set afterwards (``net.params = ...``), and for checking settings cheaply (a
         zeroed buffer costs no time until it is written)."""
         net = cls._unfilled(layer_sizes, activations, loss, dtype, bias)
-        net._params = np.zeros(_n_params(net.layer_sizes), net.dtype)
+        net._params = np.zeros(_layout.n_params(net.layer_sizes), net.dtype)
         return net
 
     @classmethod
@@ -479,19 +441,8 @@ class Network:
         For :meth:`load`, which would otherwise allocate and randomly initialize P
         parameters only to overwrite them. Sets what ``__init__`` sets, but ``_params``
         (tests/test_files.py compares the attributes of both)."""
-        sizes = _check_sizes(layer_sizes)
         net = cls.__new__(cls)
-        net.dtype = _validate.as_dtype(dtype)
-        net.activations = _check_activations(activations, len(sizes) - 1, sizes[-1])
-        net.loss_name = _validate.choice("loss", loss, codes.LOSSES)
-        if net.loss_name == "cross_entropy" and net.activations[-1] not in ("softmax",
-                                                                            "sigmoid"):
-            raise ValueError("loss='cross_entropy' needs a 'softmax' or 'sigmoid' output "
-                             f"layer; got {net.activations[-1]!r}")
-        net.bias = bool(bias)
-        net._sizes = np.array(sizes, dtype=np.int64)
-        net.act_codes = np.array([codes.ACTIVATIONS[a] for a in net.activations], np.int64)
-        net.loss_code = codes.LOSSES[net.loss_name]
+        net._configure(layer_sizes, activations, loss, dtype, bias)
         net._input_scaling = None
         return net
 
@@ -526,45 +477,3 @@ class Network:
         :func:`fastbp.onnx_export.network_to_onnx`."""
         from fastbp import onnx_export
         return onnx_export.network_to_onnx(self, path, dtype=dtype, opset=opset)
-
-
-def _n_params(sizes):
-    """P for layer sizes, refused above _MAX_PARAMS (Python integers: no overflow)."""
-    n = sum(int(b) * (int(a) + 1) for a, b in zip(sizes[:-1], sizes[1:]))
-    if n > _MAX_PARAMS:
-        raise ValueError(f"layer_sizes {list(sizes)} make {n} parameters; at most "
-                         f"{_MAX_PARAMS} are supported")
-    return n
-
-
-def _check_sizes(layer_sizes):
-    try:
-        sizes = list(layer_sizes)
-    except TypeError:
-        raise TypeError(f"layer_sizes must be a sequence of integers; got {layer_sizes!r}") from None
-    if len(sizes) < 2:
-        raise ValueError(f"layer_sizes needs at least an input and an output size; got {sizes}")
-    for d in sizes:
-        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
-            raise ValueError(f"layer_sizes must be positive integers; got {sizes}")
-        if d > _MAX_UNITS:
-            raise ValueError(f"layer_sizes must be at most {_MAX_UNITS} units per layer; "
-                             f"got {sizes}")
-    sizes = [int(d) for d in sizes]
-    _n_params(sizes)
-    return sizes
-
-
-def _check_activations(activations, n_layers, n_out):
-    names = [activations] * n_layers if isinstance(activations, str) else list(activations)
-    if len(names) != n_layers:
-        raise ValueError(f"activations has {len(names)} names; the network has {n_layers} "
-                         "weight layers (give one name, or one per layer)")
-    for name in names:
-        _validate.choice("activation", name, codes.ACTIVATIONS)
-    names = [codes.ACTIVATION_NAMES[codes.ACTIVATIONS[a]] for a in names]
-    if "softmax" in names[:-1]:
-        raise ValueError("activations: 'softmax' is allowed on the output layer only")
-    if names[-1] == "softmax" and n_out < 2:
-        raise ValueError("a 'softmax' output needs at least 2 outputs")
-    return names

@@ -2,23 +2,19 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import threading
-import time
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from fastbp import _validate, backends, schedules
+from fastbp import _fit_loop, _trainer_state, _validate, backends, schedules
 from fastbp.kernels import codes
 from fastbp._session import Session, interrupts_at_safe_points
 from fastbp._npz import NpzReader, write_npz
-from fastbp.history import EpochLog, History
+from fastbp.history import History
 from fastbp.network import Network
 
 SCHEDULES = ("online", "minibatch", "fullbatch")
@@ -36,11 +32,6 @@ def _pair(name, value, low, high):
 # Samples per compiled call when whole epochs run in one call (fits that need nothing from
 # Python between epochs): Ctrl-C and trainer.history stay this responsive.
 _SAMPLES_PER_FIT_CALL = 1 << 21
-
-# Fits of at least this many epochs are checked for saturation (Trainer._warn_if_saturated).
-_SATURATION_EPOCHS = 5
-# What a schedule's rate may be for the rates of many epochs to be checked in one pass.
-_PLAIN_NUMBERS = {float, int, np.float64, np.float32, np.float16, np.int64, np.int32}
 
 
 class Trainer:
@@ -287,19 +278,7 @@ class Trainer:
         is a FIFO, a device (such as ``/dev/null``) or a socket, OSError; both name the path
         and what is there, and leave it as it is.
         """
-        settings = dict(schedule=self.schedule, batch_size=self.batch_size,
-                        learning_rate=self.learning_rate, momentum=self.momentum,
-                        nesterov=self.nesterov, l2=self.l2, shuffle=self.shuffle,
-                        optimizer=self.optimizer, betas=self.betas, eps=self.eps,
-                        etas=self.etas, step_sizes=self.step_sizes,
-                        lr_schedule=self.lr_schedule.to_dict(), backend=self.backend,
-                        threads=self.threads)
-        extra = dict(trainer_settings=np.array(json.dumps(settings)),
-                     trainer_state=self.state, trainer_steps=self.steps,
-                     trainer_epoch=np.array(self.epoch),
-                     trainer_monitored=np.array(self.monitored, np.float64),
-                     trainer_rng=np.array(json.dumps(self.rng.bit_generator.state)))
-        write_npz(path, {**self.net.arrays(), **extra})
+        write_npz(path, {**self.net.arrays(), **_trainer_state.entries(self)})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], backend: str | None = None) -> Trainer:
@@ -317,53 +296,7 @@ class Trainer:
         with NpzReader(path) as reader:
             net = Network.from_reader(reader)
             with reader.checking("fastbp trainer file"):
-                trainer = cls._from_reader(reader, net, backend, path)
-        return trainer
-
-    @classmethod
-    def _from_reader(cls, reader, net, backend, path):
-        settings = json.loads(reader.text("trainer_settings"))
-        if not isinstance(settings, dict):
-            raise ValueError("trainer_settings is not a mapping")
-        if not isinstance(settings.get("lr_schedule"), dict):
-            raise ValueError("trainer_settings has no lr_schedule mapping")
-        settings["lr_schedule"] = schedules.from_dict(settings["lr_schedule"])
-        if backend is not None:
-            settings["backend"] = backend
-        elif settings.get("backend") == "cuda":
-            try:
-                backends.get("cuda")
-            except RuntimeError as exc:
-                warnings.warn(f"{path} was saved with backend='cuda', which is not available "
-                              f"here ({exc}); it loads onto backend='loop'", RuntimeWarning,
-                              stacklevel=4)
-                settings["backend"] = "loop"
-        # The optimizer state, the one large entry, is checked here (shape and dtype from the
-        # network, size against the file) and read last, into the trainer's own buffer.
-        reader.check("trainer_state", (2, net.n_params), net.dtype)
-        steps = reader.array("trainer_steps", kinds="iu", ndim=1, max_items=1)
-        if steps.shape != (1,) or int(steps[0]) < 0:
-            raise ValueError(f"trainer_steps must be one count >= 0; got {steps!r}")
-        epoch = reader.integer("trainer_epoch", low=0)
-        monitored = reader.array("trainer_monitored", kinds="f", ndim=1, max_items=1 << 24,
-                                 max_bytes=8 << 24)
-        if np.isnan(monitored).any():
-            raise ValueError("trainer_monitored holds NaN")
-        if len(monitored) != epoch:  # one monitored loss per epoch trained
-            raise ValueError(f"trainer_monitored has {len(monitored)} losses for {epoch} epochs")
-        rng_state = json.loads(reader.text("trainer_rng"))
-        trainer = cls(net, **settings)
-        if not isinstance(rng_state, dict) or (rng_state.get("bit_generator")
-                                               != type(trainer.rng.bit_generator).__name__):
-            raise ValueError("trainer_rng is not the state of a "
-                             f"{type(trainer.rng.bit_generator).__name__} generator")
-        trainer.rng.bit_generator.state = rng_state
-        reader.array("trainer_state", kinds="f", out=trainer.state)
-        if not np.isfinite(trainer.state).all():
-            raise ValueError("trainer_state holds NaN or infinite values")
-        trainer.steps[...] = steps
-        trainer.epoch = epoch
-        trainer.monitored = [float(v) for v in monitored]
+                trainer = _trainer_state.read(cls, reader, net, backend, path)
         return trainer
 
     def fit(self, X: ArrayLike, Y: ArrayLike, epochs: int = 10,
@@ -470,13 +403,13 @@ class Trainer:
         # fewer epochs are never judged).
         start_loss = (net.loss(raw, Y, backend=self.backend_used,
                                sample_weight=sw if len(sw) else None)
-                      if epochs >= _SATURATION_EPOCHS else None)
+                      if epochs >= _fit_loop.SATURATION_EPOCHS else None)
         self.history = history = History()
         try:
             with interrupts_at_safe_points() as check:
-                self._fit(history, X, Y, sw, epochs, None if validation_data is None
-                          else (X_val, Y_val), bar, patience, restore_best, callback, check,
-                          raw)
+                _fit_loop.run(self, history, X, Y, sw, epochs, None if validation_data is None
+                              else (X_val, Y_val), bar, patience, restore_best, callback,
+                              check, raw, _SAMPLES_PER_FIT_CALL)
         except (KeyboardInterrupt, FloatingPointError) as exc:
             history.interrupted = True
             exc.history = history
@@ -485,147 +418,14 @@ class Trainer:
             if bar is not None:
                 bar.close()
         if not history.stopped_early and start_loss is not None:
-            self._warn_if_saturated(history, Y, sw, start_loss)
+            _fit_loop.warn_if_saturated(self, history, Y, sw, start_loss)
         return history
-
-    def _fit(self, history, X, Y, sw, epochs, validation, bar, patience, restore_best,
-             callback, check, raw):
-        net, n = self.net, X.shape[0]
-        session = Session(self, X, Y, sw, self.batch_rows(n))
-        session.check_interrupt = check
-        fast = (session.runs_epochs and validation is None and bar is None and patience is None
-                and callback is None and not getattr(self.lr_schedule, "needs_losses", True))
-        per_call = max(1, _SAMPLES_PER_FIT_CALL // n)
-        log = EpochLog(self, history, patience, restore_best)
-        starts = [self._snapshot()]  # fit start, then the last two epoch starts
-        replay = 0  # epochs to run one by one after a many-epoch call diverged
-        done = 0
-        while done < epochs:
-            if fast and not replay:
-                rates = self._rates_ahead(min(per_call, epochs - done))
-                if len(rates):
-                    results = session.run_epochs(rates)
-                    if results is None:  # diverged: replay those epochs for the exact error
-                        replay = len(rates)
-                    else:
-                        totals, weights, seconds = results
-                        with np.errstate(divide="ignore", invalid="ignore"):
-                            log.record_many(rates, totals / weights, seconds)
-                        done += len(totals)
-                        starts = [starts[0]]
-                        check()
-                        continue
-            lr = self.next_rate()
-            order = (self.rng.permutation(n) if self.shuffle else np.arange(n)).astype(np.int64)
-            session.hyper[codes.H_LR] = lr
-            start = self._snapshot()
-            starts = [starts[0], *starts[1:][-1:], start]
-            session.compile()  # not timed: History.seconds is training alone
-            started = time.perf_counter()
-            on_chunk = None if bar is None else (
-                lambda k, running: (bar.update(k), bar.set_postfix(loss=f"{running:.4g}")))
-            try:
-                total, weight = session.run(order, on_chunk, snapshot=start)
-            except FloatingPointError as exc:
-                back = self._restore_sound(starts, raw, Y, sw)
-                raise FloatingPointError(
-                    f"epoch {self.epoch + 1}: {exc} (learning rate {lr:g}). The network and "
-                    f"the optimizer state are back where epoch {back} began.") from None
-            replay = max(0, replay - 1)
-            seconds = time.perf_counter() - started
-            val_loss = (None if validation is None
-                        else net.loss(*validation, backend=self.backend_used))
-            stop = log.record(lr, total / weight, seconds, val_loss, net.params)
-            done += 1
-            if bar is not None:
-                bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in
-                                 (("loss", history.loss), ("val_loss", history.val_loss)) if v})
-            if callback is not None and callback(history.epochs - 1, history):
-                history.stopped_early = True
-                break
-            if stop:
-                log.stop_early(net.params)
-                break
-            check()
 
     def next_rate(self) -> float:
         """The learning rate the lr_schedule gives the next epoch (after ``epoch`` trained
         ones), checked: a finite number >= 0, else ValueError naming the schedule. For
         drivers that run a trainer's epochs themselves, as fastbp.Sweep does."""
-        return self._rate(self.epoch)
-
-    def _rate(self, epoch):
-        """The lr_schedule's rate for the epoch after ``epoch`` trained ones, checked."""
-        lr = self.lr_schedule.rate(epoch, self.learning_rate, self.monitored)
-        ok = isinstance(lr, (float, int, np.floating, np.integer)) and not isinstance(lr, bool)
-        if not ok or not (math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"lr_schedule {self.lr_schedule!r} gave the learning rate {lr!r} "
-                             f"for epoch {epoch + 1}; a rate must be a finite number >= 0")
-        return float(lr)
-
-    def _rates_ahead(self, count):
-        """The rates of the next ``count`` epochs (a schedule that does not read losses),
-        float64, up to the first one that is not sound (its epoch then runs alone, and
-        raises): what _rate gives epoch by epoch, checked in one pass."""
-        rate, lr0 = self.lr_schedule.rate, self.learning_rate
-        raw = [rate(self.epoch + i, lr0, self.monitored) for i in range(count)]
-        if set(map(type, raw)) <= _PLAIN_NUMBERS:
-            rates = np.asarray(raw, np.float64)
-            sound = np.isfinite(rates) & (rates >= 0)
-            return rates if sound.all() else rates[:int(np.argmin(sound))]
-        rates = []
-        for i in range(count):
-            try:
-                rates.append(self._rate(self.epoch + i))
-            except ValueError:
-                break
-        return np.asarray(rates, np.float64)
-
-    def _snapshot(self):
-        return self.net.params.copy(), self.state.copy(), self.steps.copy(), self.epoch + 1
-
-    def _restore_sound(self, starts, X, Y, sw):
-        """After divergence: params and optimizer state of the newest snapshot (epoch start)
-        whose network has a finite loss on X; returns that epoch's number (from 1)."""
-        net = self.net
-        for params, state, steps, epoch in reversed(starts):
-            net.params[...], self.state[...], self.steps[...] = params, state, steps
-            with np.errstate(all="ignore"):
-                loss = net.loss(X, Y, backend=self.backend_used,
-                                sample_weight=sw if len(sw) else None)
-            if math.isfinite(loss):
-                return epoch
-        return epoch
-
-    def _warn_if_saturated(self, history, Y, sw, start_loss):
-        """RuntimeWarning when the loss of each of the last 3 epochs is over 1.5 times both
-        the network's loss before the fit and a constant predictor's: divergence that
-        saturates (units stuck at their limits) instead of overflowing."""
-        losses = history.loss
-        if len(losses) < _SATURATION_EPOCHS or not math.isfinite(start_loss):
-            return
-        last = min(losses[-3:])
-        base = _constant_loss(self.net, Y, sw)
-        if last > 1.5 * max(start_loss, base, 1e-12):
-            warnings.warn(
-                f"the training loss stayed at {last:.4g} or above for the last 3 epochs, over "
-                f"1.5 times both its {start_loss:.4g} before this fit and the {base:.4g} of a "
-                f"constant predictor: the network has likely saturated; try a smaller "
-                f"learning_rate (now {self.learning_rate:g})", RuntimeWarning, stacklevel=3)
-
-
-def _constant_loss(net, Y, sw):
-    """Mean per-sample cost of the best constant output (the weighted mean of Y)."""
-    w = sw.astype(np.float64) if len(sw) else None
-    Y = Y.astype(np.float64)
-    p = np.average(Y, axis=0, weights=w)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if net.loss_name == "mse":
-            return float(0.5 * np.average(((Y - p) ** 2).sum(axis=1), weights=w))
-        q = np.clip(p, 1e-12, 1 - 1e-12)
-        if net.activations[-1] == "softmax":
-            return float(-(p * np.log(q)).sum())
-        return float(-(p * np.log(q) + (1 - p) * np.log(1 - q)).sum())
+        return _fit_loop.rate(self, self.epoch)
 
 
 def _check_net(net):
