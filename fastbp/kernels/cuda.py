@@ -3,8 +3,9 @@
 Same names, argument order and layouts as ``fastbp.kernels.loop`` (see ``fastbp.kernels``).
 Every public kernel takes device arrays (from ``empty`` / ``to_device``: nothing is
 copied) or host NumPy arrays (copied to the GPU once per call; the outputs are copied
-back into the same host arrays). ``sizes`` and ``acts`` arrive as small host int64
-arrays; their device copies and the offsets derived from them are cached (``_Net``).
+back into the same host arrays): the memory hooks and these copies are ``cuda_memory.py``.
+``sizes`` and ``acts`` arrive as small host int64 arrays; their device copies and the
+offsets derived from them are cached (``_Net``).
 
 Two ways through an epoch (``train_epoch``):
 
@@ -17,7 +18,8 @@ Two ways through an epoch (``train_epoch``):
   optimizer when ``fused_plan`` allows: a single thread block runs every batch.
 
 Many models at once (``sweep_epoch``, fastbp.Sweep): one launch per epoch for K models of
-one structure, a thread block per model (``cuda_sweep.py``).
+one structure, a thread block per model (``cuda_sweep.py``), laid out and configured by
+``cuda_sweep_plan.py`` (its shared memory, its threads).
 
 Device arrays kept between calls (shapes' sizes and plans, scratch) live in
 ``cuda_config.device_cache()``, which starts afresh after ``cuda.close()``, on another
@@ -35,8 +37,12 @@ import numpy as np
 
 from fastbp.kernels import _checks, codes
 from fastbp.kernels import cuda_config as config
-from fastbp.kernels import cuda_fused, cuda_layers, cuda_sweep
+from fastbp.kernels import cuda_fused, cuda_layers, cuda_sweep, cuda_sweep_plan
 from fastbp.kernels.cuda_config import cuda, launch
+from fastbp.kernels.cuda_memory import (copy_back, host_array, no_stop, on_device, scratch_array,
+                                        set_steps, to_device, workspace_rows)
+from fastbp.kernels.cuda_memory import empty, to_host  # noqa: F401  (memory hooks, re-exported)
+from fastbp.kernels.cuda_sweep_plan import allow_shared, sweep_budget, sweep_threads
 # A sweep's sample orders, drawn on the host exactly as the loop backend draws them.
 from fastbp.kernels.loop import next_order  # noqa: F401
 
@@ -54,37 +60,6 @@ def require():
             "False: no NVIDIA GPU, or no driver; \"fastbp[cuda]\" needs driver >= 525 for "
             "CUDA 12, \"fastbp[cuda13]\" >= 580). Use backend='loop', or set "
             "NUMBA_ENABLE_CUDASIM=1 before numba is imported to run the CUDA simulator.")
-
-
-# -- memory hooks ---------------------------------------------------------------------------
-
-def workspace_rows(batch_size):
-    """Rows that train_epoch's workspaces A, Dl, cost, Yb and Sb need for this batch size."""
-    return min(batch_size, config.WORK_ROWS)
-
-
-def empty(shape, dtype):
-    """An uninitialized device array."""
-    return cuda.device_array(shape, dtype)
-
-
-def to_device(array):
-    """A device copy of a host array (a device array is returned as it is)."""
-    if not isinstance(array, np.ndarray):
-        return array
-    return cuda.to_device(np.ascontiguousarray(array))
-
-
-def to_host(array, out):
-    """Copy ``array`` (device or host) into the host array ``out``; return ``out``."""
-    if isinstance(array, np.ndarray):
-        if array is not out:
-            np.copyto(out, array)
-    elif out.flags.c_contiguous:
-        array.copy_to_host(out)
-    else:
-        out[...] = array.copy_to_host()
-    return out
 
 
 # -- shapes and offsets, cached per network ---------------------------------------------------
@@ -119,34 +94,6 @@ def _net(sizes, acts=()):
     return net
 
 
-def _on_device(*arrays):
-    return [to_device(a) for a in arrays]
-
-
-def _back(device, host):
-    """Copy a kernel's output back when the caller gave a host array."""
-    if isinstance(host, np.ndarray):
-        to_host(device, host)
-
-
-def _no_stop():
-    """A device stats array whose divergence flag is never set (for update)."""
-    cache = config.device_cache()
-    if "no_stop" not in cache:
-        cache["no_stop"] = cuda.to_device(np.zeros(4))
-    return cache["no_stop"]
-
-
-def _scratch(name, size, dtype):
-    """A device array of at least ``size`` elements, kept per context and reused."""
-    cache = config.device_cache()
-    key = (name, np.dtype(dtype).str)
-    array = cache.get(key)
-    if array is None or array.shape[0] < size:
-        array = cache[key] = cuda.device_array(max(size, 1), dtype)
-    return array
-
-
 # -- the kernels of the backend contract --------------------------------------------------------
 
 def forward(A, params, n, sizes, acts):
@@ -158,9 +105,9 @@ def forward(A, params, n, sizes, acts):
     if n == 0:
         return
     net = _net(sizes, acts)
-    dA, dp = _on_device(A, params)
+    dA, dp = on_device(A, params)
     cuda_layers.launch_forward(dA, dp, n, net)
-    _back(dA, A)
+    copy_back(dA, A)
 
 
 def sample_costs(cost, A, Y, n, sizes, acts, loss):
@@ -190,9 +137,9 @@ def _per_sample(launcher, out, A, Y, n, sizes, acts, loss, *extra):
     """``out`` from a[L] and Y by a launch of one thread per sample."""
     if n == 0:
         return
-    d_out, dA, dY = _on_device(out, A, Y)
+    d_out, dA, dY = on_device(out, A, Y)
     launcher(d_out, dA, dY, *extra, n, _net(sizes, acts), int(loss))
-    _back(d_out, out)
+    copy_back(d_out, out)
 
 
 def hidden_deltas(Dl, A, params, n, sizes, acts):
@@ -205,9 +152,9 @@ def hidden_deltas(Dl, A, params, n, sizes, acts):
     if n == 0:
         return
     net = _net(sizes, acts)
-    dD, dA, dp = _on_device(Dl, A, params)
+    dD, dA, dp = on_device(Dl, A, params)
     cuda_layers.launch_hidden_deltas(dD, dA, dp, n, net)
-    _back(dD, Dl)
+    copy_back(dD, Dl)
 
 
 def accumulate_gradients(grad, Dl, A, n, sizes):
@@ -220,10 +167,10 @@ def accumulate_gradients(grad, Dl, A, n, sizes):
     if n == 0:
         return
     net = _net(sizes)
-    dg, dD, dA = _on_device(grad, Dl, A)
-    parts = _scratch("parts", cuda_layers.split_for(n, net).size, dg.dtype)
+    dg, dD, dA = on_device(grad, Dl, A)
+    parts = scratch_array("parts", cuda_layers.split_for(n, net).size, dg.dtype)
     cuda_layers.launch_grads(dg, dD, dA, n, net, True, parts)
-    _back(dg, grad)
+    copy_back(dg, grad)
 
 
 def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
@@ -236,27 +183,14 @@ def update(params, state, steps, grad, sizes, scale, opt, hyper, use_bias):
     hyper   (N_HYPER,) float64 hyperparameters (host array)
     """
     net = _net(sizes)
-    dp, ds, dg = _on_device(params, state, grad)
-    t = int(_host(steps)[0]) + 1
+    dp, ds, dg = on_device(params, state, grad)
+    t = int(host_array(steps)[0]) + 1
     scales = cuda.to_device(np.array([scale], dp.dtype))
     cuda_layers.launch_update(dp, ds, dg, net, scales, 0, int(opt), hyper, t, bool(use_bias),
-                              _no_stop())
-    _back(dp, params)
-    _back(ds, state)
-    _set_steps(steps, t)
-
-
-def _host(array):
-    """A host view of a small array, given on the host or on the device."""
-    return array if isinstance(array, np.ndarray) else array.copy_to_host()
-
-
-def _set_steps(steps, value):
-    """steps[0] = value, steps on the host or on the device."""
-    if isinstance(steps, np.ndarray):
-        steps[0] = value
-    else:
-        steps.copy_to_device(np.array([value], np.int64))
+                              no_stop())
+    copy_back(dp, params)
+    copy_back(ds, state)
+    set_steps(steps, t)
 
 
 def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, batch_size,
@@ -267,10 +201,10 @@ def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
     is not finite no update is applied, that batch's nor any later one's.
     """
     net = _net(sizes, acts)
-    dev = _on_device(params, state, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, stats)
+    dev = on_device(params, state, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order, stats)
     dp, ds, dg, dA, dD, dc, dYb, dSb, dX, dY, dSW, dorder, dstats = dev
     dtype = dp.dtype
-    t0 = int(_host(steps)[0])
+    t0 = int(host_array(steps)[0])
     dstats.copy_to_device(np.zeros(4))
     n_total = int(dorder.shape[0])
     batch_size = int(batch_size)
@@ -289,9 +223,9 @@ def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
                          scales, d_scales, batch_size, int(loss), int(opt), hyper,
                          bool(use_bias), dstats)
     for device, host in ((dp, params), (ds, state), (dg, grad), (dstats, stats)):
-        _back(device, host)
-    batches = -(-int(_host(dstats)[1]) // batch_size)
-    _set_steps(steps, t0 + int(np.count_nonzero(scales[:batches])))  # the updates applied
+        copy_back(device, host)
+    batches = -(-int(host_array(dstats)[1]) // batch_size)
+    set_steps(steps, t0 + int(np.count_nonzero(scales[:batches])))  # the updates applied
 
 
 def _state_rows(opt, hyper):
@@ -339,7 +273,7 @@ def _batch_scales(SW, order, n_total, batch_size, dtype):
         sizes = np.full(-(-n_total // batch_size), batch_size)
         sizes[-1] = n_total - batch_size * (len(sizes) - 1)
         return (dt(1) / sizes.astype(dtype)).astype(dtype)
-    weights = _host(SW)[_host(order)].astype(np.float64)
+    weights = host_array(SW)[host_array(order)].astype(np.float64)
     sums = np.add.reduceat(weights, np.arange(0, n_total, batch_size)).astype(dtype)
     with np.errstate(divide="ignore"):
         return np.where(sums > 0, dt(1) / sums, dt(0)).astype(dtype)
@@ -366,7 +300,7 @@ def _per_layer_epoch(net, params, state, t0, grad, A, Dl, cost, Yb, Sb, X, Y, SW
                                          lo == start, lo + nb == stop)
             cuda_layers.launch_hidden_deltas(Dl, A, params, nb, net)
             one_piece = lo == start and lo + nb == stop  # the update sums the chunks
-            parts = _scratch("parts", cuda_layers.split_for(nb, net).size, params.dtype)
+            parts = scratch_array("parts", cuda_layers.split_for(nb, net).size, params.dtype)
             split = cuda_layers.launch_grads(grad, Dl, A, nb, net, lo > start, parts,
                                              reduce=not one_piece)
             split = split if one_piece else None
@@ -416,8 +350,8 @@ def sweep_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
         return
     net = _net(sizes, acts)
     dtype = np.dtype(params.dtype)
-    n_state = cuda_sweep.state_rows(opt, _host(hyper))
-    dev = _on_device(params, state, steps, stats, X, Y, SW, orders, active)
+    n_state = cuda_sweep_plan.state_rows(opt, host_array(hyper))
+    dev = on_device(params, state, steps, stats, X, Y, SW, orders, active)
     dp, ds, dsteps, dstats, dX, dY, dSW, dorders, dactive = dev
     dhyper = to_device(np.ascontiguousarray(hyper, np.float64)
                        if isinstance(hyper, np.ndarray) else hyper)
@@ -429,17 +363,17 @@ def sweep_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
                             active, batch_size, sizes, acts, loss, opt, hyper, use_bias, stats)
             return
         width = max(plan.scratch, 1)
-        scratch = _scratch("sweep", K * width, dtype)[:K * width].reshape(K, width)
+        scratch = scratch_array("sweep", K * width, dtype)[:K * width].reshape(K, width)
         args = (dp, ds, scratch, dX, dY, dSW, dorders, dactive, dhyper, dsteps, dstats,
                 plan.lay, plan.cfg)
-        if _allow_shared(kernel, args, plan.nbytes):
+        if allow_shared(kernel, args, plan.nbytes):
             break
     threads = sweep_threads(kernel, args, plan, K)
     config.launch(kernel, K, threads, plan.nbytes)(*args)
     config.device_cache()["last_sweep"] = dict(models=K, mode=plan.mode, rows=plan.rows,
                                                 threads=threads, shared_bytes=plan.nbytes)
     for device, host in ((dp, params), (ds, state), (dsteps, steps), (dstats, stats)):
-        _back(device, host)
+        copy_back(device, host)
 
 
 def last_sweep_launch():
@@ -473,119 +407,20 @@ def _check_sweep(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orde
         raise ValueError(f"kernel buffer params has dtype {params.dtype}; float32 or float64")
 
 
-def sweep_budget():
-    """Shared memory per block the sweep kernel may plan with, in bytes: SWEEP_SHARED_BYTES,
-    else the device's opt-in maximum (the simulator: a block's default 48 KiB)."""
-    if config.SWEEP_SHARED_BYTES is not None:
-        return int(config.SWEEP_SHARED_BYTES)
-    if config.SIMULATOR:
-        return config.BLOCK_SHARED_BYTES
-    cache = config.device_cache()
-    if "sweep_budget" not in cache:
-        device = cuda.get_current_device()
-        optin = getattr(device, "MAX_SHARED_MEMORY_PER_BLOCK_OPTIN", 0) or 0
-        cache["sweep_budget"] = max(int(optin), config.BLOCK_SHARED_BYTES)
-    return cache["sweep_budget"]
-
-
 def _sweep_plan(net, batch_size, dtype, n_state, loss, opt, use_bias, budget=None):
-    """cuda_sweep.plan_for with this device's budget (or the one given)."""
+    """cuda_sweep_plan.plan_for with this device's budget (or the one given)."""
     config.check_tunables()
-    return cuda_sweep.plan_for(net, int(batch_size), dtype, n_state, int(loss), int(opt),
-                               bool(use_bias), sweep_budget() if budget is None else budget)
-
-
-def _compiled(kernel, args):
-    """The driver function of ``kernel`` compiled for ``args`` (compiling it if need be),
-    or None where this numba-cuda does not say."""
-    try:
-        compiled = kernel.compile(tuple(kernel.typeof_pyval(a) for a in args))
-        return compiled._codelibrary.get_cufunc()
-    except Exception:  # an unexpected numba-cuda
-        return None
-
-
-def _allow_shared(kernel, args, nbytes):
-    """Let ``kernel`` (compiled here for ``args``) take nbytes of dynamic shared memory:
-    above the default 48 KiB through the driver's MAX_DYNAMIC_SHARED_SIZE_BYTES attribute,
-    once per compiled kernel and size. False where the driver (or this numba-cuda) does
-    not allow it."""
-    if nbytes <= config.BLOCK_SHARED_BYTES or config.SIMULATOR:
-        return True
-    cufunc = _compiled(kernel, args)
-    if cufunc is None:
-        return False
-    cache = config.device_cache().setdefault("shared_opt_in", {})
-    key = (id(cufunc), nbytes)
-    if key not in cache:
-        cache[key] = _set_max_dynamic_shared(cufunc, nbytes)
-    return cache[key]
-
-
-def sweep_threads(kernel, args, plan, K):
-    """Threads per block of a sweep launch of K models: the plan's, or half of it (down to
-    one warp) where that lets one wave of blocks hold all K models and the plan's does
-    not -- a second, partial wave would leave most SMs idle while it runs. The driver's
-    occupancy calculator says how many blocks an SM holds (registers, shared memory).
-    Threads change no bit of a model's result (cuda_sweep: each sum's owner depends on the
-    lane layout, which stays min(32, threads) wide)."""
-    if config.SIMULATOR or plan.threads <= 32:
-        return plan.threads
-    cache = config.device_cache().setdefault("sweep_threads", {})
-    key = (id(plan), K)  # plans live as long as their network's cache
-    if key not in cache:
-        cache[key] = plan.threads
-        cufunc = _compiled(kernel, args)
-        try:
-            ctx = cuda.current_context()
-            sms = ctx.device.MULTIPROCESSOR_COUNT
-            threads = plan.threads
-            while threads >= 32:
-                active = ctx.get_active_blocks_per_multiprocessor(cufunc, threads, plan.nbytes)
-                if active * sms >= K:
-                    cache[key] = threads
-                    break
-                threads //= 2
-        except Exception:  # no occupancy calculator here: the plan's threads
-            pass
-    return cache[key]
-
-
-def _set_max_dynamic_shared(cufunc, nbytes):
-    """cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES) on a compiled kernel, through
-    whichever driver binding this numba-cuda has (CUkernel handles in numba-cuda >= 0.2x,
-    CUfunction handles before); True when one took it."""
-    from numba.cuda.cudadrv import driver as drv
-    binding = getattr(drv, "binding", None)
-    attr = None
-    if binding is not None and hasattr(binding, "CUfunction_attribute"):
-        attr = binding.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
-    else:
-        from numba.cuda.cudadrv import enums
-        attr = enums.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
-    handle = getattr(cufunc, "handle", None)
-    tries = []
-    if hasattr(drv.driver, "cuKernelSetAttribute"):
-        tries.append(lambda: drv.driver.cuKernelSetAttribute(attr, nbytes, handle,
-                                                             cufunc.device.id))
-    if hasattr(drv.driver, "cuFuncSetAttribute"):
-        tries.append(lambda: drv.driver.cuFuncSetAttribute(handle, attr, nbytes))
-    for attempt in tries:
-        try:
-            attempt()
-            return True
-        except Exception:
-            continue
-    return False
+    return cuda_sweep_plan.plan_for(net, int(batch_size), dtype, n_state, int(loss), int(opt),
+                                    bool(use_bias), sweep_budget() if budget is None else budget)
 
 
 def _sweep_by_model(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, orders,
                     active, batch_size, sizes, acts, loss, opt, hyper, use_bias, stats):
     """sweep_epoch one model at a time through train_epoch, for networks too wide for the
     sweep kernel's shared memory (host arrays)."""
-    host = [_host(a) for a in (params, state, steps, stats, orders, active)]
+    host = [host_array(a) for a in (params, state, steps, stats, orders, active)]
     hp, hs, hsteps, hstats, horders, hactive = host
-    hyper, grad = _host(hyper), _host(grad)
+    hyper, grad = host_array(hyper), host_array(grad)
     for k in np.flatnonzero(hactive):
         train_epoch(hp[k], hs[k], hsteps[k], grad[k], A[k], Dl[k], cost[k], Yb[k], Sb[k], X, Y,
                     SW, horders[k], batch_size, sizes, acts, loss, opt, hyper[k], use_bias,

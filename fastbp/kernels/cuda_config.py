@@ -67,10 +67,10 @@ WORK_ROWS = 8192
 # Threads per model's block: 4 warps. A model's work per batch is small (64-32-10 at batch
 # 16: 16 x 32 forward outputs, 32 x 65 gradients), and the models resident per SM are
 # bounded by shared memory (about 7 of 29 KiB each on an H100), so 4 warps a block keep
-# about 28 warps per SM; networks with fewer tiles get fewer (cuda_sweep._threads). A
+# about 28 warps per SM; networks with fewer tiles get fewer (cuda_sweep_plan._threads). A
 # multiple of 32 or a power of two below it (check_tunables). Untuned.
 SWEEP_THREADS = 128
-# Output rows per thread in the sweep kernel's products (cuda_sweep._dot): each column
+# Output rows per thread in the sweep kernel's products (cuda_sweep_gemm._dot): each column
 # value read from shared memory feeds this many multiply-adds. A power of two and a
 # compile-time constant (a fresh process and cache to change it). 4 is the first size at
 # which loads no longer outnumber multiply-adds (5 loads per 4), while 16 samples still
@@ -79,7 +79,7 @@ SWEEP_TILE_ROWS = 4
 # Samples per piece of a batch in the sweep kernel at most (a larger batch sums its pieces'
 # gradients in global memory): bounds a block's shared memory for full-batch sweeps so
 # that several models stay resident per SM. Pieces also fit in 48 KiB beside nothing else
-# (cuda_sweep.PIECE_BYTES), on every device alike. Untuned.
+# (cuda_sweep_plan.PIECE_BYTES), on every device alike. Untuned.
 SWEEP_MAX_ROWS = 64
 # Shared memory per block the sweep kernel may use, in bytes: None for the device's
 # opt-in maximum (227 KiB on an H100; the kernel opts in through the driver's attribute),
