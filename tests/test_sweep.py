@@ -287,11 +287,12 @@ def test_a_cluster_that_loses_its_workers_fails_in_bounded_time(monkeypatch):
             distributed.Client(cluster) as client:
         real_map = client.map
 
-        def map_then_lose_workers(*args, **kw):
-            futures = real_map(*args, **kw)
-            client.retire_workers(close_workers=True)  # every worker gone, tasks pending
-            return futures
+        def lose_workers_then_map(*args, **kw):
+            # Every worker gone after the sweep checked the cluster and before its tasks
+            # reach one (retiring after map raced a worker that finished them first).
+            client.retire_workers(close_workers=True)
+            return real_map(*args, **kw)
 
-        monkeypatch.setattr(client, "map", map_then_lose_workers)
+        monkeypatch.setattr(client, "map", lose_workers_then_map)
         with pytest.raises(RuntimeError, match="no workers for 1 s"):
             sweep.fit(X, y, epochs=1, client=client)
