@@ -125,6 +125,22 @@ def divmod32(e, d):
     return q, _u(e) - q * _u(d)
 
 
+@device
+def gather_rows(sh, a0, ld0, X, order, lo, n, n_in):
+    """a[0] of a piece in shared memory, sh[a0 + s ld0 + j] = X[order[lo + s], j] for its
+    n samples, in order; consecutive threads on consecutive inputs j (coalesced)."""
+    t, T = _u(cuda.threadIdx.x), _u(cuda.blockDim.x)
+    q, r = divmod32(T, n_in)
+    s, j = divmod32(t, n_in)
+    e = t  # (s, j) = divmod(e, n_in), stepped
+    while e < n * n_in:  # a counted loop without range()'s division
+        sh[a0 + s * ld0 + j] = X[order[lo + s], j]
+        s, j = s + q, j + r
+        if j >= n_in:
+            s, j = s + _1, j - n_in
+        e += T
+
+
 if config.SIMULATOR:
     @device
     def _lanes_sum(v, red, red_at, lane, warp, width):
@@ -173,6 +189,18 @@ def _fused_copy(sh, params, lay, base, lane, warp, width, n_warps, load):
                 j += width
             i += n_warps
 
+
+
+@device
+def _fused_copy_all(sh, params, state0, state1, lay, s0_at, s1_at, lane, warp, width,
+                    n_warps, load):
+    """_fused_copy of the parameters and of each state row the optimizer keeps in shared
+    memory (s0_at, s1_at >= 0)."""
+    _fused_copy(sh, params, lay, 0, lane, warp, width, n_warps, load)
+    if s0_at >= 0:
+        _fused_copy(sh, state0, lay, s0_at, lane, warp, width, n_warps, load)
+    if s1_at >= 0:
+        _fused_copy(sh, state1, lay, s1_at, lane, warp, width, n_warps, load)
 
 @device
 def _fused_forward(pb, ab, lay, m, n, red_at, lane, warp, width, n_warps, one):
@@ -334,11 +362,8 @@ def fused_epoch(params, state0, state1, grad, X, Y, SW, order, scales, batch_siz
     g_at, r_at = _u(max(grad_at, 0)), _u(red_at)
     o0, o1 = _u(max(s0_at, 0)), _u(max(s1_at, 0))
     if in_shared:
-        _fused_copy(sh, params, lay, 0, lane, warp, width, n_warps, True)
-        if s0_at >= 0:
-            _fused_copy(sh, state0, lay, s0_at, lane, warp, width, n_warps, True)
-        if s1_at >= 0:
-            _fused_copy(sh, state1, lay, s1_at, lane, warp, width, n_warps, True)
+        _fused_copy_all(sh, params, state0, state1, lay, s0_at, s1_at, lane, warp, width,
+                        n_warps, True)
     # Each phase that reads W is called with sh itself or with the global arrays, never
     # with a variable that may be either: NVVM then proves sh's accesses shared and emits
     # ld.shared / st.shared for them (a pointer that may be either compiles to generic
@@ -362,16 +387,7 @@ def fused_epoch(params, state0, state1, grad, X, Y, SW, order, scales, batch_siz
             n_i = min(rows, end - lo)
             n, lo_u = _u(n_i), _u(lo)
             cuda.syncthreads()
-            a0, ld0 = _u(lay[0, _SA]), _u(lay[0, _LDA])
-            q, r = divmod32(T, n_in)
-            s, j = divmod32(t, n_in)
-            e_ = t  # (s, j) = divmod(e, n_in), stepped
-            while e_ < n * n_in:  # a counted loop without range()'s division
-                sh[a0 + s * ld0 + j] = X[order[lo_u + s], j]
-                s, j = s + q, j + r
-                if j >= n_in:
-                    s, j = s + _1, j - n_in
-                e_ += T
+            gather_rows(sh, _u(lay[0, _SA]), _u(lay[0, _LDA]), X, order, lo_u, n, n_in)
             cuda.syncthreads()
             for m in range(1, L + 1):
                 if in_shared:
@@ -432,8 +448,5 @@ def fused_epoch(params, state0, state1, grad, X, Y, SW, order, scales, batch_siz
         start += batch_size
     cuda.syncthreads()
     if in_shared:
-        _fused_copy(sh, params, lay, 0, lane, warp, width, n_warps, False)
-        if s0_at >= 0:
-            _fused_copy(sh, state0, lay, s0_at, lane, warp, width, n_warps, False)
-        if s1_at >= 0:
-            _fused_copy(sh, state1, lay, s1_at, lane, warp, width, n_warps, False)
+        _fused_copy_all(sh, params, state0, state1, lay, s0_at, s1_at, lane, warp, width,
+                        n_warps, False)

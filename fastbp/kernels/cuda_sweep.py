@@ -39,7 +39,7 @@ import numpy as np
 from fastbp.kernels import scalar
 from fastbp.kernels.codes import SIGMOID, SOFTMAX
 from fastbp.kernels.cuda_config import cuda, jit
-from fastbp.kernels.cuda_fused import divmod32, store_step
+from fastbp.kernels.cuda_fused import divmod32, gather_rows, store_step
 from fastbp.kernels.cuda_sweep_plan import (  # the layout table and plan slots read here
     C_BATCH, C_COSTS, C_CST, C_LOSS, C_NSTATE, C_PSH, C_ROWS, C_S0, C_S1, C_SSH, C_WT,
     LAY_ACT, LAY_B, LAY_D, LAY_LDA, LAY_LDD, LAY_LDW, LAY_SA, LAY_SD, LAY_SW, LAY_W, N_CST,
@@ -58,19 +58,9 @@ _0, _1 = _u(0), _u(1)
 
 @device
 def _gather(sh, X, order, lay, lo, n):
-    """a[0] of the piece: the n samples order[lo:lo + n] of X, in order; consecutive
-    threads on consecutive inputs j (coalesced)."""
-    n_in, a0, ld0 = _u(lay[0, LAY_D]), _u(lay[0, LAY_SA]), _u(lay[0, LAY_LDA])
-    t, T = _u(cuda.threadIdx.x), _u(cuda.blockDim.x)
-    q, r = divmod32(T, n_in)
-    s, j = divmod32(t, n_in)
-    e = t  # (s, j) = divmod(e, n_in), stepped
-    while e < n * n_in:  # a counted loop without range()'s division
-        sh[a0 + s * ld0 + j] = X[order[lo + s], j]
-        s, j = s + q, j + r
-        if j >= n_in:
-            s, j = s + _1, j - n_in
-        e += T
+    """a[0] of the piece: the n samples order[lo:lo + n] of X, in order (coalesced)."""
+    gather_rows(sh, _u(lay[0, LAY_SA]), _u(lay[0, LAY_LDA]), X, order, lo, n,
+                _u(lay[0, LAY_D]))
 
 
 @device
@@ -163,6 +153,18 @@ def _copy(sh, at, flat, lay, t, T, load):
             i += T
 
 
+
+@device
+def _copy_model(sh, params, state, lay, cfg, t, T, load):
+    """_copy of a model's parameters and of each optimizer state row that its plan keeps
+    in shared memory (cfg's C_PSH, C_SSH, C_NSTATE)."""
+    if cfg[C_PSH] != 0:
+        _copy(sh, _0, params, lay, t, T, load)
+    if cfg[C_SSH] != 0 and cfg[C_NSTATE] >= 1:
+        _copy(sh, _u(cfg[C_S0]), state[0], lay, t, T, load)
+    if cfg[C_SSH] != 0 and cfg[C_NSTATE] >= 2:
+        _copy(sh, _u(cfg[C_S1]), state[1], lay, t, T, load)
+
 @device
 def _transpose(wt, at, flat, lay, t, T):
     """W^T of every layer into wt[at:] (layer m's at the offset of W[m], rows of D[m]):
@@ -213,12 +215,7 @@ def sweep_epoch_kernel(params, state, scratch, X, Y, SW, orders, active, hyper, 
     # Little stays live across the phases (the loop's counters): each phase reads what it
     # needs from cfg, lay and the thread index, which keeps the registers per thread, and
     # so the models resident per SM, where a kernel of this size can have them.
-    if cfg[C_PSH] != 0:
-        _copy(sh, _0, params[k], lay, t, T, True)
-    if cfg[C_SSH] != 0 and cfg[C_NSTATE] >= 1:
-        _copy(sh, _u(cfg[C_S0]), state[k, 0], lay, t, T, True)
-    if cfg[C_SSH] != 0 and cfg[C_NSTATE] >= 2:
-        _copy(sh, _u(cfg[C_S1]), state[k, 1], lay, t, T, True)
+    _copy_model(sh, params[k], state[k], lay, cfg, t, T, True)
     if cfg[C_WT] >= 0:
         _transpose(scratch[k], _u(cfg[C_WT]), params[k], lay, t, T)
     for m in range(L):  # the column of ones after a[m], m < L, on every row of a piece
@@ -281,12 +278,7 @@ def sweep_epoch_kernel(params, state, scratch, X, Y, SW, orders, active, hyper, 
             break
         start += cfg[C_BATCH]
     cuda.syncthreads()
-    if cfg[C_PSH] != 0:
-        _copy(sh, _0, params[k], lay, t, T, False)
-    if cfg[C_SSH] != 0 and cfg[C_NSTATE] >= 1:
-        _copy(sh, _u(cfg[C_S0]), state[k, 0], lay, t, T, False)
-    if cfg[C_SSH] != 0 and cfg[C_NSTATE] >= 2:
-        _copy(sh, _u(cfg[C_S1]), state[k, 1], lay, t, T, False)
+    _copy_model(sh, params[k], state[k], lay, cfg, t, T, False)
     if t == _0:
         steps[k, 0] = np.int64(sh64[tally + T_STEP])
         stats[k, 0], stats[k, 1] = sh64[tally + T_COST], sh64[tally + T_SEEN]
