@@ -264,12 +264,9 @@ def _fit(net, X, Y, sw, options, threads, epochs, one_by_one):
     return net.params.copy(), trainer.state.copy(), history.loss
 
 
-@_settings()
-@given(problem=trainings(), epochs=st.integers(1, 3))
-def test_fit_on_any_path_and_thread_count_ends_in_the_same_bits(problem, epochs):
-    """Many epochs per compiled call and epoch by epoch (a callback forces it), on 1..4
-    threads: the same parameters, optimizer state and losses, bit for bit."""
-    net, X, Y, sw, options = problem
+def _assert_fits_agree(net, X, Y, sw, options, epochs):
+    """Fits on 1..4 threads, many epochs per call and epoch by epoch: the same parameters,
+    optimizer state and losses, bit for bit."""
     runs = {(t, one): _fit(net, X, Y, sw, options, t, epochs, one)
             for t in THREADS for one in (False, True)}
     first = runs[(1, False)]
@@ -278,6 +275,15 @@ def test_fit_on_any_path_and_thread_count_ends_in_the_same_bits(problem, epochs)
         np.testing.assert_array_equal(params, first[0], err_msg=what)
         np.testing.assert_array_equal(state, first[1], err_msg=what)
         assert losses == first[2], what
+
+
+@_settings()
+@given(problem=trainings(), epochs=st.integers(1, 3))
+def test_fit_on_any_path_and_thread_count_ends_in_the_same_bits(problem, epochs):
+    """Many epochs per compiled call and epoch by epoch (a callback forces it), on 1..4
+    threads: the same parameters, optimizer state and losses, bit for bit."""
+    net, X, Y, sw, options = problem
+    _assert_fits_agree(net, X, Y, sw, options, epochs)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -292,14 +298,7 @@ def test_fit_through_the_packed_products_at_any_thread_count(dtype, options):
                              "cross_entropy", seed=3, weighted=True)
     assert loop_gemm.work_for(np.array(net.layer_sizes), net.params, 257) is not None
     options = dict(options, learning_rate=0.01, seed=0)
-    runs = {(t, one): _fit(net, X, Y, sw, options, t, 2, one)
-            for t in THREADS for one in (False, True)}
-    first = runs[(1, False)]
-    for (t, one), (params, state, losses) in runs.items():
-        what = f"{options}, threads={t}, epoch by epoch={one}"
-        np.testing.assert_array_equal(params, first[0], err_msg=what)
-        np.testing.assert_array_equal(state, first[1], err_msg=what)
-        assert losses == first[2], what
+    _assert_fits_agree(net, X, Y, sw, options, 2)
 
 
 @_settings()
