@@ -328,7 +328,8 @@ def test_step_is_one_update_from_the_reference_gradient(problem, threads):
 @_settings(max(5, EXAMPLES // 3))
 @given(problem=trainings(), threads=st.sampled_from(THREADS))
 def test_a_sweep_model_equals_its_own_fit(problem, threads):
-    """Sweep on any thread count: each model ends where its own Trainer.fit ends."""
+    """Sweep on any thread count: each model ends where its own Trainer.fit ends (also
+    where that fit diverges: the same restored weights and the epochs completed)."""
     net, X, Y, sw, options = problem
     options = {k: v for k, v in options.items() if k not in ("seed", "learning_rate")}
     sweep = fastbp.Sweep(net.layer_sizes, activations=net.activations, loss=net.loss_name,
@@ -340,7 +341,11 @@ def test_a_sweep_model_equals_its_own_fit(problem, threads):
                                 loss=net.loss_name, dtype=net.dtype, bias=net.bias,
                                 seed=setting["seed"])
         trainer = fastbp.Trainer(single, **dict(options, **setting))
-        history = trainer.fit(X, Y, epochs=2, sample_weight=sw if len(sw) else None)
+        try:
+            history = trainer.fit(X, Y, epochs=2, sample_weight=sw if len(sw) else None)
+        except FloatingPointError:  # relu and identity layers at 0.03 may diverge: the fit
+            history = trainer.history  # raises, the Sweep marks the model and goes on
+            assert history.interrupted and result.history[i].diverged, f"model {i}: {setting}"
         np.testing.assert_array_equal(result.networks[i].params, single.params,
                                       err_msg=f"model {i}: {setting}, {options}")
         assert result.history[i].loss == history.loss
