@@ -253,12 +253,22 @@ def _qualname(cache):
     return getattr(py_func, "__qualname__", None) or getattr(py_func, "__name__", "?")
 
 
-def _wrap_load(load):
-    def load_overload(self, sig, target_context):
+def _for_ours(original, guarded):
+    """Numba's Cache method ``original`` with ``guarded(self, ...)`` run in its place for
+    fastbp's functions, and nothing done for those the fallback locator left uncached."""
+    def method(self, *args, **kwargs):
         if not _is_ours(getattr(self, "_py_func", None)):
-            return load(self, sig, target_context)
+            return original(self, *args, **kwargs)
         if _uncached(self):
             return None
+        return guarded(self, *args, **kwargs)
+
+    method._fastbp_original = original
+    return method
+
+
+def _wrap_load(load):
+    def guarded_load(self, sig, target_context):
         try:
             data = load(self, sig, target_context)
             # A data file of another function (entries swapped or copied around).
@@ -275,16 +285,11 @@ def _wrap_load(load):
             return None
         return data
 
-    load_overload._fastbp_original = load
-    return load_overload
+    return _for_ours(load, guarded_load)
 
 
 def _wrap_save(save):
-    def save_overload(self, sig, data):
-        if not _is_ours(getattr(self, "_py_func", None)):
-            return save(self, sig, data)
-        if _uncached(self):
-            return None
+    def guarded_save(self, sig, data):
         try:
             return save(self, sig, data)
         except Exception as exc:
@@ -300,8 +305,7 @@ def _wrap_save(save):
                    "the compiled kernel works, but the next run compiles it again. " + _FIX)
         return None
 
-    save_overload._fastbp_original = save
-    return save_overload
+    return _for_ours(save, guarded_save)
 
 
 # -- installing ----------------------------------------------------------------------------

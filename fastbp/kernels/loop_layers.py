@@ -221,10 +221,15 @@ def grad_pass(tag, grad, Dl, A, n, sizes, work):
     raise NotImplementedError("compiled code only")
 
 
+def _branches(tag, work):
+    """Which branches a pass compiles, from its argument types: the threaded one where tag
+    is not None, the gemm one where work is not None (else those branches are left out)."""
+    return not isinstance(tag, types.NoneType), not isinstance(work, types.NoneType)
+
+
 @overload(forward_pass, target="cpu", jit_options=JIT_NO_NRT)
 def _forward_pass(tag, A, params, WT, n, sizes, acts, work):
-    threaded = not isinstance(tag, types.NoneType)
-    gemm = not isinstance(work, types.NoneType)  # False: the gemm branch is not compiled
+    threaded, gemm = _branches(tag, work)
 
     def impl(tag, A, params, WT, n, sizes, acts, work):
         one = params.dtype.type(1)
@@ -253,8 +258,7 @@ def _forward_pass(tag, A, params, WT, n, sizes, acts, work):
 
 @overload(delta_pass, target="cpu", jit_options=JIT_NO_NRT)
 def _delta_pass(tag, Dl, A, params, n, sizes, acts, work):
-    threaded = not isinstance(tag, types.NoneType)
-    gemm = not isinstance(work, types.NoneType)  # False: the gemm branch is not compiled
+    threaded, gemm = _branches(tag, work)
 
     def impl(tag, Dl, A, params, n, sizes, acts, work):
         one = params.dtype.type(1)
@@ -277,8 +281,7 @@ def _delta_pass(tag, Dl, A, params, n, sizes, acts, work):
 
 @overload(grad_pass, target="cpu", jit_options=JIT_NO_NRT)
 def _grad_pass(tag, grad, Dl, A, n, sizes, work):
-    threaded = not isinstance(tag, types.NoneType)
-    gemm = not isinstance(work, types.NoneType)  # False: the gemm branch is not compiled
+    threaded, gemm = _branches(tag, work)
 
     def impl(tag, grad, Dl, A, n, sizes, work):
         w, a_in = np.int64(0), np.int64(0)

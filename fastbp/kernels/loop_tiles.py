@@ -323,15 +323,7 @@ def forward_rows(A, z, params, b, WT, wt, a_in, n_in, n_out, lo, hi):
     """z[s, i] = b_i + sum_j a_in[s, j] WT[j, i] for samples lo..hi-1 (no activation):
     z (n, n_out) at A[z:], a_in (n, n_in) at A[a_in:], b at params[b:], WT (n_in, n_out)
     at WT[wt:]."""
-    z, b, wt, a_in, n_in, n_out = _u(z), _u(b), _u(wt), _u(a_in), _u(n_in), _u(n_out)
-    lo, hi = _u(lo), _u(hi)
-    width = _u(lanes(A.itemsize))
-    for i0 in range(_u(0), n_out, width):  # WT's panel of these outputs stays in L1
-        w = min(width, n_out - i0)
-        for s0 in range(lo, hi, _u(R)):
-            tile(A, z + s0 * n_out + i0, n_out, params, b + i0, _u(0), _u(1),
-                 A, a_in + s0 * n_in, n_in, _u(1), WT, wt + i0, n_out, n_in,
-                 min(_u(R), hi - s0), w)
+    _product_rows(A, z, n_out, params, b, 1, A, a_in, n_in, WT, wt, lo, hi)
 
 
 @njit(**JIT_NO_NRT)
@@ -339,15 +331,22 @@ def delta_rows(Dl, d, params, w_next, d_next, n_here, n_next, lo, hi):
     """d[s, j] = sum_i d_next[s, i] W_next[i, j] for samples lo..hi-1 (before act'):
     d (n, n_here) at Dl[d:], d_next (n, n_next) at Dl[d_next:], W_next (n_next, n_here)
     at params[w_next:]."""
-    d, w_next, d_next, n_here, n_next = _u(d), _u(w_next), _u(d_next), _u(n_here), _u(n_next)
+    _product_rows(Dl, d, n_here, Dl, 0, 0, Dl, d_next, n_next, params, w_next, lo, hi)
+
+
+@njit(**JIT_NO_NRT)
+def _product_rows(C, c, n_cols, I, i, init, X, x, k, Y, y, lo, hi):
+    """C[s, t] = I_t + sum_q X[s, q] Y[q, t] for rows s = lo..hi-1, q in order, where
+    I_t = I[i + t] if init else 0: C (n, n_cols) at C[c:], X (n, k) at X[x:], Y (k, n_cols)
+    at Y[y:]. Column panels of one vector's width outside, so Y's panel stays in L1."""
+    c, n_cols, i, init, x, k, y = _u(c), _u(n_cols), _u(i), _u(init), _u(x), _u(k), _u(y)
     lo, hi = _u(lo), _u(hi)
-    width = _u(lanes(Dl.itemsize))
-    for j0 in range(_u(0), n_here, width):
-        w = min(width, n_here - j0)
+    width = _u(lanes(C.itemsize))
+    for t0 in range(_u(0), n_cols, width):
+        w = min(width, n_cols - t0)
         for s0 in range(lo, hi, _u(R)):
-            tile(Dl, d + s0 * n_here + j0, n_here, Dl, _u(0), _u(0), _u(0),
-                 Dl, d_next + s0 * n_next, n_next, _u(1), params, w_next + j0, n_here, n_next,
-                 min(_u(R), hi - s0), w)
+            tile(C, c + s0 * n_cols + t0, n_cols, I, i + t0 * init, _u(0), init,
+                 X, x + s0 * k, k, _u(1), Y, y + t0, n_cols, k, min(_u(R), hi - s0), w)
 
 
 @njit(**JIT_NO_NRT)

@@ -164,11 +164,16 @@ def tanh(x):
     return math.tanh(x)
 
 
-@overload(exp, target="cpu")
-def _exp_cpu(x):
-    if x == types.float32:
-        return lambda x: exp32(x)
-    return lambda x: math.exp(x)
+def _float32_or_libm(float32_form, libm_form):
+    """An overload typer: float32_form for a float32 argument, libm_form otherwise."""
+    def typer(x):
+        if x == types.float32:
+            return lambda x: float32_form(x)
+        return lambda x: libm_form(x)
+    return typer
+
+
+overload(exp, target="cpu")(_float32_or_libm(exp32, math.exp))
 
 
 @overload(sigmoid, target="cpu")
@@ -178,11 +183,7 @@ def _sigmoid_cpu(z, one):
     return sigmoid
 
 
-@overload(tanh, target="cpu")
-def _tanh_cpu(x):
-    if x == types.float32:
-        return lambda x: tanh32(x)
-    return lambda x: math.tanh(x)
+overload(tanh, target="cpu")(_float32_or_libm(tanh32, math.tanh))
 
 
 @overload(exp, target="cuda")
