@@ -19,7 +19,8 @@ def as_dtype(dtype):
     return dt
 
 
-def _numeric(name, value):
+def numeric(name, value):
+    """value as an array of real numbers (bool, int, uint or float); TypeError otherwise."""
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers; got an array of dtype {arr.dtype}")
@@ -43,7 +44,7 @@ def _kernel_ready(arr, dtype):
 
 def as_inputs(X, n_in, dtype, name="X"):
     """X as a C-contiguous (n, n_in) array of dtype, and whether it was one 1-D sample."""
-    arr = _numeric(name, X)
+    arr = numeric(name, X)
     single = arr.ndim == 1
     if single:
         arr = arr[None, :]
@@ -65,7 +66,7 @@ def as_targets(Y, n, n_out, labels_ok, probabilities, dtype, name="Y"):
     labels_ok: a 1-D array of integer class labels is one-hot encoded (softmax output).
     probabilities: targets must lie in [0, 1] (cross-entropy).
     """
-    arr = _numeric(name, Y)
+    arr = numeric(name, Y)
     if arr.ndim == 1 and labels_ok:
         if arr.shape[0] != n:
             raise ValueError(f"{name} has {arr.shape[0]} labels; X has {n} rows")
@@ -95,7 +96,7 @@ def as_sample_weight(sample_weight, n, dtype, name="sample_weight"):
     zero -- or an empty array for None (every weight 1)."""
     if sample_weight is None:
         return np.empty(0, dtype)
-    arr = _numeric(name, sample_weight)
+    arr = numeric(name, sample_weight)
     if arr.ndim == 0:
         arr = np.full(n, arr)
     if arr.shape != (n,):

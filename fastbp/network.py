@@ -104,7 +104,7 @@ class Network:
 
     @params.setter
     def params(self, values: ArrayLike) -> None:
-        arr = _validate._numeric("params", values)
+        arr = _validate.numeric("params", values)
         if arr.shape != self._params.shape:
             raise ValueError(f"params must have shape {self._params.shape}, one value per "
                              f"weight and bias of this network; got {arr.shape}")
