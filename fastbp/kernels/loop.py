@@ -28,7 +28,7 @@ from fastbp.kernels._host import empty, to_device, to_host  # noqa: F401  (backe
 from fastbp.kernels.codes import ADAM, H_LR, SGD, SIGMOID, SOFTMAX
 from fastbp.kernels.loop_layers import (PARALLEL_MIN_WORK, update_layer, block_offset,
                                         delta_pass, forward_pass, grad_pass)
-from fastbp.kernels.loop_online import fused_online_epoch
+from fastbp.kernels.loop_online import fused_online_epoch, online_buffers
 
 # train_epoch works through a batch in pieces of at most WORK_ROWS samples, summing
 # their gradients before the one update: a full batch then runs from cache, and the
@@ -244,10 +244,21 @@ def train_epoch(params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW, order
 def _epoch_online(params, state, steps, A, Dl, X, Y, SW, order, sizes, acts, loss, hyper,
                   use_bias, stats):
     """train_epoch for online SGD (loop_online)."""
+    _online_epoch(params, state, steps, Dl, X, Y, SW, order, sizes, acts, loss, hyper,
+                  use_bias, stats, online_buffers(params, sizes))
+
+
+@njit(**JIT)
+def _online_epoch(params, state, steps, Dl, X, Y, SW, order, sizes, acts, loss, hyper,
+                  use_bias, stats, buffers):
+    """_epoch_online in the buffers of loop_online.online_buffers (made once per call of
+    _fit_online, not once per epoch: an epoch of a tiny network takes about a
+    microsecond)."""
     stats[:] = 0.0
     k = scalar.in_dtype(scalar.step_constants(hyper, 1), params.dtype.type)
     steps[0] += fused_online_epoch(params, state[0], Dl, X, Y, SW, order, sizes, acts, loss,
-                                   k.lr, k.momentum, k.nesterov, k.l2, use_bias, stats)
+                                   k.lr, k.momentum, k.nesterov, k.l2, use_bias, stats,
+                                   buffers)
 
 
 @njit(**JIT_NO_NRT)
@@ -377,11 +388,12 @@ def _diverged(stats, params):
 @njit(**JIT)
 def _fit_online(params, state, steps, A, Dl, X, Y, SW, order, rng, shuffle, rates, sizes,
                 acts, loss, hyper, use_bias, history):
+    buffers = online_buffers(params, sizes)
     for e in range(rates.shape[0]):
         next_order(order, rng, shuffle)
         hyper[H_LR] = rates[e]
-        _epoch_online(params, state, steps, A, Dl, X, Y, SW, order, sizes, acts, loss, hyper,
-                      use_bias, history[e])
+        _online_epoch(params, state, steps, Dl, X, Y, SW, order, sizes, acts, loss, hyper,
+                      use_bias, history[e], buffers)
         if _diverged(history[e], params):
             return e + 1
     return rates.shape[0]

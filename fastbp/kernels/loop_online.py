@@ -173,23 +173,29 @@ def _forward_rest(params, WT, A, a_off, D, w_off, acts, buf, one):
 
 
 @njit(**JIT)
-def fused_online_epoch(params, velocity, Dl, X, Y, SW, order, sizes, acts, loss, lr,
-                       momentum, nesterov, l2, use_bias, stats):
-    """train_epoch for batch size 1 and SGD, bit for bit what the batch path computes for
-    batches of one sample (module docstring). Arguments as train_epoch's; Dl needs sum(D)
-    elements; stats as train_epoch's. A sample of weight w scales its output delta by w
-    and its update by 1 / w, as a batch of one does; a weight of 0 makes no update.
-    Returns the number of updates made."""
-    if order.shape[0] == 0:
-        return 0
+def online_buffers(params, sizes):
+    """The work buffers of fused_online_epoch, made once for any number of its calls on
+    networks of these sizes and dtype: (A, WT, VT, D, w_off, a_off). A holds two samples'
+    activations, alternating; WT and VT W^T of every layer and of the velocity, kept in
+    sync with W while a call runs (W[1] itself is written back at its end); D, w_off and
+    a_off as _offsets gives them. Every call sets them up again before use."""
     D, w_off, a_off = _offsets(sizes)
     L = sizes.shape[0] - 1
-    units = a_off[L] + D[L]  # one sample's activations
-    A = np.empty(2 * units, params.dtype)  # two samples' activations, alternating
-    # W^T of every layer (and the velocity's), in sync with W while the call runs; W[1]
-    # itself is written back at the end.
-    WT = np.empty_like(params)
-    VT = np.empty_like(params) if momentum != 0 else WT
+    A = np.empty(2 * (a_off[L] + D[L]), params.dtype)
+    return A, np.empty_like(params), np.empty_like(params), D, w_off, a_off
+
+
+@njit(**JIT)
+def fused_online_epoch(params, velocity, Dl, X, Y, SW, order, sizes, acts, loss, lr,
+                       momentum, nesterov, l2, use_bias, stats, buffers):
+    """train_epoch for batch size 1 and SGD, bit for bit what the batch path computes for
+    batches of one sample (module docstring). Arguments as train_epoch's; Dl needs sum(D)
+    elements; stats as train_epoch's; buffers from online_buffers. A sample of weight w
+    scales its output delta by w and its update by 1 / w, as a batch of one does; a weight
+    of 0 makes no update. Returns the number of updates made."""
+    if order.shape[0] == 0:
+        return 0
+    A, WT, VT, D, w_off, a_off = buffers
     return _online(params, velocity, Dl, X.reshape(X.size), Y, SW, order, acts, loss, lr,
                    momentum, nesterov, l2, use_bias, stats, A, WT, VT, D, w_off, a_off)
 
@@ -197,7 +203,7 @@ def fused_online_epoch(params, velocity, Dl, X, Y, SW, order, sizes, acts, loss,
 @njit(**JIT_NO_NRT)
 def _online(params, velocity, Dl, X_flat, Y, SW, order, acts, loss, lr, momentum, nesterov,
             l2, use_bias, stats, A, WT, VT, D, w_off, a_off):
-    """fused_online_epoch's work on buffers it allocated: compiled without reference
+    """fused_online_epoch's work on the buffers of online_buffers: compiled without reference
     counting (nothing here allocates), which would otherwise cost atomic increments and
     decrements of the arrays passed to each step, per sample."""
     one = params.dtype.type(1)
