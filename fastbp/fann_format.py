@@ -2,7 +2,7 @@
 fastbp, and fastbp networks written for libfann's ``fann_create_from_file``.
 
 :meth:`fastbp.Network.from_fann` and :meth:`fastbp.Network.to_fann` call this module; the
-writer, :func:`write`, lives in :mod:`fastbp.fann_writer` and is re-exported here.
+writer, :func:`~fastbp.fann_writer.write`, lives in :mod:`fastbp.fann_writer`.
 
 The format (FANN 2.2's ``fann_io.c``): a version line (``FANN_FLO_2.1``, ``FANN_FLO_2.0``,
 or ``FANN_FIX_2.0`` for ``fann_save_to_fixed``, whose values are integers scaled by
@@ -59,7 +59,6 @@ from fastbp._npz import not_a_file
 from fastbp.fann_writer import (
     CONNECTIONS_KEY, FANN_ACTIVATIONS, FANN_LINEAR, FANN_LINEAR_PIECE_RECT, FANN_SIGMOID,
     FANN_SIGMOID_SYMMETRIC, NEURONS_KEY, SCALES)
-from fastbp.fann_writer import write  # noqa: F401 (Network.to_fann calls fann_format.write)
 from fastbp.preprocessing import InputScaling
 
 # FANN activation code -> (fastbp activation, weight factor per unit of steepness).

@@ -467,8 +467,8 @@ class Network:
         ``fann_run`` runs with this network's outputs (``input_scaling`` as FANN's, for
         ``fann_scale_input``); relu and softmax layers, which FANN 2.2 cannot run, raise
         ValueError. See :mod:`fastbp.fann_format`."""
-        from fastbp import fann_format
-        fann_format.write(path, self)
+        from fastbp import fann_writer
+        fann_writer.write(path, self)
 
     def to_onnx(self, path: str | os.PathLike[str] | None = None, dtype: DTypeLike | None = None,
                 opset: int | None = None) -> onnx.ModelProto:

@@ -44,8 +44,7 @@ from fastbp.kernels.cuda_sweep_plan import (  # the layout table and plan slots 
     C_BATCH, C_COSTS, C_CST, C_LOSS, C_NSTATE, C_PSH, C_ROWS, C_S0, C_S1, C_SSH, C_WT,
     LAY_ACT, LAY_B, LAY_D, LAY_LDA, LAY_LDD, LAY_LDW, LAY_SA, LAY_SD, LAY_SW, LAY_W, N_CST,
     N_T, T_BATCH_COST, T_BATCH_WEIGHT, T_COST, T_SEEN, T_STEP, T_STOP, T_WEIGHT)
-from fastbp.kernels.cuda_sweep_plan import (  # noqa: F401  (the host side, re-exported)
-    PIECE_BYTES, RA, WARP, SweepPlan, plan_for, state_rows)
+from fastbp.kernels.cuda_sweep_plan import plan_for  # noqa: F401  (re-exported: the host side)
 from fastbp.kernels.cuda_sweep_gemm import delta_piece, forward_piece, grad_update_piece
 
 device = jit(device=True)

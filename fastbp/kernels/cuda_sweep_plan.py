@@ -6,7 +6,7 @@ defined below, which the kernel reads, the samples per piece of a batch and the 
 a block. ``sweep_budget`` is the shared memory a block may plan with on this device,
 ``allow_shared`` opts a kernel into more than 48 KiB of it, ``sweep_threads`` fits a
 launch's blocks to the SMs. ``cuda.sweep_epoch`` launches the kernel; ``cuda_sweep``
-re-exports the plan's names.
+re-exports ``plan_for``.
 
 Where things live (``plan_for`` chooses, per network, batch size and optimizer):
 

@@ -96,13 +96,6 @@ def times_derivative(d, d_off, a, a_off, count, code, one):
 
 
 @register_jitable
-def derivative_row(d, a, off, n, code, one):
-    """d *= act'(z), act' through the stored activations: in place on d[off:off + n], with
-    a at the same offsets."""
-    times_derivative(d, off, a, off, n, code, one)
-
-
-@register_jitable
 def activate_row(a, off, n, code, one):
     """a = act(z) in place on one sample's row a[off:off + n] (softmax included)."""
     activate_rows(a, off, 1, n, code, one)
