@@ -116,9 +116,12 @@ def rates_ahead(trainer: Trainer, count: int) -> NDArray[np.float64]:
     """The rates of the trainer's next ``count`` epochs (a schedule that does not read
     losses), float64, up to the first one that is not sound (its epoch then runs alone,
     and raises): what ``rate`` gives epoch by epoch, checked in one pass."""
-    schedule_rate, lr0 = trainer.lr_schedule.rate, trainer.learning_rate
-    raw = [schedule_rate(trainer.epoch + i, lr0, trainer.monitored) for i in range(count)]
-    if set(map(type, raw)) <= PLAIN_NUMBERS:
+    schedule, lr0 = trainer.lr_schedule, trainer.learning_rate
+    ahead = getattr(schedule, "rates", None)
+    raw = None if ahead is None else ahead(trainer.epoch, count, lr0)
+    if not (isinstance(raw, np.ndarray) and raw.shape == (count,) and raw.dtype.kind in "fiu"):
+        raw = [schedule.rate(trainer.epoch + i, lr0, trainer.monitored) for i in range(count)]
+    if isinstance(raw, np.ndarray) or set(map(type, raw)) <= PLAIN_NUMBERS:
         rates = np.asarray(raw, np.float64)
         sound = np.isfinite(rates) & (rates >= 0)
         return rates if sound.all() else rates[:int(np.argmin(sound))]

@@ -82,10 +82,15 @@ class EpochLog:
         more than the epochs."""
         h, tr = self.history, self.trainer
         k = len(losses)
-        h.learning_rate.extend(rates[:k].tolist())
+        rates = rates[:k]
+        if k and (rates == rates[0]).all():  # one float object k times: a list of k equal
+            h.learning_rate.extend([float(rates[0])] * k)  # floats in a fifth of the time
+        else:
+            h.learning_rate.extend(rates.tolist())
         h.seconds.extend([seconds] * k)
-        h.loss.extend(losses.tolist())
-        tr.monitored.extend(losses.tolist())
+        as_floats = losses.tolist()
+        h.loss.extend(as_floats)
+        tr.monitored.extend(as_floats)
         tr.epoch += k
         ranked = np.where(np.isnan(losses), np.inf, losses)  # NaN never counts as better
         i = int(np.argmin(ranked))  # the first of equal minima, as one by one

@@ -59,3 +59,30 @@ def test_divergence_puts_everything_back_for_a_replay():
     assert session.run_epochs([50.0] * 5) is None
     np.testing.assert_array_equal(net.params, before[0])
     assert tr.rng.bit_generator.state == before[1] and tr.steps[0] == 0
+
+
+def test_rates_ahead_take_a_schedules_rates_where_it_has_them_and_rate_otherwise():
+    from fastbp._fit_loop import rates_ahead
+    from fastbp.schedules import Constant
+
+    assert Constant().rates(4, 3, 0.25).tolist() == [Constant().rate(4 + i, 0.25, [])
+                                                    for i in range(3)]
+    assert Constant().rates(0, 2, 1).dtype == np.float64
+
+    class Halving:  # its rates() answers with the wrong length: rate() is asked instead
+        needs_losses = False
+
+        def rate(self, epoch, lr0, losses):
+            return lr0 / 2 ** epoch
+
+        def rates(self, first_epoch, count, lr0):
+            return np.full(count + 1, lr0)
+
+        def to_dict(self):
+            return {"name": "constant"}
+
+    tr = fastbp.Trainer(fastbp.Network([2, 3, 1], seed=0), learning_rate=0.8,
+                        lr_schedule=Halving())
+    assert rates_ahead(tr, 3).tolist() == [0.8, 0.4, 0.2]
+    tr.lr_schedule = Constant()
+    assert rates_ahead(tr, 3).tolist() == [0.8, 0.8, 0.8]
