@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 # Rows per kernel call in forward/loss/gradients: bounds workspace memory for big X.
 _CHUNK = 4096
+# forward takes its lean path (Network._forward_few) for at most this many rows.
+FEW_ROWS = 16
 
 
 class Network:
@@ -239,9 +241,33 @@ class Network:
         -------
         ndarray (n, D[L]), or (D[L],) when X is one 1-D sample.
         """
+        if backend == "loop":
+            out = self._forward_few(X)
+            if out is not None:
+                return out
         kernels = backends.get(backend)
         X, single = self.as_inputs(X)
         out = self._outputs(kernels, X)
+        return out[0] if single else out
+
+    def _forward_few(self, X):
+        """forward on the loop backend for up to FEW_ROWS rows given as the kernels take
+        them (an ndarray of the network's dtype, C-contiguous, finite; no input scaling)
+        in one compiled call -- the same numbers -- or None for the checked path: a
+        control loop calling forward on one row would otherwise spend nearly all its time
+        in Python."""
+        if (type(X) is not np.ndarray or X.dtype != self.dtype or X.ndim not in (1, 2)
+                or not X.flags.c_contiguous or self.input_scaling is not None):
+            return None
+        single = X.ndim == 1
+        rows = X.reshape(1, -1) if single else X
+        sizes = self._sizes
+        if rows.shape[1] != sizes[0] or not 0 < rows.shape[0] <= FEW_ROWS:
+            return None
+        out = np.empty((rows.shape[0], sizes[-1]), self.dtype)
+        if not backends.get("loop").forward_few(rows, self._params, sizes, self.act_codes,
+                                                out):
+            return None
         return out[0] if single else out
 
     def _outputs(self, kernels, X):

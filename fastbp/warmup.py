@@ -63,6 +63,8 @@ def _cases():
                              dtype=dtype, schedule=schedule, batch_size=16,
                              grid={"seed": [0, 1]}).fit(X, y, epochs=1)
             cases.append((f"{dtype} sweep ({schedule})", sweep))
+        cases.append((f"{dtype} forward on one row",
+                      lambda dtype=dtype: net(dtype=dtype).forward(np.zeros(8, dtype))))
         cases.append((f"{dtype} forward, threads and packed products",
                       lambda dtype=dtype: net(_BIG, dtype).forward(
                           np.zeros((1 << 14, _BIG[0]), dtype))))

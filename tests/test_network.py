@@ -180,3 +180,39 @@ def test_load_rejects_truncated_corrupt_and_foreign_files(tmp_path):
             fastbp.Network.load(path)
     with pytest.raises(FileNotFoundError):
         fastbp.Network.load(tmp_path / "missing.npz")
+
+
+@pytest.mark.parametrize("activations", [["tanh", "softmax"], ["relu", "sigmoid"],
+                                         ["sigmoid", "identity"]])
+def test_forward_on_a_few_rows_takes_the_lean_path_and_gives_the_same_numbers(
+        activations, dtype, monkeypatch):
+    from fastbp import network
+    from fastbp.kernels import loop
+    net = fastbp.Network([7, 5, 3], activations=activations, dtype=dtype, seed=0)
+    net.params[:] = np.random.default_rng(1).normal(size=net.params.shape)
+    X, _ = data(network.FEW_ROWS + 1, 7, 3, seed=2, dtype=dtype)
+    calls = []
+    real = loop.forward_few
+    monkeypatch.setattr(loop, "forward_few", lambda *a: calls.append(a[0].shape) or real(*a))
+    checked = net.forward(X.tolist())  # a list: the checked path, whatever the rows
+    assert calls == []
+    for n in (1, 2, network.FEW_ROWS):
+        np.testing.assert_array_equal(net.forward(X[:n]), checked[:n])
+    np.testing.assert_array_equal(net.forward(X[0]), checked[0])  # one 1-D row
+    assert calls == [(1, 7), (2, 7), (network.FEW_ROWS, 7), (1, 7)]
+    # More rows, another dtype, a strided view, input scaling: the checked path.
+    np.testing.assert_array_equal(net.forward(X), checked)
+    other = X[:2].astype(np.float64 if dtype == "float32" else np.float32)
+    np.testing.assert_allclose(net.forward(other), checked[:2], rtol=1e-5)
+    np.testing.assert_array_equal(net.forward(np.asfortranarray(X[:3])), checked[:3])
+    assert len(calls) == 4
+    bad = X[:2].copy()
+    bad[1, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite values"):
+        net.forward(bad)  # refused by the lean path, then named by the checked one
+    assert len(calls) == 5
+    with pytest.raises(ValueError):
+        net.forward(X[:2, :6].copy())
+    net.fit_input_scaling(X)
+    net.forward(X[:2])
+    assert len(calls) == 5

@@ -102,6 +102,31 @@ def _sample_costs(cost, A, Y, n, sizes, acts, loss):
         cost[s] = scalar.row_cost(A, off + s * n_out, Y, s, n_out, binary, loss)
 
 
+@njit(**JIT)
+def forward_few(X, params, sizes, acts, out):
+    """Network.forward's lean path for a few rows (a control loop's one): out (n, D[L]) =
+    a[L] of X (n, D[0]), both of params' dtype, through the passes ``forward`` runs below
+    ONE_OFF_MIN_WORK (serial, no gemm: the same numbers), with no check beyond this one:
+    False, out untouched, where X holds a value that is not finite (the checked path then
+    says which)."""
+    n, d0 = X.shape
+    for s in range(n):
+        for j in range(d0):
+            if not math.isfinite(X[s, j]):
+                return False
+    A = np.empty(n * np.sum(sizes), params.dtype)
+    for s in range(n):
+        for j in range(d0):
+            A[s * d0 + j] = X[s, j]
+    forward_pass(None, A, params, np.empty_like(params), n, sizes, acts, None)
+    L = sizes.shape[0] - 1
+    off = block_offset(sizes, L, n)
+    for s in range(n):
+        for i in range(sizes[L]):
+            out[s, i] = A[off + s * sizes[L] + i]
+    return True
+
+
 def output_delta(Dl, A, Y, sw, n, sizes, acts, loss):
     """delta[L] = sw (*) dC/da[L] (*) act_L'(z[L]); a[L] - y for softmax or sigmoid +
     cross-entropy (scalar.output_delta_row), times the sample's weight.
