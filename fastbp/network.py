@@ -265,8 +265,8 @@ class Network:
         if rows.shape[1] != sizes[0] or not 0 < rows.shape[0] <= FEW_ROWS:
             return None
         out = np.empty((rows.shape[0], sizes[-1]), self.dtype)
-        if not backends.get("loop").forward_few(rows, self._params, sizes, self.act_codes,
-                                                out):
+        from fastbp.kernels import loop_layers
+        if not loop_layers.forward_few(rows, self._params, sizes, self.act_codes, out):
             return None
         return out[0] if single else out
 

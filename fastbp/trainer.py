@@ -15,7 +15,7 @@ from fastbp.kernels import codes
 from fastbp._session import Session, interrupts_at_safe_points
 from fastbp._npz import NpzReader, write_npz
 from fastbp.history import History
-from fastbp.network import Network
+from fastbp.network import FEW_ROWS, Network
 
 SCHEDULES = ("online", "minibatch", "fullbatch")
 
@@ -260,6 +260,9 @@ class Trainer:
 
     def _step(self, X, Y, sample_weight):
         self._check_ready()
+        cost = None if sample_weight is not None else self._step_few(X, Y)
+        if cost is not None:
+            return cost
         X, _ = self.net.as_inputs(X)
         Y = self.net.as_targets(Y, X.shape[0])
         n = X.shape[0]
@@ -267,6 +270,31 @@ class Trainer:
         self.resolve_backend(n)
         total, weight = Session(self, X, Y, sw, n).run(np.arange(n, dtype=np.int64))
         return total / weight
+
+    def _step_few(self, X, Y):
+        """step on the loop backend for up to FEW_ROWS rows given as the kernels take them
+        (X and Y ndarrays of the network's dtype, C-contiguous and writable, Y (n, D[L]);
+        no input scaling, no sample weights) in one compiled call -- the same numbers -- or
+        None for the checked path, which also reports bad values and divergence (the lean
+        call is put back first): a streaming learner calling step on one row would
+        otherwise spend nearly all its time in Python."""
+        net = self._net
+        if self.backend != "loop" or net.input_scaling is not None:
+            return None
+        if not all(type(a) is np.ndarray and a.dtype == net.dtype and a.ndim == 2
+                   and a.flags.c_contiguous and a.flags.writeable for a in (X, Y)):
+            return None
+        sizes = net.layer_sizes
+        n = X.shape[0]
+        if X.shape[1] != sizes[0] or Y.shape != (n, sizes[-1]) or not 0 < n <= FEW_ROWS:
+            return None
+        stats = np.zeros(4)
+        if not self.kernels.step_few(X, Y, net.params, self.state, self.steps,
+                                     np.array(sizes, np.int64), net.act_codes, net.loss_code,
+                                     codes.OPTIMIZERS[self.optimizer], self.hyperparameters(),
+                                     net.bias, net.loss_name == "cross_entropy", stats):
+            return None
+        return float(stats[0]) / float(stats[3])
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the network, this trainer's settings and its full state (optimizer state,

@@ -187,13 +187,13 @@ def test_load_rejects_truncated_corrupt_and_foreign_files(tmp_path):
 def test_forward_on_a_few_rows_takes_the_lean_path_and_gives_the_same_numbers(
         activations, dtype, monkeypatch):
     from fastbp import network
-    from fastbp.kernels import loop
+    from fastbp.kernels import loop_layers
     net = fastbp.Network([7, 5, 3], activations=activations, dtype=dtype, seed=0)
     net.params[:] = np.random.default_rng(1).normal(size=net.params.shape)
     X, _ = data(network.FEW_ROWS + 1, 7, 3, seed=2, dtype=dtype)
     calls = []
-    real = loop.forward_few
-    monkeypatch.setattr(loop, "forward_few", lambda *a: calls.append(a[0].shape) or real(*a))
+    real = loop_layers.forward_few
+    monkeypatch.setattr(loop_layers, "forward_few", lambda *a: calls.append(a[0].shape) or real(*a))
     checked = net.forward(X.tolist())  # a list: the checked path, whatever the rows
     assert calls == []
     for n in (1, 2, network.FEW_ROWS):

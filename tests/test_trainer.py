@@ -280,3 +280,68 @@ def test_auto_backend_picks_and_says_why():
     np.testing.assert_array_equal(results[0][0], results[1][0])
     with pytest.raises(ValueError, match="backend"):
         fastbp.Trainer(results[1][1].net, backend="gpu")
+
+
+@pytest.mark.parametrize("optimizer,options", [("sgd", {}), ("sgd", dict(momentum=0.9)),
+                                               ("adam", {}), ("rprop", {})])
+def test_step_on_a_few_rows_takes_the_lean_path_and_gives_the_same_numbers(
+        optimizer, options, dtype, monkeypatch):
+    from fastbp import network
+    from fastbp.kernels import loop
+    calls = []
+    real = loop.step_few
+    monkeypatch.setattr(loop, "step_few", lambda *a: calls.append(a[0].shape[0]) or real(*a))
+    runs = []
+    for lean in (True, False):
+        net = fastbp.Network([6, 5, 3], activations=["tanh", "softmax"],
+                             loss="cross_entropy", dtype=dtype, seed=0)
+        tr = fastbp.Trainer(net, optimizer=optimizer, learning_rate=0.05, **options)
+        rng = np.random.default_rng(1)
+        costs = []
+        for n in (1, 3, network.FEW_ROWS, 1):
+            X = rng.random((n, 6)).astype(dtype)
+            Y = np.eye(3, dtype=dtype)[rng.integers(0, 3, n)]
+            costs.append(tr.step(X, Y) if lean else tr.step(X.tolist(), Y.tolist()))
+        runs.append((net.params.copy(), tr.state.copy(), tr.steps.copy(), costs))
+    assert calls == [1, 3, network.FEW_ROWS, 1]  # the lists took the checked path
+    (p0, s0, t0, c0), (p1, s1, t1, c1) = runs
+    np.testing.assert_array_equal(p0, p1)
+    np.testing.assert_array_equal(s0, s1)
+    np.testing.assert_array_equal(t0, t1)
+    assert c0 == c1
+
+
+def test_step_lean_path_leaves_bad_values_and_divergence_to_the_checked_path(monkeypatch):
+    from fastbp.kernels import loop
+    calls = []
+    real = loop.step_few
+    monkeypatch.setattr(loop, "step_few", lambda *a: calls.append(1) or real(*a))
+    net = fastbp.Network([3, 4, 2], activations=["tanh", "sigmoid"], loss="cross_entropy",
+                         seed=0)
+    tr = fastbp.Trainer(net, learning_rate=0.1)
+    X, Y = np.ones((2, 3), np.float32), np.full((2, 2), 0.5, np.float32)
+    bad_X = X.copy()
+    bad_X[1, 2] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        tr.step(bad_X, Y)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        tr.step(X, Y * 3)
+    assert len(calls) == 2 and tr.steps[0] == 0
+    tr.step(X, np.array([[1, 0], [0, 1]], np.int64))  # another dtype: the checked path
+    tr.step(X, Y, sample_weight=[1.0, 2.0])  # weights: the checked path
+    assert len(calls) == 2 and tr.steps[0] == 2
+    # Divergence: the lean call is put back, and the checked path raises and puts back,
+    # as it does for data that never takes the lean path.
+    results = []
+    for lean in (True, False):
+        big = fastbp.Network([3, 4, 2], activations=["tanh", "identity"], seed=0)
+        tr = fastbp.Trainer(big, learning_rate=1e30)
+        x, y = np.full((1, 3), 1e20, np.float32), np.full((1, 2), 1e30, np.float32)
+        with pytest.raises(FloatingPointError, match="training diverged") as info:
+            for _ in range(3):
+                tr.step(x, y) if lean else tr.step(x.tolist(), y.tolist())
+        results.append((str(info.value), big.params.copy(), tr.state.copy(), tr.steps.copy()))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1:], results[1][1:]):
+        np.testing.assert_array_equal(a, b)
+    assert np.isfinite(results[0][1]).all()

@@ -50,6 +50,9 @@ section 1 (search a name to find it everywhere):
                                          _fused_forward, _fused_delta, _fused_grad,
                                          _fused_grad_update
         cuda_sweep.sweep_epoch_kernel    a whole epoch of many models, a block per model
+    lean paths        one compiled call for a few rows, the checks inside, the same passes
+        loop_layers.forward_few          Network.forward on up to network.FEW_ROWS rows
+        loop.step_few                    Trainer.step likewise (train_epoch as one batch)
 
 Many models at once (fastbp.Sweep: ``loop.sweep_epoch``, ``cuda.sweep_epoch``): K models of
 one structure keep every buffer above with a leading model axis, row k being model k's

@@ -103,27 +103,39 @@ def _sample_costs(cost, A, Y, n, sizes, acts, loss):
 
 
 @njit(**JIT)
-def forward_few(X, params, sizes, acts, out):
-    """Network.forward's lean path for a few rows (a control loop's one): out (n, D[L]) =
-    a[L] of X (n, D[0]), both of params' dtype, through the passes ``forward`` runs below
-    ONE_OFF_MIN_WORK (serial, no gemm: the same numbers), with no check beyond this one:
-    False, out untouched, where X holds a value that is not finite (the checked path then
-    says which)."""
-    n, d0 = X.shape
+def step_few(X, Y, params, state, steps, sizes, acts, loss, opt, hyper, use_bias,
+             probabilities, stats):
+    """Trainer.step's lean path for a few rows: train_epoch over X (n, D[0]) and Y
+    (n, D[L]) as one batch of n, in order, unweighted, serial and without gemm (the same
+    numbers), its workspaces allocated here; stats as train_epoch's. False, nothing
+    changed, where X or Y holds a value that is not finite or (probabilities: the
+    cross-entropy) a target outside [0, 1], and where the step diverged (then put back):
+    the checked path then says what went wrong."""
+    n = X.shape[0]
     for s in range(n):
-        for j in range(d0):
+        for j in range(X.shape[1]):
             if not math.isfinite(X[s, j]):
                 return False
-    A = np.empty(n * np.sum(sizes), params.dtype)
-    for s in range(n):
-        for j in range(d0):
-            A[s * d0 + j] = X[s, j]
-    forward_pass(None, A, params, np.empty_like(params), n, sizes, acts, None)
-    L = sizes.shape[0] - 1
-    off = block_offset(sizes, L, n)
-    for s in range(n):
-        for i in range(sizes[L]):
-            out[s, i] = A[off + s * sizes[L] + i]
+        for j in range(Y.shape[1]):
+            y = Y[s, j]
+            if not math.isfinite(y) or (probabilities and not 0 <= y <= 1):
+                return False
+    dtype = params.dtype
+    before = params.copy(), state.copy(), steps.copy()
+    order = np.arange(n)
+    A, Dl = np.empty(n * np.sum(sizes), dtype), np.empty(n * np.sum(sizes), dtype)
+    no_weights = np.empty(0, dtype)
+    if n == 1 and opt == SGD:
+        _epoch_online(params, state, steps, A, Dl, X, Y, no_weights, order, sizes, acts, loss,
+                      hyper, use_bias, stats)
+    else:
+        _epoch_batch(None, params, state, steps, np.empty_like(params), A, Dl, np.empty(n),
+                     np.empty((n, Y.shape[1]), dtype), no_weights, X, Y, no_weights, order, n,
+                     sizes, acts, loss, opt, hyper, use_bias, stats, None,
+                     np.empty_like(params))
+    if _diverged(stats, params):
+        params[:], state[:], steps[:] = before
+        return False
     return True
 
 

@@ -22,6 +22,8 @@ Threads (``*_threads``) split a layer's work where writes are disjoint -- sample
 forward and delta kernels, rows of W in the gradient -- so every number is computed in
 the same order as with one thread and results are bit-identical.
 """
+import math
+
 import numba
 import numpy as np
 from numba import njit, types
@@ -299,6 +301,31 @@ def _grad_pass(tag, grad, Dl, A, n, sizes, work):
             w += n_out * (n_in + 1)
             a_in = d
     return impl
+
+
+@njit(**JIT)
+def forward_few(X, params, sizes, acts, out):
+    """Network.forward's lean path for a few rows (a control loop's one): out (n, D[L]) =
+    a[L] of X (n, D[0]), both of params' dtype, through the passes loop.forward runs below
+    its ONE_OFF_MIN_WORK (serial, no gemm: the same numbers), with no check beyond this one:
+    False, out untouched, where X holds a value that is not finite (the checked path then
+    says which)."""
+    n, d0 = X.shape
+    for s in range(n):
+        for j in range(d0):
+            if not math.isfinite(X[s, j]):
+                return False
+    A = np.empty(n * np.sum(sizes), params.dtype)
+    for s in range(n):
+        for j in range(d0):
+            A[s * d0 + j] = X[s, j]
+    forward_pass(None, A, params, np.empty_like(params), n, sizes, acts, None)
+    L = sizes.shape[0] - 1
+    off = block_offset(sizes, L, n)
+    for s in range(n):
+        for i in range(sizes[L]):
+            out[s, i] = A[off + s * sizes[L] + i]
+    return True
 
 
 @njit(**JIT_NO_NRT)
