@@ -65,6 +65,14 @@ def _cases():
             cases.append((f"{dtype} sweep ({schedule})", sweep))
         cases.append((f"{dtype} forward on one row",
                       lambda dtype=dtype: net(dtype=dtype).forward(np.zeros(8, dtype))))
+        for label, options in (("online SGD", dict(schedule="online")),
+                               ("Adam", dict(optimizer="adam"))):
+            def step(options=options, dtype=dtype):
+                targets = np.zeros((1, 3), dtype)
+                targets[0, 1] = 1
+                fastbp.Trainer(net(dtype=dtype), **options).step(np.zeros((1, 8), dtype),
+                                                                  targets)
+            cases.append((f"{dtype} step on one row ({label})", step))
         cases.append((f"{dtype} forward, threads and packed products",
                       lambda dtype=dtype: net(_BIG, dtype).forward(
                           np.zeros((1 << 14, _BIG[0]), dtype))))

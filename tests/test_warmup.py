@@ -28,7 +28,11 @@ def calls(monkeypatch):
 
     monkeypatch.setattr(fastbp.Trainer, "fit", fit)
     monkeypatch.setattr(fastbp.Sweep, "fit", sweep_fit)
+    def step(self, X, Y, *args, **kwargs):
+        seen.append(("step", self.net.dtype, np.asarray(X).dtype, None))
+
     monkeypatch.setattr(fastbp.Network, "forward", forward)
+    monkeypatch.setattr(fastbp.Trainer, "step", step)
     monkeypatch.setattr(fastbp.Network, "loss", lambda self, *a, **k: None)
     monkeypatch.setattr(fastbp.Network, "gradients", lambda self, *a, **k: None)
     return seen
