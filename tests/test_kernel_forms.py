@@ -4,7 +4,7 @@ cache block. (tests/test_harness.py sweeps shapes; these are the kernels one by 
 import numpy as np
 import pytest
 
-from fastbp.kernels import codes, loop_layers, loop_tiles
+from fastbp.kernels import codes, loop_gemm, loop_layers, loop_tiles
 
 # N_OUT is no multiple of a tile's rows or lanes, N_SAMPLES spans two cache blocks of
 # samples and ends in a partial tile.
@@ -18,6 +18,23 @@ def _arrays(dtype, seed=0):
     b = rng.normal(size=N_OUT).astype(dtype)
     a_in = rng.uniform(0.05, 0.95, (N_SAMPLES, N_IN)).astype(dtype)
     return W, b, a_in
+
+
+def test_transpose_on_every_shape_around_a_block(dtype):
+    """W^T in whole V x V register blocks plus element-by-element edges: every shape from
+    1 to 2 V + 1 each way (no block, one, two, with and without edges), at offsets, and
+    nothing written outside WT's own range."""
+    V = loop_gemm.VECTOR_BYTES // dtype.itemsize
+    rng = np.random.default_rng(0)
+    for n_out in range(1, 2 * V + 2):
+        for n_in in range(1, 2 * V + 2):
+            W = rng.normal(size=(n_out, n_in)).astype(dtype)
+            params = np.concatenate([np.ones(3, dtype), W.ravel(), np.ones(2, dtype)])
+            WT = np.full(5 + W.size + 4, np.nan, dtype)
+            loop_tiles.transpose(WT, 5, params, 3, n_out, n_in)
+            np.testing.assert_array_equal(WT[5:5 + W.size].reshape(n_in, n_out), W.T,
+                                          f"{n_out} x {n_in}")
+            assert np.isnan(WT[:5]).all() and np.isnan(WT[5 + W.size:]).all()
 
 
 @pytest.mark.parametrize("act", ["sigmoid", "tanh", "softmax"])

@@ -364,16 +364,51 @@ def grad_rows(grad, w, Dl, d, A, a_in, n, n_in, n_out, lo, hi):
                  A, a_in + j0, n_in, n, min(_u(R), hi - i0), cols)
 
 
+@intrinsic
+def transpose_block(typingctx, D, d, ldd, S, s, lds):
+    """D[d + j ldd + i] = S[s + i lds + j] for i, j < V: one V x V block (V lanes of a
+    vector) transposed in registers -- V loads, V log2(V) shuffles, V stores, where the
+    scalar form makes V^2 strided moves. Offsets and strides are unsigned integers."""
+    dtype = D.dtype
+    if not isinstance(dtype, types.Float) or S.dtype != dtype:
+        return None
+    u64 = types.uint64
+    sig = types.void(D, u64, u64, S, u64, u64)
+
+    def codegen(context, builder, signature, args):
+        _, d_, ldd_, _, s_, lds_ = args
+        v = _Lanes(context, builder, dtype)
+        V, half = v.V, v.V // 2
+        d_ptr, s_ptr = (_data(context, builder, signature, args, k) for k in (0, 3))
+        rows = [v.load(builder.gep(s_ptr, [builder.add(s_, builder.mul(v.const(i), lds_))]),
+                       0, False) for i in range(V)]
+        # log2(V) perfect shuffles of the rows (i with i + V/2) make the transpose.
+        lo = ir.Constant(ir.VectorType(v.i32, V), [x for p in range(half) for x in (p, V + p)])
+        hi = ir.Constant(ir.VectorType(v.i32, V),
+                         [x for p in range(half, V) for x in (p, V + p)])
+        for _ in range(V.bit_length() - 1):
+            rows = [builder.shuffle_vector(rows[i], rows[i + half], mask)
+                    for i in range(half) for mask in (lo, hi)]
+        for j in range(V):
+            v.store(rows[j], builder.gep(d_ptr, [builder.add(d_, builder.mul(v.const(j), ldd_))]),
+                    0, False)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
 @njit(**JIT_NO_NRT)
 def transpose(WT, wt, params, w, n_out, n_in):
-    """WT[wt + j n_out + i] = W[i, j] for W (n_out, n_in) at params[w:], in 8 x 8 blocks
-    (both sides touch whole cache lines)."""
+    """WT[wt + j n_out + i] = W[i, j] for W (n_out, n_in) at params[w:]: whole V x V
+    blocks in registers (transpose_block), the edges element by element."""
     wt, w, n_out, n_in = _u(wt), _u(w), _u(n_out), _u(n_in)
-    blk = _u(8)
-    for i0 in range(_u(0), n_out, blk):
-        i1 = min(i0 + blk, n_out)
-        for j0 in range(_u(0), n_in, blk):
-            j1 = min(j0 + blk, n_in)
-            for i in range(i0, i1):
-                for j in range(j0, j1):
-                    WT[wt + j * n_out + i] = params[w + i * n_in + j]
+    blk = _u(VECTOR_BYTES // WT.itemsize)
+    i_full, j_full = n_out - n_out % blk, n_in - n_in % blk
+    for i0 in range(_u(0), i_full, blk):
+        for j0 in range(_u(0), j_full, blk):
+            transpose_block(WT, wt + j0 * n_out + i0, n_out, params, w + i0 * n_in + j0, n_in)
+        for i in range(i0, i0 + blk):
+            for j in range(j_full, n_in):
+                WT[wt + j * n_out + i] = params[w + i * n_in + j]
+    for i in range(i_full, n_out):
+        for j in range(n_in):
+            WT[wt + j * n_out + i] = params[w + i * n_in + j]
