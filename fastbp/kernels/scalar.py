@@ -66,14 +66,18 @@ def softmax_row(a, off, n, one):
         for i in range(n):
             a[off + i] /= count
         return
+    # The exponentials in a loop of their own, on unsigned indices, so that it vectorizes
+    # (a float sum in the same loop, or a signed index's negative-index check, keeps it
+    # scalar); then their sum, in order.
+    start, end = np.uint64(off), np.uint64(off) + np.uint64(n)
+    for i in range(start, end):
+        a[i] = vmath.exp(a[i] - top)
     total = one - one
-    for i in range(n):
-        e = vmath.exp(a[off + i] - top)
-        a[off + i] = e
-        total += e
+    for i in range(start, end):
+        total += a[i]
     inv = one / total
-    for i in range(n):
-        a[off + i] *= inv
+    for i in range(start, end):
+        a[i] *= inv
 
 
 @register_jitable
