@@ -2,12 +2,14 @@
 reader, equal starting points and comparable work of the contenders, and smoke runs at
 tiny sizes. Nothing here times anything: these machines are shared and noisy."""
 
+import math
+
 import numpy as np
 import pytest
 
 import fastbp
 from fastbp.bench import fann as _fann
-from fastbp.bench import harness, machine, suites
+from fastbp.bench import ensemble, harness, machine, suites
 from fastbp.datasets import load_fann
 from fastbp.cli import main as cli_main
 
@@ -109,6 +111,35 @@ def test_sweep_suite_runs_at_tiny_sizes():
         assert 0 <= row["accuracy"]["sweep"] <= 1 and 0 <= row["accuracy"]["sklearn"] <= 1
         # The sweep's models end where their own fits end: the same best accuracy.
         assert row["accuracy"]["sweep"] == row["accuracy"]["one by one"]
+
+
+@pytest.mark.parametrize("torch", [False, True])
+def test_models_table_trains_k_models_in_both_contenders(torch):
+    if torch:
+        pytest.importorskip("torch")
+    lines = []
+    rows = ensemble.run_models((2, 3), "16", epochs=3, threads=1, repeat=1, n=400,
+                               out=lines.append, torch=torch)
+    assert [r["models"] for r in rows] == [2, 3]
+    assert len(lines) == 2 + 2 + 1 and lines[-1].startswith("rates in model-samples/s")
+    for row in rows:
+        assert row["rate"]["fastbp"] > 0 and 0 < row["of_peak"]
+        assert row["gflops_per_core"] == pytest.approx(
+            row["rate"]["fastbp"] * 6 * ensemble.weights() / 1e9)
+        # Both contenders train: the best model is well above chance (0.1) after 3 epochs.
+        assert row["accuracy"]["fastbp"] > 0.5
+        if torch:
+            assert row["accuracy"]["torch"] > 0.5 and row["ratio"] > 0
+        else:
+            assert "torch" not in row["rate"] and math.isnan(row["ratio"])
+
+
+def test_bench_models_option_prints_the_table(capsys):
+    assert cli_main(["bench", "--suite", "sweep", "--models", "2", "--epochs", "1",
+                     "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "fastbp.Sweep" in out and "of peak" in out
+    assert len([line for line in out.splitlines() if line.lstrip().startswith("2 ")]) == 1
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,9 @@ FANN's users and sweep users do, side by side in one process, reported as ratios
   ``fastbp.Sweep.fit`` at ``--threads`` threads against the same 16 models trained one
   after another by ``Trainer.fit`` (the rate a single model trains at) and
   against scikit-learn's ``GridSearchCV(MLPClassifier(solver="sgd"), n_jobs=-1)`` over the
-  same grid, epochs and batch size on one train/validation split.
+  same grid, epochs and batch size on one train/validation split. With ``--models K
+  ...``: K models at once against PyTorch's vmap ensembling recipe instead
+  (``fastbp.bench.ensemble``).
 
 Every timing is a whole training call as a user makes it (``Trainer.fit(X, y, epochs=E)``,
 ``Sweep(...).fit``, ``fann_train_on_data``, ``GridSearchCV.fit``); setting up networks
@@ -68,6 +70,10 @@ def add_options(parser):
     parser.add_argument("--sklearn-jobs", type=int, default=-1, metavar="N",
                         help="sweep: GridSearchCV's n_jobs (default -1: every CPU; 0 leaves "
                         "scikit-learn out)")
+    parser.add_argument("--models", type=int, nargs="+", default=None, metavar="K",
+                        help="sweep: instead of the grid table, K models of 64-32-10 at "
+                        "once, fastbp.Sweep against PyTorch's vmap ensembling recipe, a row "
+                        "per K (e.g. 16 64 256 1024; --schedules picks the batch, default 16)")
     parser.add_argument("--fann-dir", default=None, metavar="DIR",
                         help="fann-data: folder of FANN .train files (default: the "
                         "repository's benchmarks/fann-data)")
@@ -416,6 +422,10 @@ def main(args):
                       args.fann_dir)
     elif args.suite == "tiny":
         run_tiny(args.epochs or XOR_EPOCHS, args.repeat, args.dtype)
+    elif args.suite == "sweep" and args.models:
+        from fastbp.bench.ensemble import run_models
+        for schedule in args.schedules or ("16",):
+            run_models(args.models, schedule, args.epochs, args.threads, args.repeat)
     elif args.suite == "sweep":
         run_sweep(args.schedules or ("online", "16"), args.epochs or SWEEP_EPOCHS,
                   args.threads, args.repeat, sklearn_jobs=args.sklearn_jobs or None)
