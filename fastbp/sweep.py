@@ -45,6 +45,8 @@ from fastbp.trainer import Trainer
 # History and generator as Python objects).
 _WORKSPACE_SHARE = 0.25
 _MODEL_OVERHEAD = 4096
+# The generator of the probe models (settings checked, never trained: it draws nothing).
+_PROBE_RNG = np.random.default_rng(0)
 
 
 @dataclass
@@ -152,8 +154,9 @@ class Sweep:
         self.fixed, self.grid = fixed, {k: list(v) for k, v in grid.items()}
         self.settings = Grid(self.grid)
         # A bad value fails here, before any training.
+        probe_nets = {}  # one unfilled Network per network setting: the Trainers' checks
         for probe in self._probes():
-            self._model(probe, allocate=False)
+            self._model(probe, allocate=False, nets=probe_nets)
 
     def _probes(self):
         """Settings that between them hold every value of the grid, and every combination
@@ -170,17 +173,25 @@ class Sweep:
                 for value in values:
                     yield {**first, key: value}
 
-    def _model(self, setting, allocate=True):
+    def _model(self, setting, allocate=True, nets=None):
         """(Network, Trainer) of one model, made exactly as a single run makes them; with
         allocate=False a model with the same checks and no parameters of real size (for
-        checking settings only)."""
+        checking settings only), its Network shared through ``nets`` with the other
+        probes of the same network settings."""
         kw = {**self.fixed, **setting}
         seed = kw.get("seed")
         net_kw = {k: kw[k] for k in NETWORK_KEYS if k in kw}
         if allocate:
             net = Network(kw["layer_sizes"], seed=seed, **net_kw)
         else:  # the same checks, no random draw (the seed is checked by the Trainer)
-            net = Network.zeros(kw["layer_sizes"], **net_kw)
+            key = repr((kw["layer_sizes"], sorted(net_kw.items())))
+            nets = {} if nets is None else nets
+            if key not in nets:
+                nets[key] = Network.zeros(kw["layer_sizes"], **net_kw)
+            net = nets[key]
+            # The seed checked alone; the Trainer gets a generator that exists already.
+            _validate.seed_value("seed", seed)
+            seed = _PROBE_RNG
         trainer = Trainer(net, seed=seed, **{k: kw[k] for k in TRAINER_KEYS if k in kw})
         return net, trainer
 
