@@ -316,12 +316,17 @@ def _epoch_batch(tag, params, state, steps, grad, A, Dl, cost, Yb, Sb, X, Y, SW,
         batch_weight = 0.0
         for lo in range(start, stop, WORK_ROWS):
             nb = min(WORK_ROWS, stop - lo)
+            d_in, d_out = np.uint64(sizes[0]), np.uint64(Y.shape[1])
             for s in range(nb):
                 r = order[lo + s]
-                for j in range(sizes[0]):  # a[0] of the piece: block 0 of A
-                    A[s * sizes[0] + j] = X[r, j]
-                for j in range(Y.shape[1]):  # (a slice assignment compiles its broadcast
-                    Yb[s, j] = Y[r, j]       # checks and their messages: a second or so)
+                # a[0] of the piece (block 0 of A) and the targets, row by row on unsigned
+                # indices, so that each copy vectorizes (a slice assignment compiles its
+                # broadcast checks and their messages: a second or so).
+                x_row, y_row, a_row = X[r], Y[r], np.uint64(s) * d_in
+                for j in range(d_in):
+                    A[a_row + j] = x_row[j]
+                for j in range(d_out):
+                    Yb[s, j] = y_row[j]
                 if weighted:
                     Sb[s] = SW[r]
             sw = Sb[:nb] if weighted else SW
