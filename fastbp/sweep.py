@@ -45,8 +45,7 @@ from fastbp.trainer import Trainer
 # History and generator as Python objects).
 _WORKSPACE_SHARE = 0.25
 _MODEL_OVERHEAD = 4096
-# The generator of the probe models (settings checked, never trained: it draws nothing).
-_PROBE_RNG = np.random.default_rng(0)
+_PROBE_RNG = np.random.default_rng(0)  # the probes' generator: they never train
 
 
 @dataclass
@@ -175,22 +174,20 @@ class Sweep:
 
     def _model(self, setting, allocate=True, nets=None):
         """(Network, Trainer) of one model, made exactly as a single run makes them; with
-        allocate=False a model with the same checks and no parameters of real size (for
-        checking settings only), its Network shared through ``nets`` with the other
-        probes of the same network settings."""
+        allocate=False one with the same checks and no parameters (to check settings). In
+        ``nets``, one Network per network setting: probes share it, models are its fresh()."""
         kw = {**self.fixed, **setting}
         seed = kw.get("seed")
         net_kw = {k: kw[k] for k in NETWORK_KEYS if k in kw}
-        if allocate:
-            net = Network(kw["layer_sizes"], seed=seed, **net_kw)
-        else:  # the same checks, no random draw (the seed is checked by the Trainer)
-            key = repr((kw["layer_sizes"], sorted(net_kw.items())))
-            nets = {} if nets is None else nets
-            if key not in nets:
-                nets[key] = Network.zeros(kw["layer_sizes"], **net_kw)
-            net = nets[key]
-            # The seed checked alone; the Trainer gets a generator that exists already.
-            _validate.seed_value("seed", seed)
+        key = repr((kw["layer_sizes"], sorted(net_kw.items())))
+        nets = {} if nets is None else nets
+        if key in nets:
+            net = nets[key].fresh(seed) if allocate else nets[key]
+        else:
+            net = nets[key] = (Network(kw["layer_sizes"], seed=seed, **net_kw) if allocate
+                               else Network.zeros(kw["layer_sizes"], **net_kw))
+        if not allocate:  # no random draw: the seed checked alone, and the Trainer given
+            _validate.seed_value("seed", seed)  # a generator that exists already
             seed = _PROBE_RNG
         trainer = Trainer(net, seed=seed, **{k: kw[k] for k in TRAINER_KEYS if k in kw})
         return net, trainer
@@ -336,7 +333,8 @@ class Sweep:
         for i in indices:
             groups.setdefault(self._structure(self.settings[i]), []).append(i)
         for members in groups.values():
-            models = [self._model(self.settings[i]) for i in members]
+            made = {}
+            models = [self._model(self.settings[i], nets=made) for i in members]
             for i, (net, trainer) in zip(members, models):
                 out[i] = (net, trainer, History())  # started: an interrupt keeps them
             n = np.shape(X)[0]

@@ -216,3 +216,21 @@ def test_forward_on_a_few_rows_takes_the_lean_path_and_gives_the_same_numbers(
     net.fit_input_scaling(X)
     net.forward(X[:2])
     assert len(calls) == 5
+
+
+@pytest.mark.parametrize("kw", [dict(activations=["tanh", "softmax"], loss="cross_entropy"),
+                                dict(activations="relu", dtype="float64", bias=False)])
+def test_fresh_makes_what_the_constructor_makes_with_that_seed(kw):
+    made = fastbp.Network([5, 4, 3], seed=7, **kw)
+    other = fastbp.Network([5, 4, 3], seed=1, **kw)
+    other.fit_input_scaling(np.random.default_rng(0).normal(size=(20, 5)))
+    fresh = other.fresh(7)
+    assert vars(fresh).keys() == vars(made).keys()
+    for name, value in vars(made).items():
+        got = vars(fresh)[name]
+        assert type(got) is type(value), name
+        assert np.array_equal(got, value) if isinstance(value, np.ndarray) else got == value
+    # Nothing shared with the template: writing one leaves the other as it was.
+    fresh.params[:] = 0
+    fresh.activations[0] = "sigmoid"
+    assert other.params.any() and other.activations[0] == made.activations[0]
