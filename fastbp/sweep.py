@@ -153,7 +153,7 @@ class Sweep:
         self.fixed, self.grid = fixed, {k: list(v) for k, v in grid.items()}
         self.settings = Grid(self.grid)
         # A bad value fails here, before any training.
-        probe_nets = {}  # one unfilled Network per network setting: the Trainers' checks
+        probe_nets: dict[str, Network] = {}  # one unfilled Network per network setting
         for probe in self._probes():
             self._model(probe, allocate=False, nets=probe_nets)
 
