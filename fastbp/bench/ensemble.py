@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from fastbp.bench import batch_size, trainer_options
 from fastbp.bench.harness import best_of, matmul_peak
 
 SIZES = (64, 32, 10)
@@ -37,15 +38,10 @@ def weights(sizes=SIZES):
     return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
-def _batch(schedule):
-    return 1 if schedule == "online" else int(schedule)
-
-
 def fastbp_models(X, y, train, val, schedule, K, threads, learning_rate=LEARNING_RATE):
     """trial(epochs) -> (seconds, best validation accuracy): fastbp.Sweep over K seeds."""
     import fastbp
-    options = (dict(schedule="online") if schedule == "online"
-               else dict(schedule="minibatch", batch_size=_batch(schedule)))
+    options = trainer_options(schedule, len(train))
 
     def trial(epochs):
         start = time.perf_counter()
@@ -71,7 +67,7 @@ def torch_models(X, y, train, val, schedule, K, learning_rate=LEARNING_RATE):
     Xt = torch.from_numpy(np.ascontiguousarray(X[train], np.float32))
     yt = torch.from_numpy(np.asarray(y[train], np.int64))
     Xv = torch.from_numpy(np.ascontiguousarray(X[val], np.float32))
-    batch = _batch(schedule)
+    batch = batch_size(schedule, len(train))
 
     def model(seed):
         torch.manual_seed(seed)
@@ -135,9 +131,9 @@ def run_models(models=(16, 64, 256, 1024), schedule="16", epochs=None, threads=2
     peak = one_thread_peak()
     flop = 6 * weights()
     out(f"K models of {'-'.join(map(str, SIZES))} (tanh, softmax + cross-entropy), SGD at "
-        f"rate {LEARNING_RATE}, batch {_batch(schedule)}, {len(train)} training samples "
-        f"(digits), {threads} thread(s); NumPy float32 1-thread matrix product peak "
-        f"{peak:.1f} GFLOP/s")
+        f"rate {LEARNING_RATE}, batch {batch_size(schedule, len(train))}, {len(train)} "
+        f"training samples (digits), {threads} thread(s); NumPy float32 1-thread matrix "
+        f"product peak {peak:.1f} GFLOP/s")
     out(f"{'K':>5} {'epochs':>6} | {'fastbp.Sweep':>14} {'torch vmap':>14} {'ratio':>7} | "
         f"{'GF/s/core':>9} {'of peak':>7} | {'best val acc: fastbp':>20} {'torch':>6}")
     rows = []

@@ -26,8 +26,8 @@ from fastbp.kernels import _compile_notice  # noqa: F401  (one line when compili
 from fastbp.kernels import _checks, loop_gemm, scalar
 from fastbp.kernels._host import empty, to_device, to_host  # noqa: F401  (backend contract)
 from fastbp.kernels.codes import ADAM, H_LR, SGD, SIGMOID, SOFTMAX
-from fastbp.kernels.loop_layers import (PARALLEL_MIN_WORK, update_layer, block_offset,
-                                        delta_pass, forward_pass, grad_pass)
+from fastbp.kernels.loop_layers import (PARALLEL_MIN_WORK, all_finite, update_layer,
+                                        block_offset, delta_pass, forward_pass, grad_pass)
 from fastbp.kernels.loop_online import fused_online_epoch, online_buffers
 
 # train_epoch works through a batch in pieces of at most WORK_ROWS samples, summing
@@ -112,10 +112,9 @@ def step_few(X, Y, params, state, steps, sizes, acts, loss, opt, hyper, use_bias
     cross-entropy) a target outside [0, 1], and where the step diverged (then put back):
     the checked path then says what went wrong."""
     n = X.shape[0]
+    if not all_finite(X):
+        return False
     for s in range(n):
-        for j in range(X.shape[1]):
-            if not math.isfinite(X[s, j]):
-                return False
         for j in range(Y.shape[1]):
             y = Y[s, j]
             if not math.isfinite(y) or (probabilities and not 0 <= y <= 1):

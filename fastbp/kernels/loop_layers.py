@@ -303,6 +303,16 @@ def _grad_pass(tag, grad, Dl, A, n, sizes, work):
     return impl
 
 
+@njit(**JIT_NO_NRT)
+def all_finite(X):
+    """Whether every value of the 2-D array X is finite (the lean paths' one check)."""
+    for s in range(X.shape[0]):
+        for j in range(X.shape[1]):
+            if not math.isfinite(X[s, j]):
+                return False
+    return True
+
+
 @njit(**JIT)
 def forward_few(X, params, sizes, acts, out):
     """Network.forward's lean path for a few rows (a control loop's one): out (n, D[L]) =
@@ -311,10 +321,8 @@ def forward_few(X, params, sizes, acts, out):
     False, out untouched, where X holds a value that is not finite (the checked path then
     says which)."""
     n, d0 = X.shape
-    for s in range(n):
-        for j in range(d0):
-            if not math.isfinite(X[s, j]):
-                return False
+    if not all_finite(X):
+        return False
     A = np.empty(n * np.sum(sizes), params.dtype)
     for s in range(n):
         for j in range(d0):
